@@ -1,0 +1,44 @@
+# `make run` and `make test` do all set-up on a fresh Debian machine (as root, apt packages too).
+PYTHON ?= python3
+VENV ?= .venv
+CADC_VENV ?= .cadc-venv
+BIN := $(VENV)/bin
+APT_PACKAGES := postgresql attr acl fuse3 curl
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test system-deps setup cadc-client bench clean
+
+run: setup
+	$(BIN)/vospace serve --tls
+
+test: system-deps setup cadc-client
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian packages the tests need; installed only when missing and only when root.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "please install: $$missing" >&2; exit 1; fi; fi
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# The reference CADC client (PyPI `vos`) in its own virtualenv so its pins never fight ours.
+cadc-client: $(CADC_VENV)/.installed
+
+$(CADC_VENV)/.installed:
+	$(PYTHON) -m venv $(CADC_VENV)
+	$(CADC_VENV)/bin/pip install -q 'vos>=3.6'
+	touch $@
+
+bench: setup
+	$(BIN)/python bench/nodes.py
+
+clean:
+	rm -rf $(VENV) $(CADC_VENV)

@@ -1,0 +1,37 @@
+"""The ASGI application: one Starlette app serving every service of a deployment."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount, Route
+
+from .config import Settings
+from .deployment import Deployment
+from .protocol.faults import VOSpaceFault
+from .services.errors import handle_fault, handle_http_error, handle_unexpected
+from .services.nodes import NodeEndpoints
+from .services.vosi import resource_caps, vosi_routes
+
+
+def create_app(settings: Settings, deployment: Deployment | None = None) -> Starlette:
+    deployment = deployment or Deployment(settings)
+    routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps)]
+    for service in deployment.services.values():
+        service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
+        routes.append(Mount(f"/{service.name}", routes=service_routes))
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        deployment.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        VOSpaceFault: handle_fault,
+        HTTPException: handle_http_error,
+        Exception: handle_unexpected,
+    })
+    app.state.deployment = deployment
+    return app

@@ -1,0 +1,1 @@
+"""Identities, tokens and the one ACL policy every endpoint goes through."""

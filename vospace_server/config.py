@@ -1,0 +1,75 @@
+"""Settings: defaults, then a TOML file, then ``VOSPACE_*`` environment variables.
+
+The TOML file is ``$VOSPACE_CONFIG`` or ``<data_dir>/vospace.toml`` when present; its keys
+are the field names below (``port = 8443``). Each field can also be set with the
+upper-cased environment variable, e.g. ``VOSPACE_DATABASE_URL``.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    data_dir: str = os.path.expanduser("~/.local/share/vospace")
+    host: str = "127.0.0.1"
+    port: int = 8443
+    tls: bool = False
+    database_url: str = ""       # default: SQLite file in data_dir
+    blob_dir: str = ""           # default: data_dir/blobs
+    arc_root: str = ""           # default: data_dir/arc
+    authority: str = "localhost"
+    public_url: str = ""         # default: taken from each request's Host header
+    admin_user: str = "admin"
+    max_xml_bytes: int = 1024 * 1024
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        self.resolve_defaults()
+
+    def resolve_defaults(self) -> None:
+        self.data_dir = os.path.abspath(os.path.expanduser(self.data_dir))
+        if not self.database_url:
+            self.database_url = f"sqlite:///{os.path.join(self.data_dir, 'vospace.db')}"
+        self.blob_dir = self.blob_dir or os.path.join(self.data_dir, "blobs")
+        self.arc_root = self.arc_root or os.path.join(self.data_dir, "arc")
+
+    @property
+    def accepted_authorities(self) -> frozenset[str]:
+        """Authorities accepted in incoming vos URIs: ours, and the one the CADC client
+        uses for short URIs (``vos:x`` -> ``ivo://opencadc.org/vault``) against local servers."""
+        return frozenset({self.authority, "opencadc.org"})
+
+
+def _coerce(kind: type, value: object) -> object:
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return kind(value)
+
+
+def load_settings(overrides: dict[str, object] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from TOML file, environment and explicit overrides (highest last)."""
+    environ = dict(os.environ if environ is None else environ)
+    types = {f.name: f.type for f in fields(Settings)}
+    kinds = {"int": int, "bool": bool, "str": str}
+    values: dict[str, object] = {}
+    data_dir = (overrides or {}).get("data_dir") or environ.get("VOSPACE_DATA_DIR") \
+        or Settings.data_dir
+    config_file = environ.get("VOSPACE_CONFIG") or os.path.join(
+        os.path.expanduser(str(data_dir)), "vospace.toml")
+    if Path(config_file).is_file():
+        with open(config_file, "rb") as fh:
+            values.update(tomllib.load(fh))
+    for name in types:
+        env_value = environ.get(f"VOSPACE_{name.upper()}")
+        if env_value is not None:
+            values[name] = env_value
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(values) - set(types)
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**{k: _coerce(kinds[str(types[k])], v) for k, v in values.items()})

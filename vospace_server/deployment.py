@@ -1,0 +1,67 @@
+"""Wires settings to stores: the auth store and one NodeTree per VOSpace service."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .auth.store import AuthStore
+from .config import Settings
+from .protocol import properties as props
+from .protocol.faults import DuplicateNode
+from .protocol.nodes import Node, NodeType
+from .storage.arc.tree import ArcTree
+from .storage.tree import NodeTree
+from .storage.vault.tree import VaultTree
+
+
+@dataclass
+class Service:
+    """One VOSpace service (``vault`` or ``arc``) mounted at ``/<name>``."""
+
+    name: str
+    tree: NodeTree
+    authority: str
+
+    @property
+    def base_uri(self) -> str:
+        return f"vos://{self.authority}~{self.name}"
+
+
+class Deployment:
+    """Everything the web app needs, built once per process from Settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        for d in (settings.data_dir, settings.blob_dir, settings.arc_root):
+            os.makedirs(d, exist_ok=True)
+        vault = VaultTree(settings.database_url, root_owner=settings.admin_user)
+        self.auth = AuthStore(vault.engine)
+        self.auth.ensure_user(settings.admin_user, is_admin=True)
+        arc_uri = f"vos://{settings.authority}~arc"
+        arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri)
+        self.services = {
+            "vault": Service("vault", vault, settings.authority),
+            "arc": Service("arc", arc, settings.authority),
+        }
+        self._publish_top_levels()
+
+    def _publish_top_levels(self) -> None:
+        """The service roots and arc's home/ and projects/ are listable by everyone."""
+        public = {props.ISPUBLIC: "true"}
+        for service in self.services.values():
+            service.tree.update_properties("", public)
+        for top in ("home", "projects"):
+            self.services["arc"].tree.update_properties(top, public)
+
+    def provision_user(self, name: str) -> None:
+        """Give ``name`` a vault home ``/<name>`` and an arc home ``/home/<name>``."""
+        self.auth.ensure_user(name)
+        for service, path in (("vault", name), ("arc", f"home/{name}")):
+            try:
+                self.services[service].tree.create(Node(path, NodeType.CONTAINER), owner=name)
+            except DuplicateNode:
+                pass
+
+    def close(self) -> None:
+        for service in self.services.values():
+            service.tree.close()

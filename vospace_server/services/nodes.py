@@ -1,0 +1,152 @@
+"""``/<service>/nodes/{path}``: getNode, createNode, setNode, deleteNode."""
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..auth import policy
+from ..deployment import Service
+from ..protocol import properties as props
+from ..protocol import uris
+from ..protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, InvalidURI,
+                               NodeNotFound, OptionNotSupported, PermissionDenied)
+from ..protocol.nodes import Detail, Node
+from ..protocol.xml_io import parse_node, render_node
+from .requests import caller_of, deployment, read_body, run, xml_response
+
+PROTECTED = {"vault": ("",), "arc": ("", "home", "projects")}
+
+
+def node_path(request: Request) -> str:
+    """The node path from the URL. Starlette decoded it once; a second decoding pass makes
+    doubly-encoded forms (``%252e%252e``) meet the same ``..`` check."""
+    raw = request.path_params.get("path", "")
+    return uris.normalize_path(unquote(raw) if "%" in raw else raw)
+
+
+def parse_detail(request: Request) -> Detail:
+    value = request.query_params.get("detail", "max")
+    try:
+        return Detail(value)
+    except ValueError:
+        raise InvalidArgument(f"detail must be min, max or properties, not {value!r}") from None
+
+
+def parse_limit(request: Request) -> int | None:
+    value = request.query_params.get("limit")
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise InvalidArgument(f"limit must be a non-negative integer, not {value!r}")
+    return int(value)
+
+
+def check_link_target(target: str) -> None:
+    """A link target must be an absolute URI (vos://, https://, ...) of sane length."""
+    if "://" not in target or len(target) > uris.MAX_PATH_BYTES or any(c.isspace() for c in target):
+        raise InvalidArgument(f"link target must be an absolute URI, not {target!r}")
+
+
+class NodeEndpoints:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def routes(self) -> list[Route]:
+        methods = ["GET", "PUT", "POST", "DELETE"]
+        return [Route("/nodes", self.dispatch, methods=methods),
+                Route("/nodes/{path:path}", self.dispatch, methods=methods)]
+
+    async def dispatch(self, request: Request) -> Response:
+        handler = {"GET": self.get, "PUT": self.put, "POST": self.post,
+                   "DELETE": self.delete}[request.method]
+        return await handler(request, node_path(request))
+
+    def _check_uri(self, request: Request, uri: str, path: str) -> None:
+        """The document's uri attribute must name the node in the URL, in this service."""
+        parsed = uris.parse_vos_uri(uri)
+        if parsed.service != self.service.name or \
+                parsed.authority not in deployment(request).settings.accepted_authorities:
+            raise InvalidURI(f"{uri} does not belong to {self.service.base_uri}")
+        if parsed.path != path:
+            raise InvalidURI(f"node uri {uri} does not match the request path /{path}")
+
+    def _render(self, node: Node, detail: Detail = Detail.MAX, status: int = 200) -> Response:
+        return xml_response(render_node(node, self.service.base_uri, detail), status)
+
+    async def get(self, request: Request, path: str) -> Response:
+        detail, limit = parse_detail(request), parse_limit(request)
+        if request.query_params.get("sort") or request.query_params.get("order"):
+            raise OptionNotSupported("sorting options not supported")
+        tree = self.service.tree
+        caller = await caller_of(request)
+        chain = await run(tree.resolve, path)
+        policy.require_read(caller, chain)
+        node = chain[-1]
+        if node.is_container and limit != 0:
+            start = self._start_name(request, path)
+            node.children = await run(tree.list_children, path, start, limit)
+        readable, writable = policy.readable_writable(caller, chain)
+        if detail is Detail.MAX and not caller.is_anonymous:
+            node.properties[props.READABLE] = str(readable).lower()
+            node.properties[props.WRITABLE] = str(writable).lower()
+        return self._render(node, detail)
+
+    def _start_name(self, request: Request, path: str) -> str | None:
+        """The ``uri`` paging parameter: the child to start at (inclusive)."""
+        start_uri = request.query_params.get("uri")
+        if not start_uri:
+            return None
+        start = uris.parse_vos_uri(start_uri).path
+        if uris.parent_of(start) != path or start == path:
+            raise InvalidURI(f"{start_uri} is not a child of /{path}")
+        return uris.name_of(start)
+
+    async def put(self, request: Request, path: str) -> Response:
+        if path == "":
+            raise DuplicateNode("the root container always exists")
+        body = await read_body(request, deployment(request).settings.max_xml_bytes)
+        uri, node = parse_node(body)
+        self._check_uri(request, uri, path)
+        node.path = path
+        if node.is_link:
+            check_link_target(node.target or "")
+        caller = await caller_of(request)
+        tree = self.service.tree
+        parent = uris.parent_of(path)
+        try:
+            parent_chain = await run(tree.resolve, parent)
+        except NodeNotFound:
+            raise ContainerNotFound(f"/{parent}") from None
+        policy.require_write(caller, parent_chain)
+        if props.QUOTA in node.properties and not caller.is_admin:
+            raise PermissionDenied("only administrators may set quotas")
+        created = await run(tree.create, node, caller.name)
+        return self._render(created, status=201)
+
+    async def post(self, request: Request, path: str) -> Response:
+        body = await read_body(request, deployment(request).settings.max_xml_bytes)
+        uri, update = parse_node(body)
+        self._check_uri(request, uri, path)
+        caller = await caller_of(request)
+        tree = self.service.tree
+        chain = await run(tree.resolve, path)
+        policy.require_write(caller, chain)
+        changes = {u: v for u, v in update.properties.items() if u not in props.READ_ONLY}
+        policy.require_property_rights(caller, chain[-1], changes)
+        updated = await run(tree.update_properties, path, changes)
+        return self._render(updated)
+
+    async def delete(self, request: Request, path: str) -> Response:
+        if path in PROTECTED[self.service.name]:
+            raise PermissionDenied(f"/{path} cannot be deleted")
+        caller = await caller_of(request)
+        tree = self.service.tree
+        chain = await run(tree.resolve, path)
+        policy.require_write(caller, chain[:-1])
+        if chain[-1].flag(props.ISLOCKED):
+            raise PermissionDenied(f"/{path} is locked")
+        await run(tree.delete, path)
+        return Response(status_code=200)

@@ -1,0 +1,1 @@
+"""arc: a POSIX directory tree; node properties live in ``user.*`` extended attributes."""

@@ -1,0 +1,198 @@
+"""ArcTree: the NodeTree over a POSIX directory tree.
+
+Directories are ContainerNodes, regular files DataNodes and symlinks LinkNodes. The
+server never follows a symlink: every path is checked component by component with
+``lstat``, a symlink in the middle of a path is answered with LinkFound, and link
+targets are only ever read as text. Files written directly on disk (by sessions through
+the mounted filesystem) appear as nodes with their stat length and date; a file without
+a creator attribute belongs to the owner of its container.
+"""
+from __future__ import annotations
+
+import bisect
+import errno
+import os
+import posixpath
+import shutil
+import stat
+
+from ...protocol import properties as props
+from ...protocol import uris
+from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
+                                NodeNotFound, PermissionDenied)
+from ...protocol.nodes import Node, NodeType
+from ..common import storable_properties, with_defaults
+from . import xattrs
+
+TOP_LEVEL = ("home", "projects")
+
+
+class ArcTree:
+    def __init__(self, root: str, root_owner: str, base_uri: str) -> None:
+        self.root = os.path.realpath(root)
+        self.base_uri = base_uri  # vos://authority~arc, to express symlinks as vos URIs
+        os.makedirs(self.root, exist_ok=True)
+        if xattrs.read_properties(self.root).get(props.CREATOR) is None:
+            xattrs.write_property(self.root, props.CREATOR, root_owner)
+        for name in TOP_LEVEL:
+            top = os.path.join(self.root, name)
+            if not os.path.isdir(top):
+                os.mkdir(top)
+
+    def _fs(self, path: str) -> str:
+        return os.path.join(self.root, path) if path else self.root
+
+    # -- reading ------------------------------------------------------------------------
+    def _node(self, path: str, st: os.stat_result, inherited_owner: str) -> Node:
+        full = self._fs(path)
+        if stat.S_ISLNK(st.st_mode):
+            node_type, properties = NodeType.LINK, {}
+        else:
+            node_type = NodeType.CONTAINER if stat.S_ISDIR(st.st_mode) else NodeType.DATA
+            properties = xattrs.read_properties(full)
+        with_defaults(properties)
+        properties.setdefault(props.CREATOR, inherited_owner)
+        properties[props.DATE] = props.format_date(st.st_mtime)
+        properties[props.LENGTH] = str(st.st_size if node_type is NodeType.DATA else 0)
+        if node_type is NodeType.DATA:
+            md5 = self._cached_md5(full, st)
+            if md5:
+                properties[props.MD5] = md5
+        node = Node(path=path, type=node_type, properties=properties)
+        if node_type is NodeType.LINK:
+            node.target = self._link_target(path, os.readlink(full))
+        return node
+
+    @staticmethod
+    def _cached_md5(full: str, st: os.stat_result) -> str | None:
+        """The MD5 recorded for exactly this size and mtime, if any (stale ones are ignored)."""
+        record = xattrs.read_internal(full, "md5")
+        if not record:
+            return None
+        md5, _, stamp = record.partition(" ")
+        return md5 if stamp == f"{st.st_size}:{st.st_mtime_ns}" else None
+
+    def _lstat(self, path: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self._fs(path))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def resolve(self, path: str) -> list[Node]:
+        chain: list[Node] = []
+        owner = ""
+        for p in uris.ancestors(path) + [path]:
+            st = self._lstat(p)
+            if st is None:
+                raise NodeNotFound(p)
+            if chain and not chain[-1].is_container:
+                raise NodeNotFound(p)
+            node = self._node(p, st, owner)
+            if node.is_link and p != path:
+                raise LinkFound(p)
+            owner = node.owner or owner
+            chain.append(node)
+        return chain
+
+    def list_children(self, path: str, start: str | None = None,
+                      limit: int | None = None) -> list[Node]:
+        container = self.resolve(path)[-1]
+        if not container.is_container:
+            return []
+        names = sorted(os.listdir(self._fs(path)))
+        first = bisect.bisect_left(names, start) if start is not None else 0
+        page = names[first:] if limit is None else names[first:first + limit]
+        children = []
+        for name in page:
+            child = uris.join(path, name)
+            st = self._lstat(child)
+            if st is not None:  # removed between listdir and lstat
+                children.append(self._node(child, st, container.owner or ""))
+        return children
+
+    # -- links --------------------------------------------------------------------------
+    def _link_target(self, path: str, text: str) -> str:
+        """A symlink's text as a URI: in-tree relative links become vos URIs of this service."""
+        if "://" in text or text.startswith("/"):
+            return text
+        resolved = posixpath.normpath(posixpath.join(uris.parent_of(path), text))
+        if resolved == ".." or resolved.startswith("../"):
+            return text
+        return f"{self.base_uri}/{'' if resolved == '.' else resolved}"
+
+    def _symlink_text(self, path: str, target: str) -> str:
+        prefix = self.base_uri + "/"
+        if target.startswith(prefix):
+            dest = uris.normalize_path(target[len(prefix):])
+            return posixpath.relpath(dest or ".", uris.parent_of(path) or ".")
+        return target
+
+    # -- writing ------------------------------------------------------------------------
+    def create(self, node: Node, owner: str) -> Node:
+        parent = uris.parent_of(node.path)
+        try:
+            chain = self.resolve(parent)
+        except NodeNotFound:
+            raise ContainerNotFound(parent) from None
+        if chain[-1].is_link:
+            raise LinkFound(parent)
+        if not chain[-1].is_container:
+            raise ContainerNotFound(f"{parent} is not a container")
+        stored = storable_properties(node.properties)
+        if node.is_link and any(v is not None for v in stored.values()):
+            raise InvalidArgument("arc cannot store properties on a LinkNode")
+        full = self._fs(node.path)
+        try:
+            if node.type is NodeType.CONTAINER:
+                os.mkdir(full)
+            elif node.type is NodeType.DATA:
+                os.close(os.open(full, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644))
+            else:
+                os.symlink(self._symlink_text(node.path, node.target or ""), full)
+        except FileExistsError:
+            raise DuplicateNode(node.path) from None
+        try:
+            if not node.is_link:
+                xattrs.write_property(full, props.CREATOR, owner)
+                for uri, value in stored.items():
+                    if value is not None:
+                        xattrs.write_property(full, uri, value)
+        except BaseException:
+            self._remove(full)
+            raise
+        return self.resolve(node.path)[-1]
+
+    def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
+        changes = storable_properties(changes)
+        node = self.resolve(path)[-1]
+        if node.is_link:
+            if changes:
+                raise InvalidArgument("arc cannot store properties on a LinkNode")
+            return node
+        full = self._fs(path)
+        for uri, value in changes.items():
+            xattrs.write_property(full, uri, value)
+        return self.resolve(path)[-1]
+
+    def delete(self, path: str) -> None:
+        if path in ("",) + TOP_LEVEL:
+            raise PermissionDenied(f"/{path} cannot be deleted")
+        self.resolve(path)
+        self._remove(self._fs(path))
+
+    @staticmethod
+    def _remove(full: str) -> None:
+        st = os.lstat(full)
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(full)
+        else:
+            try:
+                os.unlink(full)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+
+    def close(self) -> None:
+        pass

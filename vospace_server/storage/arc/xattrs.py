@@ -1,0 +1,61 @@
+"""Node properties as ``user.<property URI>`` extended attributes.
+
+Names under ``user.vospace.`` are the server's own bookkeeping (cached MD5 and the like)
+and are never shown as properties.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+from ...protocol.faults import InvalidArgument, RequestEntityTooLarge
+
+PREFIX = "user."
+INTERNAL = "user.vospace."
+MAX_XATTR_NAME = 255
+
+
+def read_properties(path: str) -> dict[str, str]:
+    """All user-visible properties stored on ``path`` (never following a symlink)."""
+    found: dict[str, str] = {}
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return found
+    for name in names:
+        if not name.startswith(PREFIX) or name.startswith(INTERNAL):
+            continue
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        found[name[len(PREFIX):]] = value.decode("utf-8", "replace")
+    return found
+
+
+def write_property(path: str, uri: str, value: str | None) -> None:
+    name = PREFIX + uri
+    if len(name.encode()) > MAX_XATTR_NAME:
+        raise InvalidArgument(f"property URI too long for arc: {uri}")
+    try:
+        if value is None:
+            os.removexattr(path, name, follow_symlinks=False)
+        else:
+            os.setxattr(path, name, value.encode(), follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA,):
+            return
+        if exc.errno in (errno.E2BIG, errno.ENOSPC, errno.ERANGE):
+            raise RequestEntityTooLarge(f"no room for property {uri} on this node") from None
+        raise
+
+
+def read_internal(path: str, key: str) -> str | None:
+    try:
+        return os.getxattr(path, INTERNAL + key, follow_symlinks=False).decode()
+    except OSError:
+        return None
+
+
+def write_internal(path: str, key: str, value: str) -> None:
+    os.setxattr(path, INTERNAL + key, value.encode(), follow_symlinks=False)

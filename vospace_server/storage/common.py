@@ -1,0 +1,42 @@
+"""Rules about stored properties that both backends apply identically."""
+from __future__ import annotations
+
+from ..protocol import properties as props
+from ..protocol.faults import InvalidArgument
+
+
+def storable_properties(changes: dict[str, str | None]) -> dict[str, str | None]:
+    """Drop the read-only (computed) properties and normalize booleans.
+
+    Read-only properties are dropped silently rather than refused: the CADC client re-posts
+    every property of a node it fetched, and CADC's own services ignore them the same way.
+    """
+    kept: dict[str, str | None] = {}
+    for uri, value in changes.items():
+        uri = props.canonical_uri(uri)
+        if uri in props.READ_ONLY:
+            continue
+        if value is not None and uri in props.BOOLEAN:
+            value = props.normalize_boolean(value)
+        if value is not None and uri == props.QUOTA:
+            if not value.strip().isdigit():
+                raise InvalidArgument(f"quota must be a whole number of bytes, got {value!r}")
+            value = value.strip()
+        kept[uri] = value
+    return kept
+
+
+def with_defaults(properties: dict[str, str | None]) -> dict[str, str | None]:
+    """Properties every listed node carries even when never set (vls -l reads them)."""
+    properties.setdefault(props.ISPUBLIC, "false")
+    return properties
+
+
+def apply_changes(current: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
+    merged = dict(current)
+    for uri, value in changes.items():
+        if value is None:
+            merged.pop(uri, None)
+        else:
+            merged[uri] = value
+    return merged

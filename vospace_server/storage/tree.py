@@ -1,0 +1,43 @@
+"""The NodeTree interface: the seam between the VOSpace services and a backend.
+
+Paths are normalized node paths (see ``protocol.uris.normalize_path``): no leading slash,
+``""`` for the root. Methods are synchronous and may block; services call them from a
+worker thread. Every method that takes a path refuses to look through a LinkNode in the
+middle of that path (``LinkFound``), so link resolution stays a client-visible decision.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..protocol.nodes import Node
+
+
+class NodeTree(Protocol):
+    """A hierarchy of nodes with properties. Implementations: VaultTree (SQL), ArcTree (POSIX)."""
+
+    def resolve(self, path: str) -> list[Node]:
+        """The nodes from the root down to ``path`` inclusive; raises NodeNotFound.
+
+        The ancestors are what the ACL check needs, so they come in the same call.
+        """
+        ...
+
+    def list_children(self, path: str, start: str | None = None,
+                      limit: int | None = None) -> list[Node]:
+        """Children of container ``path`` sorted by name, from ``start`` (inclusive) on."""
+        ...
+
+    def create(self, node: Node, owner: str) -> Node:
+        """Create ``node`` (its path set) owned by ``owner``; returns the stored node."""
+        ...
+
+    def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
+        """Set (str) or delete (None) writable properties; returns the updated node."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Delete the node and, for a container, everything below it."""
+        ...
+
+    def close(self) -> None:
+        ...

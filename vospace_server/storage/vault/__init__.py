@@ -1,0 +1,1 @@
+"""vault: node metadata in SQL (SQLAlchemy Core; SQLite or PostgreSQL), bytes in a BlobStore."""

@@ -1,0 +1,146 @@
+"""VaultTree: the NodeTree over SQL metadata (see schema.py for the table layout)."""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import IntegrityError
+
+from ...protocol import properties as props
+from ...protocol import uris
+from ...protocol.faults import (ContainerNotFound, DuplicateNode, LinkFound, NodeNotFound,
+                                PermissionDenied)
+from ...protocol.nodes import Node, NodeType
+from ..common import apply_changes, storable_properties, with_defaults
+from .schema import make_engine, nodes
+
+
+def subtree_clause(path: str):
+    """SQL condition selecting ``path`` and everything below it."""
+    if path == "":
+        return nodes.c.path.isnot(None)
+    return or_(nodes.c.path == path, and_(nodes.c.path > path + "/", nodes.c.path < path + "0"))
+
+
+class VaultTree:
+    """Node metadata in one SQL table; container ``length`` is kept as bytes used below it."""
+
+    def __init__(self, database_url: str, root_owner: str) -> None:
+        self.engine: Engine = make_engine(database_url)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._ensure_root(root_owner)
+
+    # -- transactions -------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _ensure_root(self, owner: str) -> None:
+        with self._tx(write=True) as conn:
+            if conn.execute(select(nodes.c.id).where(nodes.c.path == "")).first() is None:
+                now = time.time()
+                conn.execute(insert(nodes).values(
+                    path="", parent=None, name="", type=NodeType.CONTAINER.value, owner=owner,
+                    length=0, created=now, modified=now, props="{}"))
+
+    # -- reading ------------------------------------------------------------------------
+    @staticmethod
+    def _to_node(row: Row) -> Node:
+        properties: dict[str, str | None] = json.loads(row.props)
+        properties[props.CREATOR] = row.owner
+        properties[props.DATE] = props.format_date(row.modified)
+        properties[props.LENGTH] = str(row.length)
+        if row.md5:
+            properties[props.MD5] = row.md5
+        return Node(path=row.path, type=NodeType(row.type), properties=with_defaults(properties),
+                    target=row.target)
+
+    def _chain(self, conn: Connection, path: str) -> list[Row]:
+        wanted = uris.ancestors(path) + [path]
+        rows = {r.path: r for r in conn.execute(select(nodes).where(nodes.c.path.in_(wanted)))}
+        chain = []
+        for p in wanted:
+            row = rows.get(p)
+            if row is None:
+                raise NodeNotFound(p)
+            if row.type == NodeType.LINK.value and p != path:
+                raise LinkFound(p)
+            chain.append(row)
+        return chain
+
+    def resolve(self, path: str) -> list[Node]:
+        with self._tx() as conn:
+            return [self._to_node(r) for r in self._chain(conn, path)]
+
+    def list_children(self, path: str, start: str | None = None,
+                      limit: int | None = None) -> list[Node]:
+        query = select(nodes).where(nodes.c.parent == path).order_by(nodes.c.name)
+        if start is not None:
+            query = query.where(nodes.c.name >= start)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx() as conn:
+            return [self._to_node(r) for r in conn.execute(query)]
+
+    # -- writing ------------------------------------------------------------------------
+    def create(self, node: Node, owner: str) -> Node:
+        parent = uris.parent_of(node.path)
+        stored = {k: v for k, v in storable_properties(node.properties).items() if v is not None}
+        now = time.time()
+        with self._tx(write=True) as conn:
+            try:
+                chain = self._chain(conn, parent)
+            except NodeNotFound:
+                raise ContainerNotFound(parent) from None
+            if chain[-1].type == NodeType.LINK.value:
+                raise LinkFound(parent)
+            if chain[-1].type != NodeType.CONTAINER.value:
+                raise ContainerNotFound(f"{parent} is not a container")
+            if conn.execute(select(nodes.c.id).where(nodes.c.path == node.path)).first():
+                raise DuplicateNode(node.path)
+            try:
+                conn.execute(insert(nodes).values(
+                    path=node.path, parent=parent, name=uris.name_of(node.path),
+                    type=node.type.value, owner=owner, length=0, created=now, modified=now,
+                    target=node.target, props=json.dumps(stored)))
+            except IntegrityError:  # a concurrent create of the same path won the race
+                raise DuplicateNode(node.path) from None
+            row = conn.execute(select(nodes).where(nodes.c.path == node.path)).one()
+            return self._to_node(row)
+
+    def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
+        changes = storable_properties(changes)
+        with self._tx(write=True) as conn:
+            row = self._chain(conn, path)[-1]
+            merged = apply_changes(json.loads(row.props), changes)
+            conn.execute(update(nodes).where(nodes.c.id == row.id).values(props=json.dumps(merged)))
+            return self._to_node(conn.execute(select(nodes).where(nodes.c.id == row.id)).one())
+
+    def delete(self, path: str) -> None:
+        if path == "":
+            raise PermissionDenied("the root container cannot be deleted")
+        with self._tx(write=True) as conn:
+            row = self._chain(conn, path)[-1]
+            conn.execute(delete(nodes).where(subtree_clause(path)))
+            self._add_usage(conn, path, -row.length)
+
+    def _add_usage(self, conn: Connection, path: str, delta: int) -> None:
+        """Keep every ancestor container's ``length`` equal to the bytes stored below it."""
+        if delta:
+            conn.execute(update(nodes).where(nodes.c.path.in_(uris.ancestors(path)))
+                         .values(length=nodes.c.length + delta))
+
+    def close(self) -> None:
+        self.engine.dispose()

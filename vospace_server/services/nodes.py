@@ -12,7 +12,8 @@ from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, InvalidURI,
-                               NodeNotFound, OptionNotSupported, PermissionDenied)
+                               NodeNotFound, PermissionDenied)
+from ..protocol.listing import parse_ordering, window
 from ..protocol.nodes import Detail, Node
 from ..protocol.xml_io import parse_node, render_node
 from .requests import caller_of, deployment, read_body, run, xml_response
@@ -78,8 +79,8 @@ class NodeEndpoints:
 
     async def get(self, request: Request, path: str) -> Response:
         detail, limit = parse_detail(request), parse_limit(request)
-        if request.query_params.get("sort") or request.query_params.get("order"):
-            raise OptionNotSupported("sorting options not supported")
+        ordering = parse_ordering(request.query_params.get("sort"),
+                                  request.query_params.get("order"))
         tree = self.service.tree
         caller = await caller_of(request)
         chain = await run(tree.resolve, path)
@@ -87,7 +88,11 @@ class NodeEndpoints:
         node = chain[-1]
         if node.is_container and limit != 0:
             start = self._start_name(request, path)
-            node.children = await run(tree.list_children, path, start, limit)
+            if ordering.by_name_ascending:
+                node.children = await run(tree.list_children, path, start, limit)
+            else:
+                everything = await run(tree.list_children, path)
+                node.children = window(everything, ordering, start, limit)
         readable, writable = policy.readable_writable(caller, chain)
         if detail is Detail.MAX and not caller.is_anonymous:
             node.properties[props.READABLE] = str(readable).lower()

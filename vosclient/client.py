@@ -1,0 +1,261 @@
+"""``vosclient.Client``: the calls people make from Python and the tools are built on.
+
+Every call takes a remote name (``vos:alice/x``, ``arc:home/alice/x``, ``vos://...``) or a
+:class:`~vosclient.uris.Remote`. Node operations are single requests on ``/{svc}/nodes``;
+data goes through ``/{svc}/files`` (see :mod:`vosclient.transfer`); moves and server-side
+copies are UWS jobs on ``/{svc}/transfers``.
+"""
+from __future__ import annotations
+
+import fnmatch
+from typing import Iterator
+from urllib.parse import quote
+
+from vospace_server.protocol import properties as P
+
+from . import errors, jobs, nodes, transfer, uris
+from .config import Settings, load
+from .http import Transport
+from .nodes import Node
+
+PAGE = 5000
+Target = "str | uris.Remote"
+
+
+def as_remote(name: "str | uris.Remote") -> uris.Remote:
+    return name if isinstance(name, uris.Remote) else uris.parse(name)
+
+
+class Client:
+    """A VOSpace client for one deployment (both its vault and arc services).
+
+    ``url``/``token``/``verify`` default to the config file and environment
+    (:func:`vosclient.config.load`).
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None,
+                 verify: bool | None = None, settings: Settings | None = None,
+                 retries: int = 5, backoff: float = 0.5) -> None:
+        settings = settings or load()
+        self.settings = Settings(url=(url or settings.url).rstrip("/"),
+                                 token=token if token is not None else settings.token,
+                                 verify=settings.verify if verify is None else verify)
+        self.transport = Transport(self.settings.url, self.settings.token, self.settings.verify,
+                                   retries=retries, backoff=backoff)
+        self._base_uris: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- addressing -------------------------------------------------------------------
+    @staticmethod
+    def nodes_url(remote: uris.Remote) -> str:
+        return f"/{remote.service}/nodes/{quote(remote.path, safe='/')}"
+
+    @staticmethod
+    def files_url(remote: uris.Remote) -> str:
+        return f"/{remote.service}/files/{quote(remote.path, safe='/')}"
+
+    def base_uri(self, service: str) -> str:
+        """``vos://authority~service`` as the server names its nodes (learnt once)."""
+        if service not in self._base_uris:
+            root = self._get(uris.Remote(service, ""), limit=0, detail="min")
+            self._base_uris[service] = "/".join(root.uri.split("/")[:3])
+        return self._base_uris[service]
+
+    def node_uri(self, remote: uris.Remote) -> str:
+        return f"{self.base_uri(remote.service)}/{remote.path}"
+
+    # ---- reading nodes ----------------------------------------------------------------
+    def _get(self, remote: uris.Remote, limit: int | None = None, detail: str = "max",
+             start: str | None = None) -> Node:
+        params: dict[str, str] = {"detail": detail}
+        if limit is not None:
+            params["limit"] = str(limit)
+        if start:
+            params["uri"] = start
+        response = self.transport.request("GET", self.nodes_url(remote), params=params,
+                                          what=str(remote))
+        return nodes.parse(response.content)
+
+    def get_node(self, name: Target, limit: int | None = 0) -> Node:
+        """The node with its properties (and up to ``limit`` children; None = all)."""
+        remote = as_remote(name)
+        node = self._get(remote, limit=limit)
+        self._base_uris.setdefault(remote.service, "/".join(node.uri.split("/")[:3]))
+        return node
+
+    stat = get_node
+    status = get_node
+
+    def exists(self, name: Target) -> bool:
+        try:
+            self.get_node(name)
+            return True
+        except errors.NotFound:
+            return False
+
+    def isdir(self, name: Target) -> bool:
+        try:
+            return self.get_node(name).isdir
+        except errors.NotFound:
+            return False
+
+    def isfile(self, name: Target) -> bool:
+        try:
+            return self.get_node(name).isfile
+        except errors.NotFound:
+            return False
+
+    def iterdir(self, name: Target, page: int = PAGE) -> Iterator[Node]:
+        """Children of a container with their properties, fetched ``page`` at a time
+        (``uri`` cursor, inclusive: the first child of each later page is skipped)."""
+        remote = as_remote(name)
+        node = self._get(remote, limit=page)
+        if not node.isdir:
+            raise errors.NotAContainer(f"{remote}: not a container")
+        children = node.children or []
+        yield from children
+        while len(children) >= page:
+            last = children[-1].uri
+            children = (self._get(remote, limit=page + 1, start=last).children or [])[1:]
+            yield from children
+
+    def listdir(self, name: Target) -> list[str]:
+        return [child.name for child in self.iterdir(name)]
+
+    def glob(self, pattern: str) -> list[uris.Remote]:
+        """Expand wildcards in the last path component (client-side, over one listing)."""
+        remote = uris.parse(pattern)
+        if not uris.has_wildcard(remote.name):
+            return [remote]
+        parent = remote.parent
+        if uris.has_wildcard(parent.path):
+            raise errors.InvalidArgument(f"{pattern}: wildcards only in the last component")
+        return [parent.child(c.name) for c in self.iterdir(parent)
+                if fnmatch.fnmatchcase(c.name, remote.name)]
+
+    def walk(self, name: Target) -> Iterator[tuple[uris.Remote, list[Node], list[Node]]]:
+        """Like os.walk: (container, subcontainers, other children), top-down."""
+        remote = as_remote(name)
+        dirs, others = [], []
+        for child in self.iterdir(remote):
+            (dirs if child.isdir else others).append(child)
+        yield remote, dirs, others
+        for d in dirs:
+            yield from self.walk(remote.child(d.name))
+
+    # ---- changing nodes ---------------------------------------------------------------
+    def _create(self, remote: uris.Remote, type_: str, properties: dict | None = None,
+                target: str | None = None) -> Node:
+        body = nodes.render(self.base_uri(remote.service), remote.path, type_, properties,
+                            target)
+        response = self.transport.request("PUT", self.nodes_url(remote), content=body,
+                                          headers={"Content-Type": "text/xml"},
+                                          what=str(remote))
+        return nodes.parse(response.content)
+
+    def mkdir(self, name: Target, parents: bool = False, exist_ok: bool = False) -> None:
+        remote = as_remote(name)
+        try:
+            self._create(remote, nodes.CONTAINER)
+        except errors.NotFound:
+            if not parents or not remote.path:
+                raise errors.NotFound(f"{remote.parent}: no such container",
+                                      "create it first, or use -p") from None
+            self.mkdir(remote.parent, parents=True, exist_ok=True)
+            self.mkdir(remote, parents=False, exist_ok=exist_ok)
+        except errors.AlreadyExists:
+            if not (exist_ok or parents) or not self.isdir(remote):
+                raise
+
+    makedirs = mkdir
+
+    def delete(self, name: Target) -> None:
+        """Delete a node (a container with everything below it)."""
+        remote = as_remote(name)
+        self.transport.request("DELETE", self.nodes_url(remote), what=str(remote))
+
+    def link(self, name: Target, target: str) -> Node:
+        """Create a LinkNode at ``name`` pointing to ``target`` (a remote name or a URL)."""
+        remote = as_remote(name)
+        if uris.is_remote(target):
+            target_remote = uris.parse(target)
+            target = self.node_uri(target_remote)
+        return self._create(remote, nodes.LINK, target=target)
+
+    def get_props(self, name: Target) -> dict[str, str | None]:
+        return dict(self.get_node(name).props)
+
+    def set_props(self, name: Target, properties: dict[str, str | None]) -> Node:
+        """Set properties (short names or URIs); a value of None deletes the property."""
+        remote = as_remote(name)
+        current = self.get_node(remote)
+        changes = {nodes.prop_uri(k): v for k, v in properties.items()}
+        body = nodes.render(self.base_uri(remote.service), remote.path, current.type, changes,
+                            current.target)
+        response = self.transport.request("POST", self.nodes_url(remote), content=body,
+                                          headers={"Content-Type": "text/xml"},
+                                          what=str(remote))
+        return nodes.parse(response.content)
+
+    def lock(self, name: Target) -> Node:
+        return self.set_props(name, {P.ISLOCKED: "true"})
+
+    def unlock(self, name: Target) -> Node:
+        return self.set_props(name, {P.ISLOCKED: None})
+
+    def move(self, src: Target, dest: Target, timeout: float = 3600) -> None:
+        """Server-side move (one job however large the tree): into ``dest`` if it is a
+        container, else renamed to ``dest``."""
+        self._transfer_job(as_remote(src), as_remote(dest), keep_bytes=False, timeout=timeout)
+
+    def copy_remote(self, src: Target, dest: Target, timeout: float = 3600) -> None:
+        """Server-side copy (same service)."""
+        self._transfer_job(as_remote(src), as_remote(dest), keep_bytes=True, timeout=timeout)
+
+    def _transfer_job(self, src: uris.Remote, dest: uris.Remote, keep_bytes: bool,
+                      timeout: float) -> None:
+        if src.service != dest.service:
+            raise errors.InvalidArgument(
+                f"{src} -> {dest}: server-side moves and copies stay within one service",
+                "copy through a local file with vcp instead")
+        jobs.run_transfer(self.transport, src.service, self.node_uri(src), self.node_uri(dest),
+                          keep_bytes, what=f"{src} -> {dest}", timeout=timeout)
+
+    # ---- data -------------------------------------------------------------------------
+    def upload(self, local: str, name: Target, **kwargs) -> transfer.Result:
+        return transfer.upload(self, local, as_remote(name), **kwargs)
+
+    def download(self, name: Target, local: str, **kwargs) -> transfer.Result:
+        return transfer.download(self, as_remote(name), local, **kwargs)
+
+    def copy(self, src: str, dest: str, **kwargs) -> transfer.Result:
+        """Copy one file: local->remote, remote->local or remote->remote (server-side)."""
+        if uris.is_remote(src) and uris.is_remote(dest):
+            self.copy_remote(src, dest)
+            return transfer.Result(src, dest, "copied", 0)
+        if uris.is_remote(dest):
+            return self.upload(src, dest, **kwargs)
+        if uris.is_remote(src):
+            return self.download(src, dest, **kwargs)
+        raise errors.InvalidArgument(f"{src} -> {dest}: one side must be remote")
+
+    def read_bytes(self, name: Target, start: int | None = None, end: int | None = None) -> bytes:
+        return transfer.read_range(self, as_remote(name), start, end)
+
+    def write_bytes(self, name: Target, data: bytes) -> Node:
+        return transfer.put_bytes(self, as_remote(name), data)
+
+    def open(self, name: str, mode: str = "rb", **kwargs):
+        """A file object (fsspec's buffered file: Range reads, upload on close)."""
+        from .fs import ArcFileSystem, VOSFileSystem
+        remote = as_remote(name)
+        fs_class = ArcFileSystem if remote.service == "arc" else VOSFileSystem
+        return fs_class(client=self, skip_instance_cache=True).open(remote.path, mode, **kwargs)

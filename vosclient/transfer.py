@@ -1,0 +1,247 @@
+"""Moving bytes: uploads (PUT /files with MD5 check), downloads (GET /files following the
+vault's 303 to a pre-authorized URL, resumable from a ``.part`` file), both skipping files
+that are already identical (size first, MD5 only when sizes match).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import mimetypes
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from . import errors
+from .uris import Remote
+
+if TYPE_CHECKING:
+    from .client import Client
+
+CHUNK = 4 * 1024 * 1024
+ATTEMPTS = 4
+RETRYABLE = (errors.Unreachable, errors.ServerError, errors.ChecksumMismatch)
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Result:
+    source: str
+    dest: str
+    action: str          # "uploaded", "downloaded", "copied", "skipped"
+    size: int
+
+
+def file_md5(path: str, progress: Progress | None = None) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_md5(headers) -> str | None:
+    """The MD5 (hex) a response announces in ``Digest: md5=<b64>`` or its ETag."""
+    for part in headers.get("digest", "").split(","):
+        algo, _, value = part.strip().partition("=")
+        if algo.lower() == "md5" and value:
+            try:
+                return base64.b64decode(value).hex()
+            except (binascii.Error, ValueError):
+                return None
+    etag = headers.get("etag", "").strip('W/"')
+    return etag if len(etag) == 32 else None
+
+
+def _with_retries(fn: Callable[[], Result], attempts: int = ATTEMPTS) -> Result:
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except RETRYABLE:
+            if attempt + 1 >= attempts:
+                raise
+            time.sleep(min(0.5 * 2 ** attempt, 10))
+    raise AssertionError("unreachable")
+
+
+def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = True,
+           progress: Progress | None = None) -> Result:
+    """Upload ``local`` to ``remote`` (a container: into it)."""
+    if not os.path.isfile(local):
+        raise errors.NotFound(f"{local}: no such file") if not os.path.exists(local) else \
+            errors.IsAContainer(f"{local}: is a directory", "use vcp -r for directories")
+    size = os.path.getsize(local)
+    try:
+        node = client.get_node(remote)
+    except errors.NotFound:
+        node = None
+    if node is not None and node.isdir:
+        remote = remote.child(os.path.basename(local))
+        try:
+            node = client.get_node(remote)
+        except errors.NotFound:
+            node = None
+    if node is not None and node.isdir:
+        raise errors.IsAContainer(f"{remote}: is a container")
+    if node is not None and node.islocked:
+        raise errors.Locked(f"{remote}: the node is locked")
+    known_md5 = None
+    if skip_identical and node is not None and node.size == size and node.md5:
+        known_md5 = file_md5(local)
+        if known_md5 == node.md5:
+            if progress:
+                progress(size)
+            return Result(local, str(remote), "skipped", size)
+    return _with_retries(lambda: _put_file(client, local, remote, size, known_md5, progress))
+
+
+def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5: str | None,
+              progress: Progress | None) -> Result:
+    hasher = hashlib.md5()
+
+    def body() -> Iterator[bytes]:
+        with open(local, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                hasher.update(chunk)
+                if progress:
+                    progress(len(chunk))
+                yield chunk
+
+    headers = {"Content-Length": str(size),
+               "Content-Type": mimetypes.guess_type(local)[0] or "application/octet-stream"}
+    if known_md5:
+        headers["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
+    response = client.transport.request("PUT", client.files_url(remote), content=body(),
+                                        headers=headers, what=str(remote), retry=False)
+    sent = hasher.hexdigest()
+    echoed = digest_md5(response.headers)
+    if echoed is not None and echoed != sent:
+        raise errors.ChecksumMismatch(f"{local} -> {remote}: the server stored MD5 {echoed}, "
+                                      f"sent {sent}")
+    return Result(local, str(remote), "uploaded", size)
+
+
+def put_bytes(client: "Client", remote: Remote, data: bytes):
+    """Store ``data`` as the content of ``remote`` (created if missing); returns its node."""
+    md5 = hashlib.md5(data)
+    headers = {"Digest": "md5=" + base64.b64encode(md5.digest()).decode(),
+               "Content-Type": "application/octet-stream"}
+    response = client.transport.request("PUT", client.files_url(remote), content=data,
+                                        headers=headers, what=str(remote))
+    echoed = digest_md5(response.headers)
+    if echoed is not None and echoed != md5.hexdigest():
+        raise errors.ChecksumMismatch(f"{remote}: the server stored MD5 {echoed}")
+    return client.get_node(remote)
+
+
+def _open_get(client: "Client", remote: Remote, headers: dict[str, str]):
+    """GET /files, following the vault's 303 to a pre-authorized URL (sent with no
+    credential: the URL is the credential)."""
+    response = client.transport.request("GET", client.files_url(remote), headers=headers,
+                                        stream=True, what=str(remote))
+    hops = 0
+    while response.status_code in (301, 302, 303, 307, 308) and hops < 5:
+        location = response.headers.get("location", "")
+        response.close()
+        if not location:
+            raise errors.ServerError(f"{remote}: redirect without a location")
+        response = client.transport.request("GET", location, headers=headers, stream=True,
+                                            auth=False, what=str(remote))
+        hops += 1
+    return response
+
+
+def read_range(client: "Client", remote: Remote, start: int | None = None,
+               end: int | None = None) -> bytes:
+    """Bytes ``[start, end)`` of a node (all of it by default)."""
+    headers = {}
+    if start is not None or end is not None:
+        first = start or 0
+        if end is not None and end <= first:
+            return b""
+        headers["Range"] = f"bytes={first}-" + (str(end - 1) if end is not None else "")
+    response = _open_get(client, remote, headers)
+    try:
+        if response.status_code == 416:
+            return b""
+        data = response.read()
+    finally:
+        response.close()
+    if headers and response.status_code == 200:
+        first = start or 0
+        data = data[first:end] if end is not None else data[first:]
+    return data
+
+
+def download(client: "Client", remote: Remote, local: str, skip_identical: bool = True,
+             resume: bool = True, progress: Progress | None = None, node=None) -> Result:
+    """Download ``remote`` to ``local`` (a directory: into it), resuming a ``.part`` file."""
+    node = node or client.get_node(remote)
+    if node.isdir:
+        raise errors.IsAContainer(f"{remote}: is a container", "use vcp -r for containers")
+    if os.path.isdir(local):
+        local = os.path.join(local, remote.name)
+    if skip_identical and os.path.isfile(local) and os.path.getsize(local) == node.size \
+            and node.md5 and file_md5(local) == node.md5:
+        if progress:
+            progress(node.size)
+        return Result(str(remote), local, "skipped", node.size)
+    parent = os.path.dirname(os.path.abspath(local))
+    if not os.path.isdir(parent):
+        raise errors.NotFound(f"{parent}: no such local directory")
+    return _with_retries(lambda: _get_file(client, remote, local, node, resume, progress))
+
+
+def _get_file(client: "Client", remote: Remote, local: str, node, resume: bool,
+              progress: Progress | None) -> Result:
+    part = local + ".part"
+    offset = os.path.getsize(part) if resume and os.path.isfile(part) else 0
+    if offset > node.size:
+        offset = 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    if offset and node.md5:
+        headers["If-Range"] = f'"{node.md5}"'
+    response = _open_get(client, remote, headers)
+    try:
+        hasher = hashlib.md5()
+        if response.status_code == 206:
+            mode = "r+b"
+            with open(part, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    hasher.update(chunk)
+            if progress:
+                progress(offset)
+        elif response.status_code == 416 and offset == node.size:
+            mode = None
+            with open(part, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    hasher.update(chunk)
+        else:
+            mode, offset = "wb", 0
+        if mode is not None:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if mode == "wb" else 0),
+                         0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.seek(offset)
+                try:
+                    for chunk in response.iter_raw(CHUNK):
+                        fh.write(chunk)
+                        hasher.update(chunk)
+                        if progress:
+                            progress(len(chunk))
+                except Exception as exc:  # a dropped stream: keep the .part for resuming
+                    if isinstance(exc, errors.VOSError):
+                        raise
+                    raise errors.Unreachable(f"{remote}: connection lost during download: "
+                                             f"{exc}") from None
+        expected = digest_md5(response.headers) if response.status_code == 200 else None
+        expected = expected or node.md5
+    finally:
+        response.close()
+    got = hasher.hexdigest()
+    if expected and got != expected:
+        os.unlink(part)
+        raise errors.ChecksumMismatch(f"{remote}: downloaded MD5 {got}, expected {expected}")
+    os.replace(part, local)
+    return Result(str(remote), local, "downloaded", node.size)

@@ -12,6 +12,7 @@ from .config import Settings
 from .deployment import Deployment
 from .protocol.faults import VOSpaceFault
 from .services.errors import handle_fault, handle_http_error, handle_unexpected
+from .services.files import FileEndpoints
 from .services.nodes import NodeEndpoints
 from .services.vosi import resource_caps, vosi_routes
 
@@ -21,6 +22,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
     routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps)]
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
+        service_routes += FileEndpoints(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
 
     @asynccontextmanager

@@ -26,6 +26,8 @@ class Settings:
     admin_user: str = "admin"
     max_xml_bytes: int = 1024 * 1024
     workers: int = 1
+    preauth_secret: str = ""     # default: generated once into data_dir/preauth-secret
+    preauth_lifetime: int = 86400  # seconds a pre-authorized URL stays valid
 
     def __post_init__(self) -> None:
         self.resolve_defaults()

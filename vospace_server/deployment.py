@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .auth.preauth import PreauthSigner, load_secret
 from .auth.store import AuthStore
 from .config import Settings
 from .protocol import properties as props
@@ -11,6 +12,7 @@ from .protocol.faults import DuplicateNode
 from .protocol.nodes import Node, NodeType
 from .storage.arc.tree import ArcTree
 from .storage.tree import NodeTree
+from .storage.vault.blobs import make_blob_store
 from .storage.vault.tree import VaultTree
 
 
@@ -34,11 +36,14 @@ class Deployment:
         self.settings = settings
         for d in (settings.data_dir, settings.blob_dir, settings.arc_root):
             os.makedirs(d, exist_ok=True)
-        vault = VaultTree(settings.database_url, root_owner=settings.admin_user)
+        vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
+                          blobs=make_blob_store(settings.blob_dir))
         self.auth = AuthStore(vault.engine)
         self.auth.ensure_user(settings.admin_user, is_admin=True)
         arc_uri = f"vos://{settings.authority}~arc"
         arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri)
+        self.preauth = PreauthSigner(load_secret(settings.preauth_secret, settings.data_dir),
+                                     settings.preauth_lifetime)
         self.services = {
             "vault": Service("vault", vault, settings.authority),
             "arc": Service("arc", arc, settings.authority),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..protocol.nodes import Node
+from .streams import ReadHandle, Upload
 
 
 class NodeTree(Protocol):
@@ -37,6 +38,15 @@ class NodeTree(Protocol):
 
     def delete(self, path: str) -> None:
         """Delete the node and, for a container, everything below it."""
+        ...
+
+    def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
+        """Start new content for DataNode ``path`` (created on commit if missing, owned by
+        ``owner``). Nothing is visible until ``Upload.commit``; ``abort`` leaves no trace."""
+        ...
+
+    def open_read(self, path: str) -> ReadHandle:
+        """The current bytes of DataNode ``path`` with their size, MD5 and mtime."""
         ...
 
     def close(self) -> None:

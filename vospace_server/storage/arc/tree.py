@@ -22,6 +22,7 @@ from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgumen
                                 NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
 from ..common import storable_properties, with_defaults
+from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
 from . import xattrs
 
 TOP_LEVEL = ("home", "projects")
@@ -101,7 +102,7 @@ class ArcTree:
         container = self.resolve(path)[-1]
         if not container.is_container:
             return []
-        names = sorted(os.listdir(self._fs(path)))
+        names = sorted(n for n in os.listdir(self._fs(path)) if not n.startswith(TEMP_PREFIX))
         first = bisect.bisect_left(names, start) if start is not None else 0
         page = names[first:] if limit is None else names[first:first + limit]
         children = []
@@ -194,5 +195,86 @@ class ArcTree:
                 if exc.errno != errno.ENOENT:
                     raise
 
+    # -- bytes --------------------------------------------------------------------------
+    def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
+        """A hidden temp file in the node's own directory, renamed over the node on commit."""
+        parent = uris.parent_of(path)
+        try:
+            chain = self.resolve(path)
+        except NodeNotFound as exc:
+            if exc.detail != path:
+                raise ContainerNotFound(parent) from None
+            chain = self.resolve(parent) + [None]
+        if path == "" or not chain[-2].is_container:
+            raise ContainerNotFound(f"{parent} is not a container")
+        node = chain[-1]
+        if node is not None and node.is_link:
+            raise LinkFound(path)
+        if node is not None and node.is_container:
+            raise InvalidArgument(f"/{path} is a container; only DataNodes hold bytes")
+        full = self._fs(path)
+        temp = TempFile(os.path.join(os.path.dirname(full), temp_name()), full)
+        return ArcUpload(self, path, temp, node.owner if node is not None else owner, content_type)
+
+    def open_read(self, path: str) -> FileReadHandle:
+        node = self.resolve(path)[-1]
+        if node.type is not NodeType.DATA:
+            raise LinkFound(path) if node.is_link else InvalidArgument(f"/{path} is not a DataNode")
+        fd = os.open(self._fs(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidArgument(f"/{path} is not a regular file")
+            md5 = self._cached_md5(self._fs(path), st)
+            if md5 is None:  # written directly on disk: compute once, remember for this stamp
+                md5 = md5_of_fd(fd)
+                if os.fstat(fd).st_mtime_ns == st.st_mtime_ns:
+                    _record_md5(fd, md5, st)
+            return FileReadHandle(fd, st.st_size, md5, st.st_mtime)
+        except BaseException:
+            os.close(fd)
+            raise
+
     def close(self) -> None:
         pass
+
+
+def _record_md5(fd: int, md5: str, st: os.stat_result) -> None:
+    """Remember ``md5`` for exactly this size and mtime (what ``_cached_md5`` checks)."""
+    try:
+        os.setxattr(fd, xattrs.INTERNAL + "md5", f"{md5} {st.st_size}:{st.st_mtime_ns}".encode())
+    except OSError:
+        pass  # read-only or xattr-less filesystem: computed again next time
+
+
+class ArcUpload(Upload):
+    def __init__(self, tree: ArcTree, path: str, temp: TempFile, owner: str,
+                 content_type: str | None) -> None:
+        super().__init__(temp)
+        self.tree, self.path, self.owner, self.content_type = tree, path, owner, content_type
+
+    def _publish(self, md5: str, length: int) -> Node:
+        st = self.temp.sync()
+        fd = self.temp.fd
+        _copy_properties(self.temp.final_path, fd)
+        os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())
+        if self.content_type:
+            os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
+        os.setxattr(fd, xattrs.INTERNAL + "md5", f"{md5} {st.st_size}:{st.st_mtime_ns}".encode())
+        os.fsync(fd)
+        self.temp.publish()
+        return self.tree.resolve(self.path)[-1]
+
+
+def _copy_properties(old_path: str, fd: int) -> None:
+    """Carry the replaced file's properties (ispublic, groups, ...) over to the new inode."""
+    try:
+        names = os.listxattr(old_path, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(xattrs.PREFIX) and not name.startswith(xattrs.INTERNAL):
+            try:
+                os.setxattr(fd, name, os.getxattr(old_path, name, follow_symlinks=False))
+            except OSError:
+                pass

@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ...protocol import properties as props
 from ...protocol import uris
-from ...protocol.faults import (ContainerNotFound, DuplicateNode, LinkFound, NodeNotFound,
-                                PermissionDenied)
+from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
+                                NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
 from ..common import apply_changes, storable_properties, with_defaults
+from ..streams import EmptyReadHandle, ReadHandle, Upload
+from .blobs import BlobStore, new_key
 from .schema import make_engine, nodes
 
 
@@ -29,8 +31,9 @@ def subtree_clause(path: str):
 class VaultTree:
     """Node metadata in one SQL table; container ``length`` is kept as bytes used below it."""
 
-    def __init__(self, database_url: str, root_owner: str) -> None:
+    def __init__(self, database_url: str, root_owner: str, blobs: BlobStore) -> None:
         self.engine: Engine = make_engine(database_url)
+        self.blobs = blobs
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._ensure_root(root_owner)
 
@@ -133,8 +136,12 @@ class VaultTree:
             raise PermissionDenied("the root container cannot be deleted")
         with self._tx(write=True) as conn:
             row = self._chain(conn, path)[-1]
+            keys = list(conn.execute(select(nodes.c.blob).where(
+                subtree_clause(path), nodes.c.blob.isnot(None))).scalars())
             conn.execute(delete(nodes).where(subtree_clause(path)))
             self._add_usage(conn, path, -row.length)
+        for key in keys:  # after the commit: a crash here leaves only orphans for fsck
+            self.blobs.delete(key)
 
     def _add_usage(self, conn: Connection, path: str, delta: int) -> None:
         """Keep every ancestor container's ``length`` equal to the bytes stored below it."""
@@ -142,5 +149,101 @@ class VaultTree:
             conn.execute(update(nodes).where(nodes.c.path.in_(uris.ancestors(path)))
                          .values(length=nodes.c.length + delta))
 
+    # -- bytes --------------------------------------------------------------------------
+    def _writable_target(self, conn: Connection, path: str) -> Row | None:
+        """The DataNode row at ``path`` (None if it does not exist yet, parent checked)."""
+        try:
+            row = self._chain(conn, path)[-1]
+        except NodeNotFound as exc:
+            if exc.detail != path:
+                raise ContainerNotFound(uris.parent_of(path)) from None
+            parent = self._chain(conn, uris.parent_of(path))[-1]
+            if parent.type != NodeType.CONTAINER.value:
+                raise ContainerNotFound(f"{parent.path} is not a container") from None
+            return None
+        if row.type == NodeType.LINK.value:
+            raise LinkFound(path)
+        if row.type != NodeType.DATA.value:
+            raise InvalidArgument(f"/{path} is a container; only DataNodes hold bytes")
+        return row
+
+    def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
+        if path == "":
+            raise InvalidArgument("the root container holds no bytes")
+        with self._tx() as conn:
+            self._writable_target(conn, path)
+        key = new_key()
+        return VaultUpload(self, path, owner, content_type, key, self.blobs.writer(key))
+
+    def _publish(self, path: str, owner: str, content_type: str | None, key: str, md5: str,
+                 length: int) -> Node:
+        """Point the node at blob ``key`` (creating the node if needed) in one transaction."""
+        now = time.time()
+        with self._tx(write=True) as conn:
+            row = self._writable_target(conn, path)
+            values = dict(blob=key, md5=md5, length=length, modified=now)
+            if row is None:
+                stored = {props.TYPE: content_type} if content_type else {}
+                conn.execute(insert(nodes).values(
+                    path=path, parent=uris.parent_of(path), name=uris.name_of(path),
+                    type=NodeType.DATA.value, owner=owner, created=now, target=None,
+                    props=json.dumps(stored), **values))
+                old_key, old_length = None, 0
+            else:
+                if content_type:
+                    merged = apply_changes(json.loads(row.props), {props.TYPE: content_type})
+                    values["props"] = json.dumps(merged)
+                conn.execute(update(nodes).where(nodes.c.id == row.id).values(**values))
+                old_key, old_length = row.blob, row.length
+            self._add_usage(conn, path, length - old_length)
+            node = self._to_node(conn.execute(select(nodes).where(nodes.c.path == path)).one())
+        if old_key:
+            self.blobs.delete(old_key)
+        return node
+
+    def open_read(self, path: str) -> ReadHandle:
+        with self._tx() as conn:
+            row = self._chain(conn, path)[-1]
+        if row.type != NodeType.DATA.value:
+            raise InvalidArgument(f"/{path} is not a DataNode")
+        if not row.blob:
+            return EmptyReadHandle(row.modified)
+        try:
+            return self.blobs.open(row.blob, row.md5, row.modified)
+        except FileNotFoundError:  # replaced meanwhile: the row now names a newer blob
+            return self.open_read(path)
+
+    def blob_references(self) -> dict[str, str]:
+        """blob key -> node path, for fsck."""
+        with self._tx() as conn:
+            return dict(conn.execute(select(nodes.c.blob, nodes.c.path)
+                                     .where(nodes.c.blob.isnot(None))).all())
+
+    def forget_blob(self, path: str) -> None:
+        """fsck repair of a node whose blob is gone: it becomes an empty DataNode."""
+        with self._tx(write=True) as conn:
+            row = self._chain(conn, path)[-1]
+            conn.execute(update(nodes).where(nodes.c.id == row.id)
+                         .values(blob=None, md5=None, length=0))
+            self._add_usage(conn, path, -row.length)
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+class VaultUpload(Upload):
+    def __init__(self, tree: VaultTree, path: str, owner: str, content_type: str | None,
+                 key: str, temp) -> None:
+        super().__init__(temp)
+        self.tree, self.path, self.owner, self.content_type, self.key = \
+            tree, path, owner, content_type, key
+
+    def _publish(self, md5: str, length: int) -> Node:
+        self.temp.sync()
+        self.temp.publish()
+        try:
+            return self.tree._publish(self.path, self.owner, self.content_type, self.key,
+                                      md5, length)
+        except BaseException:
+            self.tree.blobs.delete(self.key)
+            raise

@@ -1,0 +1,215 @@
+"""Streaming a DataNode's bytes out (GET/HEAD) and in (PUT), with the headers the CADC
+client relies on: ``Digest: md5=<base64>`` both ways, ETag / If-None-Match / 304,
+Last-Modified, Range -> 206 + Content-Range, Content-Disposition, and 412 when the bytes
+received do not match the checksum the client sent.
+
+Bytes move in ``CHUNK``-sized pieces on a worker thread (one hop per MiBs, not per
+network packet); an upload is aborted, leaving the old content, on any failure including
+a client that disconnects.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from email.utils import formatdate
+from urllib.parse import quote
+
+import anyio
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..protocol import properties as props
+from ..protocol.faults import InvalidArgument
+from ..protocol.nodes import Node
+from ..storage.streams import CHUNK, ReadHandle
+from ..storage.tree import NodeTree
+from .requests import run
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def md5_b64(md5_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode()
+
+
+def client_md5(request: Request) -> str | None:
+    """The MD5 (hex) the client declared in ``Digest: md5=<b64>`` or ``Content-MD5``."""
+    for part in request.headers.get("digest", "").split(","):
+        algo, _, value = part.strip().partition("=")
+        if algo.lower() == "md5" and value:
+            return _decode_md5(value.strip())
+    value = request.headers.get("content-md5", "").strip()
+    if value:
+        return value.lower() if re.fullmatch(r"[0-9a-fA-F]{32}", value) else _decode_md5(value)
+    return None
+
+
+def _decode_md5(b64: str) -> str:
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise InvalidArgument(f"not a base64 MD5 digest: {b64!r}")
+    return raw.hex()
+
+
+def content_disposition(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    value = f'inline; filename="{ascii_name}"'
+    if ascii_name != name:
+        value += f"; filename*=UTF-8''{quote(name)}"
+    return value
+
+
+def _headers(node: Node, handle: ReadHandle) -> dict[str, str]:
+    headers = {
+        "Content-Type": node.properties.get(props.TYPE) or "application/octet-stream",
+        "Last-Modified": formatdate(handle.mtime, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition(node.name),
+    }
+    if node.properties.get(props.ENCODING):
+        headers["Content-Encoding"] = node.properties[props.ENCODING]
+    if handle.md5:
+        headers["Digest"] = f"md5={md5_b64(handle.md5)}"
+        headers["ETag"] = f'"{handle.md5}"'
+    return headers
+
+
+def _etag_matches(header: str, etag: str | None) -> bool:
+    if not etag:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) for one satisfiable range; None to serve everything.
+
+    Several ranges are answered with the whole file (allowed by RFC 9110)."""
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    else:
+        start, end = max(size - int(last), 0), size - 1
+    if start >= size:
+        raise RangeNotSatisfiable(size)
+    return start, end
+
+
+class RangeNotSatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class HandleResponse(Response):
+    """Streams ``length`` bytes of an open ReadHandle from ``start``; closes it at the end."""
+
+    def __init__(self, handle: ReadHandle, start: int, length: int, status: int,
+                 headers: dict[str, str]) -> None:
+        super().__init__(status_code=status, headers=headers)
+        self.handle, self.start, self.length = handle, start, length
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            offset, end = self.start, self.start + self.length
+            while offset < end:
+                chunk = await run(self.handle.read, offset, min(CHUNK, end - offset))
+                if not chunk:  # the file shrank under us: end short, the client sees it
+                    break
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self.handle.close()
+
+
+async def send_bytes(request: Request, tree: NodeTree, node: Node) -> Response:
+    """GET/HEAD of a DataNode whose read access has been checked."""
+    handle = await run(tree.open_read, node.path)
+    try:
+        headers = _headers(node, handle)
+        if _etag_matches(request.headers.get("if-none-match", ""), headers.get("ETag")):
+            handle.close()
+            return Response(status_code=304, headers={
+                k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "Digest")})
+        start, length, status = 0, handle.size, 200
+        if request.headers.get("range"):
+            try:
+                wanted = _byte_range(request.headers["range"], handle.size)
+            except RangeNotSatisfiable:
+                handle.close()
+                return Response(status_code=416,
+                                headers={"Content-Range": f"bytes */{handle.size}"})
+            if wanted is not None:
+                start, length, status = wanted[0], wanted[1] - wanted[0] + 1, 206
+                headers["Content-Range"] = f"bytes {start}-{wanted[1]}/{handle.size}"
+        headers["Content-Length"] = str(length)
+        if request.method == "HEAD":
+            handle.close()
+            return Response(status_code=status, headers=headers)
+        return HandleResponse(handle, start, length, status, headers)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidArgument(f"bad Content-Length {value!r}")
+    return int(value)
+
+
+async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str) -> Response:
+    """PUT: stream the body into a new version of the node; 201 with its Digest.
+
+    PUT transactions (``x-put-txn-op``) are not offered: the CADC client's ``start``
+    handshake for files >= 5 GiB (empty body, ``x-total-length``) is answered without a
+    transaction id, which tells it to send the whole file in one PUT.
+    """
+    declared = _declared_length(request)
+    if request.headers.get("x-put-txn-id"):
+        raise InvalidArgument("PUT transactions are not supported by this service")
+    if request.headers.get("x-put-txn-op", "").lower() == "start" and \
+            request.headers.get("x-total-length") and declared == 0:
+        return Response(status_code=200)
+    expected = client_md5(request)
+    content_type = request.headers.get("content-type") or None
+    upload = await run(tree.begin_write, path, owner, content_type)
+    try:
+        pending: list[bytes] = []
+        buffered = 0
+        async for chunk in request.stream():
+            pending.append(chunk)
+            buffered += len(chunk)
+            if buffered >= CHUNK:
+                await run(upload.write, b"".join(pending))
+                pending, buffered = [], 0
+        if pending:
+            await run(upload.write, b"".join(pending))
+        if declared is not None and upload.length != declared:
+            raise InvalidArgument(f"received {upload.length} bytes of {declared}")
+        node = await run(upload.commit, expected)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await run(upload.abort)
+        if isinstance(exc, ClientDisconnect):  # nobody to answer; old content kept
+            return Response(status_code=400)
+        raise
+    md5 = node.properties.get(props.MD5) or ""
+    return Response(status_code=201, headers={
+        "Digest": f"md5={md5_b64(md5)}", "ETag": f'"{md5}"', "Content-Length": "0"})

@@ -1,0 +1,88 @@
+"""The bytes of DataNodes: ``/{svc}/files/{path}`` and ``/{svc}/preauth/{token}/{path}``.
+
+``/files`` authenticates the caller and asks the ACL policy (read for GET/HEAD, write on
+the node, or on its parent for a new node, for PUT). On vault a GET answers 303 to a
+pre-authorized URL, as CADC's vault does (the CADC client expects that redirect for any
+service whose ID contains "vault"). ``/preauth`` checks only the signed token, which was
+issued after the same ACL check. Both serve the same headers (see ``data_stream``).
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..auth import policy
+from ..auth.identity import Caller
+from ..deployment import Service
+from ..protocol import properties as props
+from ..protocol import uris
+from ..protocol.faults import ContainerNotFound, NodeNotFound, PermissionDenied
+from .data_stream import receive_bytes, send_bytes
+from .nodes import node_path
+from .requests import base_url, caller_of, deployment, run
+
+METHODS = ["GET", "HEAD", "PUT"]
+
+
+async def authorize_put(caller: Caller, service: Service, path: str) -> None:
+    """Write access to the node, or to its parent when the node does not exist yet."""
+    tree = service.tree
+    try:
+        chain = await run(tree.resolve, path)
+    except NodeNotFound as exc:
+        if exc.detail != path:
+            raise ContainerNotFound(uris.parent_of(path)) from None
+        try:
+            chain = await run(tree.resolve, uris.parent_of(path))
+        except NodeNotFound:
+            raise ContainerNotFound(uris.parent_of(path)) from None
+    policy.require_write(caller, chain)
+    if chain[-1].path == path and chain[-1].flag(props.ISLOCKED):
+        raise PermissionDenied(f"/{path} is locked")
+
+
+def preauth_url(request: Request, service: Service, path: str, direction: str,
+                user: str) -> str:
+    token = deployment(request).preauth.issue(service.name, path, direction, user)
+    return f"{base_url(request)}/{service.name}/preauth/{token}/{quote(path)}"
+
+
+def files_url(request: Request, service: Service, path: str) -> str:
+    return f"{base_url(request)}/{service.name}/files/{quote(path)}"
+
+
+class FileEndpoints:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def routes(self) -> list[Route]:
+        return [Route("/files/{path:path}", self.files, methods=METHODS),
+                Route("/preauth/{token}/{path:path}", self.preauth, methods=METHODS)]
+
+    async def files(self, request: Request) -> Response:
+        path = node_path(request)
+        caller = await caller_of(request)
+        tree = self.service.tree
+        if request.method == "PUT":
+            await authorize_put(caller, self.service, path)
+            return await receive_bytes(request, tree, path, caller.name or "")
+        chain = await run(tree.resolve, path)
+        policy.require_read(caller, chain)
+        if request.method == "GET" and self.service.name == "vault":
+            url = preauth_url(request, self.service, path, "get", caller.name or "")
+            return RedirectResponse(url, status_code=303)
+        return await send_bytes(request, tree, chain[-1])
+
+    async def preauth(self, request: Request) -> Response:
+        path = node_path(request)
+        direction = "put" if request.method == "PUT" else "get"
+        grant = deployment(request).preauth.verify(
+            request.path_params["token"], self.service.name, path, direction)
+        tree = self.service.tree
+        if direction == "put":
+            return await receive_bytes(request, tree, path, grant.user)
+        node = (await run(tree.resolve, path))[-1]
+        return await send_bytes(request, tree, node)

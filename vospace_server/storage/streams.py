@@ -1,0 +1,160 @@
+"""Durable byte streams shared by both backends: temp files, uploads and read handles.
+
+An upload always goes to a temporary file first; only ``commit`` makes it visible, after
+an fsync of the file, an atomic rename and an fsync of the directory, so a crash at any
+moment leaves either the old bytes or the new ones, plus at worst a temp file that
+``vospace fsck`` removes. MD5 and length are computed on the way, never by re-reading.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from typing import Protocol
+
+from ..protocol.faults import PreconditionFailed
+from ..protocol.nodes import Node
+
+CHUNK = 4 * 1024 * 1024
+TEMP_PREFIX = ".vospace-tmp-"
+
+
+def temp_name() -> str:
+    """A hidden, unguessable name for an upload in progress (recognized by fsck)."""
+    return TEMP_PREFIX + secrets.token_hex(12)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class TempFile:
+    """A new file written at ``temp_path`` and renamed over ``final_path`` on publish."""
+
+    def __init__(self, temp_path: str, final_path: str, mode: int = 0o644) -> None:
+        self.temp_path, self.final_path = temp_path, final_path
+        self.fd: int | None = os.open(
+            temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def sync(self) -> os.stat_result:
+        """fsync the data; returns the file's stat (its final size and mtime)."""
+        os.fsync(self.fd)
+        return os.fstat(self.fd)
+
+    def publish(self) -> None:
+        """Atomically replace ``final_path`` (call ``sync`` first)."""
+        os.close(self.fd)
+        self.fd = None
+        os.rename(self.temp_path, self.final_path)
+        fsync_dir(os.path.dirname(self.final_path))
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            os.unlink(self.temp_path)
+        except FileNotFoundError:
+            pass
+
+
+class Upload:
+    """New content for one DataNode: ``write`` chunks, then ``commit`` or ``abort``.
+
+    Subclasses implement ``_publish(md5, length)``, which makes the temp file the node's
+    content and updates its metadata in one step, and may extend ``abort``.
+    """
+
+    def __init__(self, temp: TempFile) -> None:
+        self.temp = temp
+        self._md5 = hashlib.md5()
+        self.length = 0
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        self._md5.update(chunk)
+        self.temp.write(chunk)
+        self.length += len(chunk)
+
+    def commit(self, expected_md5: str | None = None) -> Node:
+        """Publish the bytes; 412 (old content kept) when ``expected_md5`` does not match."""
+        md5 = self._md5.hexdigest()
+        if expected_md5 is not None and expected_md5.lower() != md5:
+            self.abort()
+            raise PreconditionFailed(f"MD5 mismatch: client sent {expected_md5}, received {md5}")
+        try:
+            node = self._publish(md5, self.length)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return node
+
+    def _publish(self, md5: str, length: int) -> Node:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            self.temp.discard()
+
+
+class ReadHandle(Protocol):
+    size: int
+    md5: str | None
+    mtime: float
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class FileReadHandle:
+    """An open regular file; ``read`` is a positional read, so one handle serves any range."""
+
+    def __init__(self, fd: int, size: int, md5: str | None, mtime: float) -> None:
+        self.fd, self.size, self.md5, self.mtime = fd, size, md5, mtime
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class EmptyReadHandle:
+    """A DataNode that never received bytes."""
+
+    md5 = hashlib.md5(b"").hexdigest()
+
+    def __init__(self, mtime: float) -> None:
+        self.size, self.mtime = 0, mtime
+
+    def read(self, offset: int, length: int) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+def md5_of_fd(fd: int) -> str:
+    """MD5 of a whole open file (for files whose recorded checksum is missing or stale)."""
+    digest, offset = hashlib.md5(), 0
+    while True:
+        chunk = os.pread(fd, CHUNK, offset)
+        if not chunk:
+            return digest.hexdigest()
+        digest.update(chunk)
+        offset += len(chunk)

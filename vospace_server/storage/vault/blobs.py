@@ -1,0 +1,98 @@
+"""Where the vault keeps bytes: immutable blobs named by random keys.
+
+A blob is never rewritten: new content for a node goes to a new key, the node row is
+switched to it in one SQL transaction, and only then is the old blob deleted. A crash
+therefore leaves at worst an unreferenced blob or a temp file, both found by fsck.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Iterator, Protocol
+
+from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, fsync_dir, temp_name
+
+
+def new_key() -> str:
+    return secrets.token_hex(16)
+
+
+class BlobStore(Protocol):
+    def writer(self, key: str) -> TempFile:
+        """A sink for the bytes of new blob ``key``; ``publish`` makes it exist durably."""
+        ...
+
+    def open(self, key: str, md5: str | None, mtime: float) -> FileReadHandle: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def copy(self, src: str, dest: str) -> None:
+        """Make blob ``dest`` hold the same bytes as ``src`` (for server-side copy)."""
+        ...
+
+    def keys(self) -> Iterator[str]: ...
+
+    def debris(self) -> list[str]:
+        """Temp objects of uploads that never finished (names for fsck's report)."""
+        ...
+
+    def remove_debris(self, name: str) -> None: ...
+
+
+class LocalBlobStore:
+    """Blobs as files ``<root>/<key[:2]>/<key>``; uploads in progress under ``<root>/tmp``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.tmp = os.path.join(root, "tmp")
+        os.makedirs(self.tmp, exist_ok=True)
+
+    def path(self, key: str) -> str:
+        if len(key) < 3 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"bad blob key {key!r}")
+        return os.path.join(self.root, key[:2], key)
+
+    def writer(self, key: str) -> TempFile:
+        final = self.path(key)
+        folder = os.path.dirname(final)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+            fsync_dir(self.root)
+        return TempFile(os.path.join(self.tmp, temp_name()), final, mode=0o600)
+
+    def open(self, key: str, md5: str | None, mtime: float) -> FileReadHandle:
+        fd = os.open(self.path(key), os.O_RDONLY | os.O_CLOEXEC)
+        return FileReadHandle(fd, os.fstat(fd).st_size, md5, mtime)
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def copy(self, src: str, dest: str) -> None:
+        # Blobs are immutable, so a hard link is a safe and instant copy.
+        final = self.path(dest)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.link(self.path(src), final)
+        fsync_dir(os.path.dirname(final))
+
+    def keys(self) -> Iterator[str]:
+        for folder in sorted(os.listdir(self.root)):
+            full = os.path.join(self.root, folder)
+            if folder == "tmp" or len(folder) != 2 or not os.path.isdir(full):
+                continue
+            yield from sorted(n for n in os.listdir(full) if n.startswith(folder))
+
+    def debris(self) -> list[str]:
+        return sorted(n for n in os.listdir(self.tmp) if n.startswith(TEMP_PREFIX))
+
+    def remove_debris(self, name: str) -> None:
+        try:
+            os.unlink(os.path.join(self.tmp, name))
+        except FileNotFoundError:
+            pass
+
+
+def make_blob_store(blob_dir: str) -> BlobStore:
+    return LocalBlobStore(blob_dir)

@@ -6,11 +6,14 @@ from typing import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from .config import Settings
 from .deployment import Deployment
 from .protocol.faults import VOSpaceFault
+from .services.ac import ac_routes
+from .services.audit import AuditMiddleware
 from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
 from .services.nodes import NodeEndpoints
@@ -19,7 +22,8 @@ from .services.vosi import resource_caps, vosi_routes
 
 def create_app(settings: Settings, deployment: Deployment | None = None) -> Starlette:
     deployment = deployment or Deployment(settings)
-    routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps)]
+    routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps),
+                                   Mount("/ac", routes=ac_routes())]
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
         service_routes += FileEndpoints(service).routes()
@@ -30,10 +34,11 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         yield
         deployment.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        VOSpaceFault: handle_fault,
-        HTTPException: handle_http_error,
-        Exception: handle_unexpected,
-    })
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AuditMiddleware)],
+                    exception_handlers={
+                        VOSpaceFault: handle_fault,
+                        HTTPException: handle_http_error,
+                        Exception: handle_unexpected,
+                    })
     app.state.deployment = deployment
     return app

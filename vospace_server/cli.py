@@ -2,14 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import re
 import sys
+import time
+from typing import TYPE_CHECKING
 
 from .config import Settings, load_settings
 
+if TYPE_CHECKING:
+    from .deployment import Deployment
+
 USER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+MIN_PASSWORD_LENGTH = 8
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -54,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .deployment import Deployment
+    from .http_guard import GuardedHttpToolsProtocol
     from .tls import ensure_self_signed
 
     settings = _settings(args)
@@ -69,27 +77,127 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cert, key = ensure_self_signed(settings.data_dir, [settings.host])
         ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
     print(_welcome(settings, token_file), flush=True)
+    http = GuardedHttpToolsProtocol.configured(settings.header_timeout, settings.max_header_bytes)
     uvicorn.run(create_app(settings, deployment), host=settings.host, port=settings.port,
-                loop="uvloop", http="httptools", log_level=args.log_level, server_header=False,
+                loop="uvloop", http=http, log_level=args.log_level, server_header=False,
                 timeout_keep_alive=30, **ssl)
     return 0
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
+def _deployment(args: argparse.Namespace) -> "Deployment":
     from .deployment import Deployment
 
-    if not USER_NAME.match(args.user):
-        print(f"ERROR:: invalid user name {args.user!r}", file=sys.stderr)
-        return 2
-    settings = _settings(args)
-    deployment = Deployment(settings)
+    return Deployment(_settings(args))
+
+
+def _check_user_name(name: str) -> None:
+    if not USER_NAME.match(name):
+        raise ValueError(f"invalid user name {name!r}")
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new password from stdin (--password-stdin) or a prompt (--password), else None."""
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\n")
+    elif getattr(args, "password", False):
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise ValueError("the passwords differ")
+    else:
+        return None
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    """Create (or update) a user, provision the vault and arc homes, optionally set a password."""
+    _check_user_name(args.user)
+    password = _read_password(args)
+    deployment = _deployment(args)
     deployment.provision_user(args.user)
     if args.admin:
         deployment.auth.ensure_user(args.user, is_admin=True)
-    lifetime = args.days * 86400 if args.days else None
+    if password is not None:
+        deployment.auth.set_password(args.user, password)
+    deployment.close()
+    print(f"user {args.user} ready")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    if password is None:
+        raise ValueError("give --password or --password-stdin")
+    deployment = _deployment(args)
+    try:
+        if deployment.auth.account(args.user) is None:
+            raise ValueError(f"no user {args.user}")
+        deployment.auth.set_password(args.user, password)
+    finally:
+        deployment.close()
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    deployment = _deployment(args)
+    for account in deployment.auth.list_users():
+        flags = [f for f, on in (("admin", account.is_admin), ("disabled", account.disabled)) if on]
+        print(f"{account.name}\t{','.join(flags) or '-'}")
+    deployment.close()
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    deployment = _deployment(args)
+    try:
+        if not deployment.auth.set_disabled(args.user, not args.enable):
+            raise ValueError(f"no user {args.user}")
+    finally:
+        deployment.close()
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    _check_user_name(args.user)
+    deployment = _deployment(args)
+    deployment.provision_user(args.user)
+    if args.admin:
+        deployment.auth.ensure_user(args.user, is_admin=True)
+    lifetime = args.days * 86400 if args.days is not None else None
     print(deployment.auth.create_token(args.user, lifetime_s=lifetime, label=args.label or ""))
     deployment.close()
     return 0
+
+
+def _when(ts: float | None) -> str:
+    return "never" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    deployment = _deployment(args)
+    for info in deployment.auth.list_tokens(args.user):
+        print(f"{info.id}\t{info.user}\t{info.state}\tcreated {_when(info.created)}\t"
+              f"expires {_when(info.expires)}\t{info.label}")
+    deployment.close()
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    deployment = _deployment(args)
+    count = deployment.auth.revoke_token(args.token)
+    deployment.close()
+    if count == 0:
+        raise ValueError(f"no token {args.token}")
+    print(f"revoked {count} token(s)")
+    return 0
+
+
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--password", action="store_true", help="prompt for a password")
+    group.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of stdin")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +213,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=cmd_serve)
 
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    ucreate = user_sub.add_parser("create", help="create USER with vault and arc homes")
+    ucreate.add_argument("user")
+    ucreate.add_argument("--admin", action="store_true", help="make the user an administrator")
+    _password_options(ucreate)
+    ucreate.set_defaults(func=cmd_user_create)
+    passwd = user_sub.add_parser("passwd", help="set USER's password (for /ac/login and Basic)")
+    passwd.add_argument("user")
+    _password_options(passwd)
+    passwd.set_defaults(func=cmd_user_passwd)
+    user_sub.add_parser("list", help="list users").set_defaults(func=cmd_user_list)
+    disable = user_sub.add_parser("disable", help="refuse every credential of USER at once")
+    disable.add_argument("user")
+    disable.add_argument("--enable", action="store_true", help="re-enable instead")
+    disable.set_defaults(func=cmd_user_disable)
+
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token for USER (creating the user)")
@@ -113,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.add_argument("--label")
     create.set_defaults(func=cmd_token_create)
+    tlist = token_sub.add_parser("list", help="list tokens (ids, never the secrets)")
+    tlist.add_argument("user", nargs="?")
+    tlist.set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by its id or the token itself")
+    revoke.add_argument("token")
+    revoke.set_defaults(func=cmd_token_revoke)
     return parser
 
 

@@ -28,6 +28,14 @@ class Settings:
     workers: int = 1
     preauth_secret: str = ""     # default: generated once into data_dir/preauth-secret
     preauth_lifetime: int = 86400  # seconds a pre-authorized URL stays valid
+    login_token_hours: int = 24  # lifetime of tokens (and session cookies) from /ac/login
+    header_timeout: int = 15     # seconds a client may take to send a request's headers
+    max_header_bytes: int = 64 * 1024
+    oidc_issuer: str = ""        # set to accept OpenID Connect JWT access tokens
+    oidc_audience: str = ""
+    oidc_jwks_file: str = ""     # the issuer's keys from a file, or
+    oidc_jwks_url: str = ""      # fetched from the issuer
+    oidc_user_claim: str = "preferred_username"
 
     def __post_init__(self) -> None:
         self.resolve_defaults()

@@ -5,6 +5,9 @@ import os
 from dataclasses import dataclass
 
 from .auth.preauth import PreauthSigner, load_secret
+from .auth.authenticate import Authenticator
+from .auth.groups import GroupStore
+from .auth.oidc import OidcValidator
 from .auth.store import AuthStore
 from .config import Settings
 from .protocol import properties as props
@@ -29,6 +32,14 @@ class Service:
         return f"vos://{self.authority}~{self.name}"
 
 
+def _oidc(settings: Settings) -> OidcValidator | None:
+    """The OIDC token validator when an issuer is configured (see README, "Authentication")."""
+    if not settings.oidc_issuer:
+        return None
+    return OidcValidator(settings.oidc_issuer, settings.oidc_audience, settings.oidc_user_claim,
+                         jwks_file=settings.oidc_jwks_file, jwks_url=settings.oidc_jwks_url)
+
+
 class Deployment:
     """Everything the web app needs, built once per process from Settings."""
 
@@ -40,6 +51,8 @@ class Deployment:
                           blobs=make_blob_store(settings.blob_dir))
         self.auth = AuthStore(vault.engine)
         self.auth.ensure_user(settings.admin_user, is_admin=True)
+        self.groups = GroupStore(vault.engine, settings.authority)
+        self.authenticator = Authenticator(self.auth, self.groups, _oidc(settings))
         arc_uri = f"vos://{settings.authority}~arc"
         arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri)
         self.preauth = PreauthSigner(load_secret(settings.preauth_secret, settings.data_dir),

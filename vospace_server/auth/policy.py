@@ -79,3 +79,9 @@ def readable_writable(caller: Caller, chain: list[Node]) -> tuple[bool, bool]:
     readable = all(may_read_node(caller, n) for n in chain)
     writable = all(may_read_node(caller, n) for n in chain[:-1]) and may_write_node(caller, chain[-1])
     return readable, writable
+
+
+def access_properties(caller: Caller, chain: list[Node]) -> dict[str, str]:
+    """The computed ``#readable``/``#writable`` properties of ``chain[-1]`` for ``caller``."""
+    readable, writable = readable_writable(caller, chain)
+    return {props.READABLE: str(readable).lower(), props.WRITABLE: str(writable).lower()}

@@ -1,19 +1,22 @@
-"""Users and bearer tokens in SQL (the same database as the vault metadata by default).
+"""Users, passwords and bearer tokens in SQL (the same database as the vault metadata).
 
 Tokens are 256-bit random strings; only their SHA-256 is stored, so a leaked database
-does not leak credentials. (A slow password hash is unnecessary for random tokens.)
+does not leak credentials (a slow hash is unnecessary for random tokens). Passwords are
+chosen by people, so they get argon2id. A token's public id (for listing and revoking) is
+the first 12 hex digits of its digest, which reveals nothing usable.
 """
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import (Boolean, Column, Float, ForeignKey, MetaData, String, Table, Text,
-                        insert, select, update)
+                        delete, insert, select, update)
 from sqlalchemy.engine import Engine
-
-from .identity import Caller
 
 metadata = MetaData()
 
@@ -23,6 +26,13 @@ users = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created", Float, nullable=False),
+)
+
+# Separate from ``users`` so databases created before passwords existed need no migration.
+passwords = Table(
+    "passwords", metadata,
+    Column("user", String(64), ForeignKey("users.name"), primary_key=True),
+    Column("hash", Text, nullable=False),
 )
 
 tokens = Table(
@@ -36,10 +46,41 @@ tokens = Table(
 )
 
 TOKEN_PREFIX = "vst_"
+TOKEN_ID_LENGTH = 12
+_hasher = PasswordHasher()
+# Verifying against this when the user is unknown keeps login timing uniform.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the authenticator needs to know about a user."""
+
+    name: str
+    is_admin: bool
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    user: str
+    created: float
+    expires: float | None
+    revoked: bool
+    label: str
+
+    @property
+    def state(self) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.expires is not None and self.expires < time.time():
+            return "expired"
+        return "active"
 
 
 class AuthStore:
@@ -47,6 +88,7 @@ class AuthStore:
         self.engine = engine
         metadata.create_all(engine)
 
+    # -- users --------------------------------------------------------------------------
     def ensure_user(self, name: str, is_admin: bool = False) -> None:
         with self.engine.begin() as conn:
             row = conn.execute(select(users).where(users.c.name == name)).first()
@@ -56,6 +98,42 @@ class AuthStore:
             elif is_admin and not row.is_admin:
                 conn.execute(update(users).where(users.c.name == name).values(is_admin=True))
 
+    def account(self, name: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.name == name)).first()
+        return None if row is None else Account(row.name, bool(row.is_admin), bool(row.disabled))
+
+    def list_users(self) -> list[Account]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(users).order_by(users.c.name)).all()
+        return [Account(r.name, bool(r.is_admin), bool(r.disabled)) for r in rows]
+
+    def set_disabled(self, name: str, disabled: bool) -> bool:
+        """Disabling takes effect on the next request: every credential checks the flag."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(users).where(users.c.name == name)
+                                  .values(disabled=disabled))
+        return result.rowcount > 0
+
+    # -- passwords ----------------------------------------------------------------------
+    def set_password(self, name: str, password: str) -> None:
+        hashed = _hasher.hash(password)
+        with self.engine.begin() as conn:
+            conn.execute(delete(passwords).where(passwords.c.user == name))
+            conn.execute(insert(passwords).values(user=name, hash=hashed))
+
+    def check_password(self, name: str, password: str) -> Account | None:
+        """The account if ``password`` is right and the user enabled, else None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(passwords.c.hash).where(passwords.c.user == name)).first()
+        try:
+            _hasher.verify(row.hash if row else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        account = self.account(name) if row else None
+        return account if account and not account.disabled else None
+
+    # -- tokens -------------------------------------------------------------------------
     def create_token(self, user: str, lifetime_s: float | None = None, label: str = "") -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
@@ -65,8 +143,8 @@ class AuthStore:
                 expires=None if lifetime_s is None else now + lifetime_s))
         return token
 
-    def authenticate(self, token: str) -> Caller | None:
-        """The caller a token stands for, or None if it is unknown, expired or revoked."""
+    def authenticate(self, token: str) -> Account | None:
+        """The account a token stands for, or None if unknown, expired, revoked or disabled."""
         query = (select(users.c.name, users.c.is_admin, users.c.disabled, tokens.c.expires,
                         tokens.c.revoked)
                  .join(users, users.c.name == tokens.c.user)
@@ -77,4 +155,25 @@ class AuthStore:
             return None
         if row.expires is not None and row.expires < time.time():
             return None
-        return Caller(name=row.name, is_admin=bool(row.is_admin))
+        return Account(row.name, bool(row.is_admin), False)
+
+    def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
+        query = select(tokens).order_by(tokens.c.created)
+        if user is not None:
+            query = query.where(tokens.c.user == user)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [TokenInfo(r.digest[:TOKEN_ID_LENGTH], r.user, r.created, r.expires,
+                          bool(r.revoked), r.label or "") for r in rows]
+
+    def revoke_token(self, token_or_id: str) -> int:
+        """Revoke by the token itself or by its public id; returns how many were revoked."""
+        if token_or_id.startswith(TOKEN_PREFIX):
+            condition = tokens.c.digest == _digest(token_or_id)
+        elif len(token_or_id) == TOKEN_ID_LENGTH and all(
+                c in "0123456789abcdef" for c in token_or_id):
+            condition = tokens.c.digest.like(token_or_id + "%")
+        else:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(update(tokens).where(condition).values(revoked=True)).rowcount

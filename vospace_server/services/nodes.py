@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..auth import policy
+from ..auth.groups import normalize_group_properties
 from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
@@ -93,10 +94,10 @@ class NodeEndpoints:
             else:
                 everything = await run(tree.list_children, path)
                 node.children = window(everything, ordering, start, limit)
-        readable, writable = policy.readable_writable(caller, chain)
         if detail is Detail.MAX and not caller.is_anonymous:
-            node.properties[props.READABLE] = str(readable).lower()
-            node.properties[props.WRITABLE] = str(writable).lower()
+            node.properties.update(policy.access_properties(caller, chain))
+            for child in node.children or ():
+                child.properties.update(policy.access_properties(caller, chain + [child]))
         return self._render(node, detail)
 
     def _start_name(self, request: Request, path: str) -> str | None:
@@ -116,6 +117,7 @@ class NodeEndpoints:
         uri, node = parse_node(body)
         self._check_uri(request, uri, path)
         node.path = path
+        node.properties = normalize_group_properties(node.properties, self.service.authority)
         if node.is_link:
             check_link_target(node.target or "")
         caller = await caller_of(request)
@@ -139,7 +141,9 @@ class NodeEndpoints:
         tree = self.service.tree
         chain = await run(tree.resolve, path)
         policy.require_write(caller, chain)
-        changes = {u: v for u, v in update.properties.items() if u not in props.READ_ONLY}
+        changes = normalize_group_properties(
+            {u: v for u, v in update.properties.items() if u not in props.READ_ONLY},
+            self.service.authority)
         policy.require_property_rights(caller, chain[-1], changes)
         updated = await run(tree.update_properties, path, changes)
         return self._render(updated)

@@ -1,6 +1,7 @@
 """Helpers every endpoint uses: the caller, bounded bodies, XML responses, worker threads."""
 from __future__ import annotations
 
+import base64
 from typing import Callable, TypeVar
 
 from anyio import to_thread
@@ -13,13 +14,18 @@ from ..protocol.faults import NotAuthenticated, RequestEntityTooLarge
 
 T = TypeVar("T")
 XML_TYPE = "text/xml; charset=UTF-8"
+CALLER_KEY = "vospace.caller"  # where caller_of caches the Caller in the ASGI scope
 
 
 def deployment(request: Request) -> Deployment:
     return request.app.state.deployment
 
 
+SESSION_COOKIE = "vospace_session"
+
+
 def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer``, else of ``X-CADC-DelegationToken``."""
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -28,19 +34,46 @@ def bearer_token(request: Request) -> str | None:
     return delegated or None
 
 
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """``Authorization: Basic`` (the CADC client's .netrc path) as (user, password)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise NotAuthenticated("malformed Basic credentials") from None
+    if not sep or not user:
+        raise NotAuthenticated("malformed Basic credentials")
+    return user, password
+
+
 async def caller_of(request: Request) -> Caller:
-    """The authenticated caller; a presented but invalid token is an error, not anonymity."""
-    cached = request.scope.get("vospace.caller")
+    """The authenticated caller; presented but invalid credentials are an error, not anonymity.
+
+    Accepted, in this order: Bearer token, X-CADC-DelegationToken, HTTP Basic, the session
+    cookie set by ``/ac/login``. Group memberships are resolved now, so they are current.
+    """
+    cached = request.scope.get(CALLER_KEY)
     if cached is not None:
         return cached
-    token = bearer_token(request)
+    authenticator = deployment(request).authenticator
     caller = ANONYMOUS
+    token = bearer_token(request)
+    basic = basic_credentials(request) if token is None else None
+    if token is None and basic is None:
+        token = request.cookies.get(SESSION_COOKIE) or None
     if token is not None:
-        found = await run(deployment(request).auth.authenticate, token)
+        found = await run(authenticator.from_token, token)
         if found is None:
             raise NotAuthenticated("the token is unknown, expired or revoked")
         caller = found
-    request.scope["vospace.caller"] = caller
+    elif basic is not None:
+        found = await run(authenticator.from_password, *basic)
+        if found is None:
+            raise NotAuthenticated("wrong user name or password")
+        caller = found
+    request.scope[CALLER_KEY] = caller
     return caller
 
 

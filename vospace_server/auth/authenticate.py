@@ -1,0 +1,61 @@
+"""Credentials -> Caller: tokens (ours or OIDC), passwords, and the caller's groups.
+
+Group memberships are looked up on every authentication, so membership changes, disabled
+accounts and revoked tokens take effect on the very next request. Only the argon2 check of
+HTTP Basic passwords is remembered briefly (BASIC_CACHE_S): hashing on every request of a
+netrc client would cost more CPU than serving it; the account's enabled flag is still read
+each time.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+from .groups import GroupStore
+from .identity import Caller
+from .oidc import OidcValidator
+from .store import TOKEN_PREFIX, Account, AuthStore
+
+BASIC_CACHE_S = 30.0
+BASIC_CACHE_MAX = 1024
+
+
+class Authenticator:
+    def __init__(self, store: AuthStore, groups: GroupStore,
+                 oidc: OidcValidator | None = None) -> None:
+        self.store, self.groups, self.oidc = store, groups, oidc
+        self._basic_ok: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def caller(self, account: Account) -> Caller:
+        return Caller(name=account.name, is_admin=account.is_admin,
+                      groups=self.groups.memberships(account.name))
+
+    def from_token(self, token: str) -> Caller | None:
+        account: Account | None = None
+        if token.startswith(TOKEN_PREFIX):
+            account = self.store.authenticate(token)
+        elif self.oidc is not None and OidcValidator.looks_like_jwt(token):
+            name = self.oidc.user_of(token)
+            account = self.store.account(name) if name else None
+        if account is None or account.disabled:
+            return None
+        return self.caller(account)
+
+    def from_password(self, user: str, password: str) -> Caller | None:
+        key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+        with self._lock:
+            verified = self._basic_ok.get(key, 0.0) > time.monotonic()
+        if verified:
+            account = self.store.account(user)
+        else:
+            account = self.store.check_password(user, password)
+            if account is not None:
+                with self._lock:
+                    if len(self._basic_ok) >= BASIC_CACHE_MAX:
+                        self._basic_ok.clear()
+                    self._basic_ok[key] = time.monotonic() + BASIC_CACHE_S
+        if account is None or account.disabled:
+            return None
+        return self.caller(account)

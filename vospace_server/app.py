@@ -17,6 +17,7 @@ from .services.audit import AuditMiddleware
 from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
 from .services.nodes import NodeEndpoints
+from .services.synctrans import SyncTransfers
 from .services.vosi import resource_caps, vosi_routes
 
 
@@ -26,7 +27,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
                                    Mount("/ac", routes=ac_routes())]
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
-        service_routes += FileEndpoints(service).routes()
+        service_routes += FileEndpoints(service).routes() + SyncTransfers(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
 
     @asynccontextmanager

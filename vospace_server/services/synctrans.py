@@ -1,0 +1,110 @@
+"""``/{svc}/synctrans``: synchronous transfer negotiation (pushToVoSpace, pullFromVoSpace).
+
+Two forms. A POSTed transfer document (what the CADC client sends) is answered with 303
+to ``/{svc}/transfers/{id}/results/transferDetails``, where the negotiated document waits
+in the shared job table as a job of kind ``sync`` born COMPLETED (the ``/transfers``
+endpoints serve its phase, error and details). The query form ``?TARGET=&DIRECTION=
+&PROTOCOL=`` answers the negotiated document directly, or with ``REQUEST=redirect`` on a
+pull, 303 to the data. Endpoints: for each protocol the client offered, a pre-authorized
+URL first (works with no credential), then the ``/files`` URL for the authenticated
+security method when the client named one.
+"""
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..auth import policy
+from ..auth.identity import Caller
+from ..deployment import Service
+from ..protocol import uris
+from ..protocol.faults import InvalidArgument, InvalidURI, ProtocolNotSupported
+from ..protocol.transfer import (HTTP_GET, HTTP_PUT, HTTPS_GET, HTTPS_PUT, PULL_FROM, PUSH_TO,
+                                 Protocol, Transfer, parse_transfer, render_transfer)
+from ..storage.jobs import COMPLETED, Kind
+from .files import authorize_put, files_url, preauth_url
+from .requests import base_url, caller_of, deployment, read_body, run, xml_response
+
+SUPPORTED = {PULL_FROM: (HTTPS_GET, HTTP_GET), PUSH_TO: (HTTPS_PUT, HTTP_PUT)}
+
+
+def _query_transfer(request: Request) -> Transfer | None:
+    """The transfer named by TARGET/DIRECTION/PROTOCOL query parameters (any case)."""
+    params = {k.upper(): request.query_params.getlist(k) for k in request.query_params}
+    if "TARGET" not in params:
+        return None
+    direction = (params.get("DIRECTION") or [""])[0]
+    method = (params.get("SECURITYMETHOD") or [None])[0]
+    protocols = [Protocol(uri=p, security_method=method) for p in params.get("PROTOCOL", [])]
+    return Transfer(target=params["TARGET"][0], direction=direction, protocols=protocols)
+
+
+class SyncTransfers:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def routes(self) -> list[Route]:
+        return [Route("/synctrans", self.negotiate, methods=["GET", "POST"])]
+
+    def _target_path(self, request: Request, target: str) -> str:
+        parsed = uris.parse_vos_uri(target)
+        if parsed.service != self.service.name or \
+                parsed.authority not in deployment(request).settings.accepted_authorities:
+            raise InvalidURI(f"{target} does not belong to {self.service.base_uri}")
+        return parsed.path
+
+    async def _authorize(self, caller: Caller, direction: str, path: str) -> None:
+        if direction == PUSH_TO:
+            await authorize_put(caller, self.service, path)
+            return
+        chain = await run(self.service.tree.resolve, path)
+        policy.require_read(caller, chain)
+        if chain[-1].is_container or chain[-1].is_link:
+            raise InvalidArgument(f"/{path} is not a DataNode; only DataNodes can be pulled")
+
+    def _endpoints(self, request: Request, transfer: Transfer, path: str,
+                   caller: Caller) -> list[Protocol]:
+        usable = [p for p in transfer.protocols if p.uri in SUPPORTED[transfer.direction]]
+        if not usable:
+            raise ProtocolNotSupported("requested transfer protocols are not supported; use "
+                                       + " or ".join(SUPPORTED[transfer.direction]))
+        direction = "put" if transfer.direction == PUSH_TO else "get"
+        url = preauth_url(request, self.service, path, direction, caller.name or "")
+        offered = [Protocol(uri=usable[0].uri, endpoint=url)]
+        for proto in usable:
+            if proto.security_method:
+                offered.append(Protocol(uri=proto.uri, security_method=proto.security_method,
+                                        endpoint=files_url(request, self.service, path)))
+        return offered
+
+    async def negotiate(self, request: Request) -> Response:
+        transfer = _query_transfer(request)
+        body = b""
+        if transfer is None:
+            if request.method != "POST":
+                raise InvalidArgument("POST a transfer document, or give TARGET, DIRECTION "
+                                      "and PROTOCOL parameters")
+            body = await read_body(request, deployment(request).settings.max_xml_bytes)
+            transfer = parse_transfer(body)
+        if transfer.direction not in SUPPORTED:
+            raise InvalidArgument(f"synctrans handles {PUSH_TO} and {PULL_FROM}; "
+                                  f"use /transfers for {transfer.direction!r}")
+        path = self._target_path(request, transfer.target)
+        caller = await caller_of(request)
+        await self._authorize(caller, transfer.direction, path)
+        result = Transfer(target=transfer.target, direction=transfer.direction,
+                          view=transfer.view,
+                          protocols=self._endpoints(request, transfer, path, caller))
+        details = render_transfer(result)
+        if not body:  # query form: answer directly
+            redirect = request.query_params.get("REQUEST", "").lower() == "redirect"
+            if redirect and transfer.direction == PULL_FROM:
+                return RedirectResponse(result.protocols[0].endpoint or "", status_code=303)
+            return xml_response(details)
+        job = await run(deployment(request).jobs.create, Kind.SYNC, self.service.name,
+                        caller.name, {}, body.decode("utf-8", "replace"), None, COMPLETED,
+                        None, details.decode())
+        return RedirectResponse(
+            f"{base_url(request)}/{self.service.name}/transfers/{job.id}/results/transferDetails",
+            status_code=303)

@@ -33,7 +33,7 @@ class Result:
     size: int
 
 
-def file_md5(path: str, progress: Progress | None = None) -> str:
+def file_md5(path: str) -> str:
     h = hashlib.md5()
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
@@ -65,17 +65,26 @@ def _with_retries(fn: Callable[[], Result], attempts: int = ATTEMPTS) -> Result:
     raise AssertionError("unreachable")
 
 
+UNKNOWN = object()
+
+
 def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = True,
-           progress: Progress | None = None) -> Result:
-    """Upload ``local`` to ``remote`` (a container: into it)."""
+           progress: Progress | None = None, existing=UNKNOWN, checksum: bool = True) -> Result:
+    """Upload ``local`` to ``remote`` (a container: into it).
+
+    ``existing`` is the destination node when the caller already listed it (None: absent),
+    saving a request per file; ``checksum=False`` skips on equal size alone.
+    """
     if not os.path.isfile(local):
         raise errors.NotFound(f"{local}: no such file") if not os.path.exists(local) else \
             errors.IsAContainer(f"{local}: is a directory", "use vcp -r for directories")
     size = os.path.getsize(local)
-    try:
-        node = client.get_node(remote)
-    except errors.NotFound:
-        node = None
+    node = existing
+    if node is UNKNOWN:
+        try:
+            node = client.get_node(remote)
+        except errors.NotFound:
+            node = None
     if node is not None and node.isdir:
         remote = remote.child(os.path.basename(local))
         try:
@@ -87,8 +96,8 @@ def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = 
     if node is not None and node.islocked:
         raise errors.Locked(f"{remote}: the node is locked")
     known_md5 = None
-    if skip_identical and node is not None and node.size == size and node.md5:
-        known_md5 = file_md5(local)
+    if skip_identical and node is not None and node.size == size and (node.md5 or not checksum):
+        known_md5 = file_md5(local) if checksum else node.md5
         if known_md5 == node.md5:
             if progress:
                 progress(size)
@@ -175,7 +184,8 @@ def read_range(client: "Client", remote: Remote, start: int | None = None,
 
 
 def download(client: "Client", remote: Remote, local: str, skip_identical: bool = True,
-             resume: bool = True, progress: Progress | None = None, node=None) -> Result:
+             resume: bool = True, progress: Progress | None = None, node=None,
+             checksum: bool = True) -> Result:
     """Download ``remote`` to ``local`` (a directory: into it), resuming a ``.part`` file."""
     node = node or client.get_node(remote)
     if node.isdir:
@@ -183,7 +193,7 @@ def download(client: "Client", remote: Remote, local: str, skip_identical: bool 
     if os.path.isdir(local):
         local = os.path.join(local, remote.name)
     if skip_identical and os.path.isfile(local) and os.path.getsize(local) == node.size \
-            and node.md5 and file_md5(local) == node.md5:
+            and (not checksum or (node.md5 and file_md5(local) == node.md5)):
         if progress:
             progress(node.size)
         return Result(str(remote), local, "skipped", node.size)

@@ -1,0 +1,205 @@
+"""Authorization matrix: every endpoint and method x every kind of caller, on vault and arc.
+
+One server (the session's SQLite deployment), one set of users and groups, one shared
+folder per service owned by ``mxowner``; each cell is one real HTTP request.
+Roles: anonymous, owner, member of the read group, member of the write group (through a
+nested group), another user, a removed member, an expired token, a tampered token, admin.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+from lxml import etree
+
+from .conftest import VOS_NS, XSI_NS
+
+ROLES = ["anonymous", "owner", "reader", "writer", "other", "removed", "expired", "tampered",
+         "admin"]
+USERS = {"owner": "mxowner", "reader": "mxreader", "writer": "mxwriter", "other": "mxother",
+         "removed": "mxremoved"}
+UNAUTHENTICATED = {"anonymous", "expired", "tampered"}
+READERS = {"owner", "reader", "writer", "admin"}
+WRITERS = {"owner", "writer", "admin"}
+PERMISSION_CHANGERS = {"owner", "admin"}
+QUOTA_SETTERS = {"admin"}
+
+
+def node_xml(service: str, path: str, node_type: str = "ContainerNode",
+             properties: dict[str, str] | None = None) -> str:
+    props = "".join(f'<vos:property uri="{u}">{v}</vos:property>'
+                    for u, v in (properties or {}).items())
+    return (f'<vos:node xmlns:vos="{VOS_NS}" xmlns:xsi="{XSI_NS}" '
+            f'uri="vos://localhost~{service}/{path}" xsi:type="vos:{node_type}">'
+            f'<vos:properties>{props}</vos:properties></vos:node>')
+
+
+class World:
+    """Users, groups, tokens and the shared folders, made once for the module."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+        for user in USERS.values():
+            server.add_user(user)
+        self.tokens = {role: server.tokens[user] for role, user in USERS.items()}
+        self.tokens["admin"] = server.tokens["admin"]
+        expired = server.vospace("token", "create", USERS["owner"], "--days", "0.00001")
+        assert expired.returncode == 0, expired.stderr
+        self.tokens["expired"] = expired.stdout.strip()
+        good = self.tokens["owner"]
+        self.tokens["tampered"] = good[:-1] + ("A" if good[-1] != "A" else "B")
+        tag = uuid.uuid4().hex[:6]
+        self.read_group, self.write_group = f"mx-read-{tag}", f"mx-write-{tag}"
+        self.inner_group = f"mx-inner-{tag}"
+        with self.client("owner") as c:
+            for group in (self.read_group, self.write_group, self.inner_group):
+                assert c.put(f"/ac/groups/{group}").status_code == 201
+            for group, user in ((self.read_group, "reader"), (self.read_group, "removed"),
+                                (self.inner_group, "writer")):
+                assert c.put(f"/ac/groups/{group}/userMembers/{USERS[user]}").status_code == 200
+            # writer is in the write group only through the nested inner group
+            r = c.put(f"/ac/groups/{self.write_group}/groupMembers/{self.inner_group}")
+            assert r.status_code == 200
+            r = c.delete(f"/ac/groups/{self.read_group}/userMembers/{USERS['removed']}")
+            assert r.status_code == 200
+        time.sleep(1.0)  # let the expired token expire
+        self.shared: dict[str, str] = {}
+        for service in ("vault", "arc"):
+            home = USERS["owner"] if service == "vault" else f"home/{USERS['owner']}"
+            # the home is readable by both groups (bare names here, URIs below: both accepted)
+            self.post_props("owner", service, home, {
+                "ivo://ivoa.net/vospace/core#groupread": f"{self.read_group} {self.write_group}"}
+            ).raise_for_status()
+            shared = f"{home}/shared-{tag}"
+            self.shared[service] = shared
+            groups = {"ivo://ivoa.net/vospace/core#groupread":
+                      f"ivo://localhost/gms?{self.read_group}",
+                      "ivo://ivoa.net/vospace/core#groupwrite":
+                      f"ivo://localhost/gms?{self.write_group}"}
+            self.put_node("owner", service, shared, properties=groups).raise_for_status()
+            self.put_node("owner", service, f"{shared}/f", "DataNode",
+                          properties=groups).raise_for_status()
+            with self.client("owner") as c:
+                c.put(f"/{service}/files/{shared}/f", content=b"hello").raise_for_status()
+
+    def client(self, role: str) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role in self.tokens else {}
+        return httpx.Client(base_url=self.server.url, headers=headers, verify=False, timeout=30)
+
+    def put_node(self, role: str, service: str, path: str, node_type: str = "ContainerNode",
+                 properties: dict[str, str] | None = None) -> httpx.Response:
+        with self.client(role) as c:
+            return c.put(f"/{service}/nodes/{path}",
+                         content=node_xml(service, path, node_type, properties),
+                         headers={"Content-Type": "text/xml"})
+
+    def post_props(self, role: str, service: str, path: str,
+                   properties: dict[str, str]) -> httpx.Response:
+        with self.client(role) as c:
+            r = c.post(f"/{service}/nodes/{path}",
+                       content=node_xml(service, path, "DataNode", properties),
+                       headers={"Content-Type": "text/xml"})
+        return r
+
+
+@pytest.fixture(scope="module")
+def world(sqlite_server) -> World:
+    return World(sqlite_server)
+
+
+def operations(world: World, service: str, role: str) -> dict[str, tuple[set[str], httpx.Response]]:
+    """Each operation's allowed roles and the response ``role`` got."""
+    shared = world.shared[service]
+    data = f"{shared}/f"
+    doomed = f"{shared}/del-{role}"
+    world.put_node("owner", service, doomed).raise_for_status()
+    results: dict[str, tuple[set[str], httpx.Response]] = {}
+    with world.client(role) as c:
+        results["GET container"] = (READERS, c.get(f"/{service}/nodes/{shared}"))
+        results["GET data node"] = (READERS, c.get(f"/{service}/nodes/{data}"))
+        results["PUT create node"] = (WRITERS, world.put_node(role, service,
+                                                              f"{shared}/new-{role}"))
+        results["POST set title"] = (WRITERS, world.post_props(
+            role, service, data, {"ivo://ivoa.net/vospace/core#title": role}))
+        results["POST change groupread"] = (PERMISSION_CHANGERS, world.post_props(
+            role, service, data,
+            {"ivo://ivoa.net/vospace/core#groupread": f"ivo://localhost/gms?{world.read_group}"
+             f" ivo://localhost/gms?unused-{role}"}))  # a real change for every role
+        results["POST set quota"] = (QUOTA_SETTERS, world.post_props(
+            role, service, shared, {"ivo://ivoa.net/vospace/core#quota": "1000000"}))
+        results["DELETE node"] = (WRITERS, c.delete(f"/{service}/nodes/{doomed}"))
+        results["GET files"] = (READERS, c.get(f"/{service}/files/{data}"))
+        results["HEAD files"] = (READERS, c.head(f"/{service}/files/{data}"))
+        results["PUT files"] = (WRITERS, c.put(f"/{service}/files/{data}",
+                                               content=b"hello"))
+        results["PUT files new"] = (WRITERS, c.put(f"/{service}/files/{shared}/up-{role}",
+                                                   content=b"x"))
+    return results
+
+
+@pytest.mark.parametrize("service", ["vault", "arc"])
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix(world: World, service: str, role: str) -> None:
+    wrong = []
+    for name, (allowed, response) in operations(world, service, role).items():
+        status = response.status_code
+        if role in allowed:
+            ok = 200 <= status < 400
+        elif role in UNAUTHENTICATED:
+            ok = status == 401 and "WWW-Authenticate" in response.headers and (
+                response.request.method == "HEAD" or
+                response.text.startswith("NotAuthenticated"))
+        else:
+            ok = status == 403 and (response.request.method == "HEAD" or
+                                    response.text.startswith("PermissionDenied"))
+        if ok and role in USERS | {"admin": "admin"} and role not in UNAUTHENTICATED:
+            ok = response.headers.get("X-VO-Authenticated") == (USERS | {"admin": "admin"})[role]
+        if not ok:
+            wrong.append(f"{name}: {status} {response.text[:80]!r}")
+    assert not wrong, f"{role} on {service}: " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize("service", ["vault", "arc"])
+def test_membership_changes_take_effect_at_once(world: World, service: str) -> None:
+    url = f"/{service}/nodes/{world.shared[service]}"
+    member_url = f"/ac/groups/{world.read_group}/userMembers/{USERS['other']}"
+    with world.client("other") as other, world.client("owner") as owner:
+        assert other.get(url).status_code == 403
+        assert owner.put(member_url).status_code == 200
+        try:
+            assert other.get(url).status_code == 200
+        finally:
+            assert owner.delete(member_url).status_code == 200
+        assert other.get(url).status_code == 403
+
+
+def test_disabled_user_refused_at_once(world: World) -> None:
+    url = f"/vault/nodes/{world.shared['vault']}"
+    with world.client("reader") as reader:
+        assert reader.get(url).status_code == 200
+        assert world.server.vospace("user", "disable", USERS["reader"]).returncode == 0
+        try:
+            assert reader.get(url).status_code == 401
+        finally:
+            world.server.vospace("user", "disable", "--enable", USERS["reader"])
+        assert reader.get(url).status_code == 200
+
+
+def test_readable_writable_properties(world: World) -> None:
+    """The computed #readable/#writable tell each caller their own effective access."""
+    shared = world.shared["arc"]
+    expected = {"reader": ("true", "false"), "writer": ("true", "true"),
+                "owner": ("true", "true")}
+    ns = {"vos": VOS_NS}
+    for role, (readable, writable) in expected.items():
+        with world.client(role) as c:
+            root = etree.fromstring(c.get(f"/arc/nodes/{shared}").content)
+        values = {p.get("uri").rpartition("#")[2]: p.text
+                  for p in root.findall("vos:properties/vos:property", ns)}
+        assert (values["readable"], values["writable"]) == (readable, writable), role
+        child = root.find("vos:nodes/vos:node[@uri='vos://localhost~arc/" + shared + "/f']", ns)
+        child_values = {p.get("uri").rpartition("#")[2]: p.text
+                        for p in child.findall("vos:properties/vos:property", ns)}
+        assert child_values["writable"] == writable, role

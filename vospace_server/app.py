@@ -11,6 +11,7 @@ from starlette.routing import Mount, Route
 
 from .config import Settings
 from .deployment import Deployment
+from .jobs.runner import JobRunner
 from .protocol.faults import VOSpaceFault
 from .services.ac import ac_routes
 from .services.audit import AuditMiddleware
@@ -18,6 +19,7 @@ from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
 from .services.nodes import NodeEndpoints
 from .services.synctrans import SyncTransfers
+from .services.uws import uws_routes
 from .services.vosi import resource_caps, vosi_routes
 
 
@@ -27,12 +29,17 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
                                    Mount("/ac", routes=ac_routes())]
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
+        service_routes += uws_routes(service)
         service_routes += FileEndpoints(service).routes() + SyncTransfers(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
 
+    runner = JobRunner(deployment)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        runner.start()
         yield
+        runner.stop()
         deployment.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AuditMiddleware)],
@@ -42,4 +49,5 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
                         Exception: handle_unexpected,
                     })
     app.state.deployment = deployment
+    app.state.job_runner = runner
     return app

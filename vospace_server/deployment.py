@@ -4,16 +4,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .auth.preauth import PreauthSigner, load_secret
 from .auth.authenticate import Authenticator
 from .auth.groups import GroupStore
 from .auth.oidc import OidcValidator
+from .auth.preauth import PreauthSigner, load_secret
 from .auth.store import AuthStore
 from .config import Settings
 from .protocol import properties as props
 from .protocol.faults import DuplicateNode
 from .protocol.nodes import Node, NodeType
 from .storage.arc.tree import ArcTree
+from .storage.jobs import JobStore
 from .storage.tree import NodeTree
 from .storage.vault.blobs import make_blob_store
 from .storage.vault.tree import VaultTree
@@ -50,6 +51,7 @@ class Deployment:
         vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
                           blobs=make_blob_store(settings.blob_dir))
         self.auth = AuthStore(vault.engine)
+        self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records
         self.auth.ensure_user(settings.admin_user, is_admin=True)
         self.groups = GroupStore(vault.engine, settings.authority)
         self.authenticator = Authenticator(self.auth, self.groups, _oidc(settings))

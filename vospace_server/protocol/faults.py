@@ -70,6 +70,12 @@ class NodeNotFound(VOSpaceFault):
     fault_name, status = "NodeNotFound", 404
 
 
+class JobNotFound(VOSpaceFault):
+    """A UWS job (or one of its resources) that does not exist; not a VOSpace fault name."""
+
+    fault_name, status = "NotFound", 404
+
+
 class ContainerNotFound(VOSpaceFault):
     fault_name, status = "ContainerNotFound", 404
 

@@ -49,5 +49,16 @@ class NodeTree(Protocol):
         """The current bytes of DataNode ``path`` with their size, MD5 and mtime."""
         ...
 
+    def move(self, src: str, dest: str) -> Node:
+        """Move ``src`` to ``dest`` (inside it, if ``dest`` is a container; see placement.py).
+
+        DuplicateNode if the destination exists otherwise; returns the node at its new path."""
+        ...
+
+    def copy(self, src: str, dest: str, owner: str) -> Node:
+        """Copy ``src`` (a whole subtree, bytes included) like ``move``; copies belong to
+        ``owner``."""
+        ...
+
     def close(self) -> None:
         ...

@@ -22,8 +22,9 @@ from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgumen
                                 NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
 from ..common import storable_properties, with_defaults
+from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
-from . import xattrs
+from . import copying, xattrs
 
 TOP_LEVEL = ("home", "projects")
 
@@ -194,6 +195,31 @@ class ArcTree:
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise
+
+    # -- moving and copying (see copying.py) ---------------------------------------------
+    def move(self, src: str, dest: str) -> Node:
+        """A rename (into ``dest`` when it is a container); never replaces an existing node."""
+        if src in ("",) + TOP_LEVEL:
+            raise PermissionDenied(f"/{src} cannot be moved")
+        self.resolve(src)
+        final = final_destination(self.resolve, src, dest)
+        copying.rename_noreplace(self._fs(src), self._fs(final))
+        return self.resolve(final)[-1]
+
+    def copy(self, src: str, dest: str, owner: str) -> Node:
+        """Copy into a hidden temp name next to the destination, then rename it into place,
+        so a copy interrupted half-way is never visible (fsck removes the temp)."""
+        self.resolve(src)
+        final = final_destination(self.resolve, src, dest)
+        temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
+        try:
+            copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX)
+            copying.rename_noreplace(temp, self._fs(final))
+        except BaseException:
+            if os.path.lexists(temp):
+                self._remove(temp)
+            raise
+        return self.resolve(final)[-1]
 
     # -- bytes --------------------------------------------------------------------------
     def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:

@@ -6,19 +6,20 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from ...protocol import properties as props
 from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
-                                NodeNotFound, PermissionDenied)
+                                NodeBusy, NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
 from ..common import apply_changes, storable_properties, with_defaults
+from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
 from .blobs import BlobStore, new_key
-from .schema import make_engine, nodes
+from .schema import PathText, make_engine, nodes
 
 
 def subtree_clause(path: str):
@@ -148,6 +149,72 @@ class VaultTree:
         if delta:
             conn.execute(update(nodes).where(nodes.c.path.in_(uris.ancestors(path)))
                          .values(length=nodes.c.length + delta))
+
+    # -- moving and copying -------------------------------------------------------------
+    def move(self, src: str, dest: str) -> Node:
+        """Rename the subtree in one UPDATE (paths are rewritten, no bytes move)."""
+        if src == "":
+            raise PermissionDenied("the root container cannot be moved")
+        final = final_destination(self.resolve, src, dest)
+        cut = len(src) + 1  # SQL substr is 1-based: the suffix after ``src``
+        with self._tx(write=True) as conn:
+            row = self._chain(conn, src)[-1]
+            parent = self._chain(conn, uris.parent_of(final))[-1]
+            if parent.type != NodeType.CONTAINER.value:
+                raise ContainerNotFound(f"/{parent.path} is not a container")
+            prefix = literal(final, PathText)
+            try:
+                conn.execute(update(nodes).where(subtree_clause(src)).values(
+                    path=prefix + func.substr(nodes.c.path, cut),
+                    parent=case((nodes.c.path == src, uris.parent_of(final)),
+                                else_=prefix + func.substr(nodes.c.parent, cut)),
+                    name=case((nodes.c.path == src, uris.name_of(final)), else_=nodes.c.name)))
+            except IntegrityError:  # the destination appeared meanwhile
+                raise DuplicateNode(f"/{final}") from None
+            self._add_usage(conn, src, -row.length)
+            self._add_usage(conn, final, row.length)
+            return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
+
+    def copy(self, src: str, dest: str, owner: str) -> Node:
+        """Copy the subtree's rows (owned by ``owner``) and their blobs (BlobStore.copy)."""
+        final = final_destination(self.resolve, src, dest)
+        with self._tx() as conn:
+            self._chain(conn, src)
+            rows = list(conn.execute(select(nodes).where(subtree_clause(src))
+                                     .order_by(nodes.c.path)))
+        keys: list[str] = []
+        try:
+            copies = []
+            for row in rows:
+                key = None
+                if row.blob:
+                    key = new_key()
+                    self.blobs.copy(row.blob, key)
+                    keys.append(key)
+                path = final + row.path[len(src):]
+                copies.append(dict(
+                    path=path, parent=uris.parent_of(path), name=uris.name_of(path),
+                    type=row.type, owner=owner, length=row.length, md5=row.md5,
+                    created=time.time(), modified=row.modified, target=row.target,
+                    props=row.props, blob=key))
+            with self._tx(write=True) as conn:
+                parent = self._chain(conn, uris.parent_of(final))[-1]
+                if parent.type != NodeType.CONTAINER.value:
+                    raise ContainerNotFound(f"/{parent.path} is not a container")
+                try:
+                    conn.execute(insert(nodes), copies)
+                except IntegrityError:
+                    raise DuplicateNode(f"/{final}") from None
+                self._add_usage(conn, final, rows[0].length)
+                return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
+        except FileNotFoundError:  # a blob was replaced by an upload meanwhile
+            for key in keys:
+                self.blobs.delete(key)
+            raise NodeBusy(f"/{src} changed during the copy; try again") from None
+        except BaseException:
+            for key in keys:
+                self.blobs.delete(key)
+            raise
 
     # -- bytes --------------------------------------------------------------------------
     def _writable_target(self, conn: Connection, path: str) -> Row | None:

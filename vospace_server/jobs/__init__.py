@@ -1,0 +1,1 @@
+"""Async UWS jobs: what they do (actions) and who runs them (runner)."""

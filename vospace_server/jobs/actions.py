@@ -1,0 +1,184 @@
+"""What async jobs do: move/copy a node, recursive delete, recursive property setting.
+
+Each action checks access with the one ACL policy for the job owner (a snapshot of the
+caller taken when the job was created) and calls the service's NodeTree. Recursive actions
+count per-node successes and failures (the CADC client prints them) and call
+``progress.check()`` between nodes so an ABORT stops them part-way.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..auth import policy
+from ..auth.identity import Caller
+from ..protocol import properties as props
+from ..protocol import uris
+from ..protocol.faults import (InvalidURI, NodeLocked, NodeNotFound, PermissionDenied,
+                               VOSpaceFault)
+from ..protocol.nodes import Node
+from ..protocol.transfer import Transfer
+from ..storage.placement import final_destination
+from ..storage.tree import NodeTree
+
+PAGE = 1000
+CHECK_EVERY = 0.25  # seconds between abort checks
+# Nodes no job may move or delete (service roots and arc's top-level folders).
+PROTECTED = {"vault": ("",), "arc": ("", "home", "projects")}
+
+
+class Aborted(Exception):
+    """Raised by ``Progress.check`` when the job was aborted meanwhile."""
+
+
+@dataclass
+class Progress:
+    """Success/error counters of a recursive job and the abort check between nodes.
+
+    The abort flag lives in the database, so it is read at most every ``CHECK_EVERY``
+    seconds rather than once per node.
+    """
+
+    is_aborted: Callable[[], bool]
+    successes: int = 0
+    errors: int = 0
+    _next_check: float = 0.0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + CHECK_EVERY
+        if self.is_aborted():
+            raise Aborted()
+
+    def results(self) -> dict[str, str]:
+        return {"successcount": f"final:{self.successes}", "errorcount": f"final:{self.errors}"}
+
+
+def caller_from(snapshot: dict) -> Caller:
+    return Caller(name=snapshot.get("name"), is_admin=bool(snapshot.get("is_admin")),
+                  groups=frozenset(snapshot.get("groups") or ()))
+
+
+def caller_snapshot(caller: Caller) -> dict:
+    return {"name": caller.name, "is_admin": caller.is_admin, "groups": sorted(caller.groups)}
+
+
+def local_path(uri: str, service: str, authorities: frozenset[str]) -> str:
+    """The node path of ``uri``, which must name a node of ``service``."""
+    parsed = uris.parse_vos_uri(uri)
+    if parsed.service != service or parsed.authority not in authorities:
+        raise InvalidURI(f"{uri} is not a node of the {service} service")
+    return parsed.path
+
+
+def _all_children(tree: NodeTree, path: str) -> list[Node]:
+    children: list[Node] = []
+    start = None
+    while True:
+        page = tree.list_children(path, start, PAGE + (1 if start else 0))
+        if start is not None:
+            page = page[1:]  # the start child is inclusive and already listed
+        children.extend(page)
+        if len(page) < PAGE:
+            return children
+        start = page[-1].name
+
+
+def _refuse_locked(node: Node) -> None:
+    if node.flag(props.ISLOCKED):
+        raise NodeLocked(f"/{node.path} is locked")
+
+
+def node_transfer(tree: NodeTree, service: str, caller: Caller, transfer: Transfer,
+                  authorities: frozenset[str]) -> str:
+    """Move (keepBytes false) or copy the target to the direction URI; returns the new path.
+
+    moveNode semantics: an existing container as destination receives the source inside
+    it; any other existing destination is a DuplicateNode.
+    """
+    src = local_path(transfer.target, service, authorities)
+    dest = local_path(transfer.direction, service, authorities)
+    if src in PROTECTED[service] and transfer.is_move:
+        raise PermissionDenied(f"/{src} cannot be moved")
+    src_chain = tree.resolve(src)
+    policy.require_read(caller, src_chain)
+    if transfer.is_move:
+        policy.require_write(caller, src_chain[:-1])
+        _refuse_locked(src_chain[-1])
+    final = final_destination(tree.resolve, src, dest)
+    container_chain = tree.resolve(uris.parent_of(final))
+    policy.require_write(caller, container_chain)
+    _refuse_locked(container_chain[-1])
+    if transfer.is_move:
+        tree.move(src, final)
+    else:
+        tree.copy(src, final, caller.name or "")
+    return final
+
+
+def recursive_delete(tree: NodeTree, service: str, caller: Caller, path: str,
+                     progress: Progress) -> None:
+    """Delete ``path`` and everything below it that the caller may delete.
+
+    A node may be deleted when the caller may write its parent and it is not locked; a
+    container only once it is empty, so a protected node deep down keeps its ancestors.
+    """
+    if path in PROTECTED[service]:
+        raise PermissionDenied(f"/{path} cannot be deleted")
+    chain = tree.resolve(path)
+    policy.require_write(caller, chain[:-1])
+    stack: list[tuple[Node, bool, bool]] = [(chain[-1], True, False)]
+    while stack:
+        node, parent_ok, expanded = stack.pop()
+        progress.check()
+        if node.is_container and not expanded:
+            stack.append((node, parent_ok, True))
+            if policy.may_read_node(caller, node):
+                child_ok = policy.may_write_node(caller, node)
+                stack.extend((child, child_ok, False) for child in _all_children(tree, node.path))
+            continue
+        if not parent_ok or node.flag(props.ISLOCKED):
+            progress.errors += 1
+            continue
+        try:
+            if node.is_container and tree.list_children(node.path, None, 1):
+                progress.errors += 1  # something below could not be deleted
+                continue
+            tree.delete(node.path)
+            progress.successes += 1
+        except NodeNotFound:
+            pass  # removed meanwhile by someone else
+        except VOSpaceFault:
+            progress.errors += 1
+
+
+def recursive_set_properties(tree: NodeTree, caller: Caller, path: str,
+                             changes: dict[str, str | None], progress: Progress) -> None:
+    """Apply ``changes`` to ``path`` and every node below it that the caller may change.
+
+    LinkNodes are neither followed nor changed (arc cannot store their properties).
+    """
+    changes = {u: v for u, v in changes.items() if u not in props.READ_ONLY}
+    chain = tree.resolve(path)
+    policy.require_read(caller, chain[:-1])
+    stack = [chain[-1]]
+    while stack:
+        node = stack.pop()
+        progress.check()
+        if node.is_link:
+            continue
+        try:
+            if not policy.may_write_node(caller, node):
+                raise PermissionDenied(f"/{node.path}")
+            policy.require_property_rights(caller, node, changes)
+            tree.update_properties(node.path, changes)
+            progress.successes += 1
+        except NodeNotFound:
+            continue
+        except VOSpaceFault:
+            progress.errors += 1
+        if node.is_container and policy.may_read_node(caller, node):
+            stack.extend(reversed(_all_children(tree, node.path)))

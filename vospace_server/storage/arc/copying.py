@@ -1,0 +1,126 @@
+"""Moving and copying POSIX subtrees for arc, never following a symlink.
+
+``rename_noreplace`` is ``renameat2(RENAME_NOREPLACE)``, so a move never silently replaces
+a node that appeared meanwhile (falling back to check-then-rename where the filesystem
+lacks it). ``copy_tree`` copies files by reflink (``FICLONE``: instant on btrfs/XFS/CephFS
+snapshots-capable filesystems), else ``copy_file_range``, else read/write; symlinks are
+recreated with the same text; ``user.*`` properties and the cached MD5 are carried over
+(file mtimes are kept, so the cached MD5 stays valid) and the creator becomes the copier.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import stat
+
+from ...protocol import properties as props
+from ...protocol.faults import DuplicateNode
+from . import xattrs
+
+FICLONE = 0x40049409
+RENAME_NOREPLACE = 1
+AT_FDCWD = -100
+CHUNK = 8 * 1024 * 1024
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def rename_noreplace(src: str, dest: str) -> None:
+    """Rename ``src`` to ``dest``; DuplicateNode if ``dest`` exists."""
+    if _renameat2 is not None:
+        rc = _renameat2(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dest), RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise DuplicateNode(os.path.basename(dest))
+        if err not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(err, os.strerror(err), src)
+    if os.path.lexists(dest):
+        raise DuplicateNode(os.path.basename(dest))
+    os.rename(src, dest)
+
+
+def _copy_bytes(src_fd: int, dest_fd: int) -> None:
+    try:
+        fcntl.ioctl(dest_fd, FICLONE, src_fd)
+        return
+    except OSError:
+        pass
+    try:
+        while os.copy_file_range(src_fd, dest_fd, CHUNK):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    os.lseek(src_fd, 0, os.SEEK_SET)
+    os.lseek(dest_fd, 0, os.SEEK_SET)
+    os.ftruncate(dest_fd, 0)
+    while chunk := os.read(src_fd, CHUNK):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dest_fd, view):]
+
+
+def _copy_attributes(src: str, dest_fd: int, owner: str) -> None:
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith(xattrs.PREFIX):
+            try:
+                os.setxattr(dest_fd, name, os.getxattr(src, name, follow_symlinks=False))
+            except OSError:
+                pass
+    os.setxattr(dest_fd, xattrs.PREFIX + props.CREATOR, owner.encode())
+
+
+def _copy_file(src: str, dest: str, st: os.stat_result, owner: str) -> None:
+    src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dest_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          stat.S_IMODE(st.st_mode) | 0o600)
+        try:
+            _copy_bytes(src_fd, dest_fd)
+            _copy_attributes(src, dest_fd, owner)
+            os.utime(dest_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.fsync(dest_fd)
+        finally:
+            os.close(dest_fd)
+    finally:
+        os.close(src_fd)
+
+
+def _copy_dir(src: str, dest: str, owner: str) -> None:
+    os.mkdir(dest, 0o755)
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        _copy_attributes(src, fd, owner)
+    finally:
+        os.close(fd)
+
+
+def copy_tree(src: str, dest: str, owner: str, skip_prefix: str) -> None:
+    """Copy ``src`` (file, directory or symlink) to the new path ``dest``.
+
+    Names starting with ``skip_prefix`` (uploads in progress) are not copied; sockets,
+    FIFOs and devices neither. Directories are walked with ``lstat`` only.
+    """
+    stack = [(src, dest)]
+    while stack:
+        s, d = stack.pop()
+        st = os.lstat(s)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(s), d)
+        elif stat.S_ISREG(st.st_mode):
+            _copy_file(s, d, st, owner)
+        elif stat.S_ISDIR(st.st_mode):
+            _copy_dir(s, d, owner)
+            with os.scandir(s) as entries:
+                stack.extend((e.path, os.path.join(d, e.name)) for e in entries
+                             if not e.name.startswith(skip_prefix))

@@ -1,0 +1,41 @@
+"""Where a moved or copied node lands: the moveNode/copyNode rule both backends apply.
+
+An existing container as destination receives the source inside it (under its own name);
+any other existing destination is a DuplicateNode; otherwise the destination is the new
+path, and its parent must be an existing container. A node never goes below itself.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..protocol import uris
+from ..protocol.faults import ContainerNotFound, DuplicateNode, InvalidArgument, NodeNotFound
+from ..protocol.nodes import Node
+
+
+def final_destination(resolve: Callable[[str], list[Node]], src: str, dest: str) -> str:
+    """The path ``src`` ends up at when moved/copied to ``dest`` (``resolve`` is the tree's)."""
+    try:
+        target = resolve(dest)[-1]
+    except NodeNotFound:
+        final = dest
+        parent = uris.parent_of(dest)
+        try:
+            container = resolve(parent)[-1]
+        except NodeNotFound:
+            raise ContainerNotFound(f"/{parent}") from None
+        if not container.is_container:
+            raise ContainerNotFound(f"/{parent} is not a container")
+    else:
+        if not target.is_container:
+            raise DuplicateNode(f"/{dest} already exists")
+        final = uris.join(dest, uris.name_of(src))
+        try:
+            resolve(final)
+        except NodeNotFound:
+            pass
+        else:
+            raise DuplicateNode(f"/{final} already exists")
+    if src == "" or uris.is_within(final, src):
+        raise InvalidArgument(f"/{src} cannot be placed at /{final}, inside itself")
+    return final

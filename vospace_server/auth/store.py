@@ -7,6 +7,7 @@ the first 12 hex digits of its digest, which reveals nothing usable.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -48,8 +49,12 @@ tokens = Table(
 TOKEN_PREFIX = "vst_"
 TOKEN_ID_LENGTH = 12
 _hasher = PasswordHasher()
-# Verifying against this when the user is unknown keeps login timing uniform.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user is unknown, so login timing does not reveal names."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 def _digest(token: str) -> str:
@@ -127,7 +132,7 @@ class AuthStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(passwords.c.hash).where(passwords.c.user == name)).first()
         try:
-            _hasher.verify(row.hash if row else _DUMMY_HASH, password)
+            _hasher.verify(row.hash if row else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         account = self.account(name) if row else None

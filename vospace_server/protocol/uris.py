@@ -6,6 +6,7 @@ is where ``..`` and friends are refused, so no backend has to repeat that check.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -13,6 +14,7 @@ from .faults import InvalidURI
 
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
+_PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
 _FORBIDDEN_CHARS = {"\x00", "\\"} | {chr(c) for c in range(0x01, 0x20)} | {"\x7f"}
 
 
@@ -36,6 +38,9 @@ def check_name(name: str) -> None:
         raise InvalidURI(f"'{name}' is not a valid node name")
     if any(ch in _FORBIDDEN_CHARS for ch in name):
         raise InvalidURI("node names may not contain control characters or backslashes")
+    if _PERCENT_ESCAPE.search(name):
+        # Clients would decode it differently (and ``%2e%2e`` is a doubly-encoded ``..``).
+        raise InvalidURI("node names may not contain percent-encoded sequences such as %2e")
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError as exc:

@@ -1,8 +1,9 @@
 """``/<service>/nodes/{path}``: getNode, createNode, setNode, deleteNode."""
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,14 +20,41 @@ from ..protocol.nodes import Detail, Node
 from ..protocol.xml_io import parse_node, render_node
 from .requests import caller_of, deployment, read_body, run, xml_response
 
+# Larger limits mean "everything"; clamped so that no database sees an out-of-range integer.
+MAX_LIMIT = 2**31 - 1
+
+
+class PathConvertor(Convertor):
+    """Starlette's ``path`` convertor, but also matching newlines, so that a path holding
+    control characters reaches ``normalize_path`` (InvalidURI) instead of a bare 404.
+
+    It replaces the built-in ``path`` type for the whole app (Mounts use it too); it is
+    registered on import, before ``create_app`` compiles any route.
+    """
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("path", PathConvertor())
+
 PROTECTED = {"vault": ("",), "arc": ("", "home", "projects")}
 
 
 def node_path(request: Request) -> str:
-    """The node path from the URL. Starlette decoded it once; a second decoding pass makes
-    doubly-encoded forms (``%252e%252e``) meet the same ``..`` check."""
-    raw = request.path_params.get("path", "")
-    return uris.normalize_path(unquote(raw) if "%" in raw else raw)
+    """The node path from the URL, percent-decoded once (by the server). Doubly-encoded
+    forms such as ``%252e%252e`` arrive as ``%2e%2e`` and are refused by ``check_name``.
+    The server's decoding replaces invalid UTF-8 silently, so the raw bytes are checked."""
+    try:
+        unquote_to_bytes(request.scope.get("raw_path", b"").decode("latin-1")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidURI("the node path is not valid UTF-8") from None
+    return uris.normalize_path(request.path_params.get("path", ""))
 
 
 def parse_detail(request: Request) -> Detail:
@@ -41,9 +69,9 @@ def parse_limit(request: Request) -> int | None:
     value = request.query_params.get("limit")
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise InvalidArgument(f"limit must be a non-negative integer, not {value!r}")
-    return int(value)
+    return min(int(value), MAX_LIMIT)
 
 
 def check_link_target(target: str) -> None:

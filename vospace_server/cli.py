@@ -200,6 +200,22 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
                        help="read the password from the first line of stdin")
 
 
+def cmd_fsck(args: argparse.Namespace) -> int:
+    """Report (and with --repair fix) bytes and metadata that disagree; 1 if any found."""
+    from .deployment import Deployment
+    from .storage.fsck import check_arc, check_vault
+
+    deployment = Deployment(_settings(args))
+    services = deployment.services
+    found = check_vault(services["vault"].tree, args.repair, args.min_age) + \
+        check_arc(services["arc"].tree, args.repair, args.min_age)
+    deployment.close()
+    for finding in found:
+        print(f"{'repaired' if args.repair else 'found'} {finding}")
+    print(f"fsck: {len(found)} problem(s){' repaired' if args.repair and found else ''}")
+    return 1 if found and not args.repair else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vospace", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (default ~/.local/share/vospace)")
@@ -229,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     disable.add_argument("user")
     disable.add_argument("--enable", action="store_true", help="re-enable instead")
     disable.set_defaults(func=cmd_user_disable)
+
+    fsck = sub.add_parser("fsck", help="check stored bytes against metadata")
+    fsck.add_argument("--repair", action="store_true",
+                      help="delete orphan blobs and temp files; empty nodes whose blob is gone")
+    fsck.add_argument("--min-age", type=float, default=0,
+                      help="ignore files younger than this many seconds (on a live server)")
+    fsck.set_defaults(func=cmd_fsck)
 
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

@@ -54,7 +54,12 @@ class Progress:
             raise Aborted()
 
     def results(self) -> dict[str, str]:
-        return {"successcount": f"final:{self.successes}", "errorcount": f"final:{self.errors}"}
+        """``errorcount`` only when there were errors: the CADC client reads the count as
+        the string after ``final:`` and treats any non-empty string, even "0", as failure."""
+        found = {"successcount": f"final:{self.successes}"}
+        if self.errors:
+            found["errorcount"] = f"final:{self.errors}"
+        return found
 
 
 def caller_from(snapshot: dict) -> Caller:

@@ -14,6 +14,7 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from . import errors, transfer, uris
 from .client import Client
+from .config import load
 from .nodes import Node
 
 
@@ -32,7 +33,21 @@ def _os_error(exc: errors.VOSError, path: str) -> OSError:
     return OSError(exc.exit_code, str(exc), path)
 
 
-class VOSFileSystem(AbstractFileSystem):
+class _SettingsKeyed(type(AbstractFileSystem)):
+    """fsspec caches instances by constructor arguments; the URL and token found in the
+    config file or environment must be part of that key, or a changed VOSPACE_URL would
+    silently reuse a client for the old service."""
+
+    def __call__(cls, *args, **kwargs):
+        if kwargs.get("client") is None and kwargs.get("url") is None:
+            settings = load()
+            kwargs.update(url=settings.url, token=kwargs.get("token") or settings.token,
+                          verify=settings.verify if kwargs.get("verify") is None
+                          else kwargs["verify"])
+        return super().__call__(*args, **kwargs)
+
+
+class VOSFileSystem(AbstractFileSystem, metaclass=_SettingsKeyed):
     """Nodes of the vault service as an fsspec filesystem (paths without a leading slash)."""
 
     protocol = ("vos", "vault")

@@ -72,7 +72,10 @@ class Transport:
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
                     httpx.WriteError, httpx.ConnectTimeout, httpx.PoolTimeout,
                     httpx.ReadTimeout) as exc:
-                if attempt + 1 >= attempts:
+                # A refused connection means the service is down: fail fast (3 tries);
+                # a dropped one is worth the full retry budget.
+                refused = isinstance(exc, httpx.ConnectError)
+                if attempt + 1 >= attempts or (refused and attempt >= 2):
                     raise errors.Unreachable(f"{what}: cannot reach {self.base_url}: "
                                              f"{exc.__class__.__name__} {exc}") from None
                 log.info("retrying %s %s after %s", method, url, exc)

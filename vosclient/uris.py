@@ -42,13 +42,10 @@ def is_remote(name: str) -> bool:
 
 
 def normalize(path: str) -> str:
-    """``a//b/./c/`` -> ``a/b/c``; refuses ``..`` escaping the root."""
+    """``a//b/./c/`` -> ``a/b/c``; ``..`` resolves as in POSIX (never above the root)."""
     if not path.strip("/"):
         return ""
-    norm = posixpath.normpath("/" + path).lstrip("/")
-    if norm.startswith(".."):
-        raise InvalidArgument(f"path escapes the root: {path}")
-    return "" if norm == "." else norm
+    return posixpath.normpath("/" + path).lstrip("/")
 
 
 def parse(name: str) -> Remote:

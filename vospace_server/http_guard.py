@@ -20,13 +20,19 @@ def _reply(status: bytes) -> bytes:
             b"content-length: 0\r\nconnection: close\r\n\r\n")
 
 
+class HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing an oversized request head."""
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     header_timeout: float = 15.0
     max_header_bytes: int = 64 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_bytes = 0
+        self._head_bytes = 0        # bytes received since the head began (slow heads)
+        self._head_size = 0         # request line + headers as parsed (fast heads)
+        self._head_too_large = False
         self._in_head = True
         self._head_timer: asyncio.TimerHandle | None = None
 
@@ -71,9 +77,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(b"431 Request Header Fields Too Large")
 
     def on_message_begin(self) -> None:
-        self._in_head = True
+        self._in_head, self._head_size = True, 0
         self._arm()
         super().on_message_begin()
+
+    # A head that arrives in one large read is measured here, as the parser reports it;
+    # raising stops the parser, and uvicorn's parser-error path lands in send_400_response.
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.max_header_bytes:
+            self._head_too_large = True
+            raise HeadTooLarge()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:
+            self._refuse(b"431 Request Header Fields Too Large")
+        else:
+            super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0

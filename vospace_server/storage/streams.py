@@ -33,12 +33,19 @@ def fsync_dir(path: str) -> None:
 
 
 class TempFile:
-    """A new file written at ``temp_path`` and renamed over ``final_path`` on publish."""
+    """A new file written at ``temp_path`` and renamed over ``final_path`` on publish.
 
-    def __init__(self, temp_path: str, final_path: str, mode: int = 0o644) -> None:
-        self.temp_path, self.final_path = temp_path, final_path
+    With ``dir_fd`` both are names inside that directory, which the TempFile then owns and
+    closes: arc passes a directory opened without following symlinks, so the file can only
+    land where the ACL check looked, even if a path component is swapped meanwhile.
+    """
+
+    def __init__(self, temp_path: str, final_path: str, mode: int = 0o644,
+                 dir_fd: int | None = None) -> None:
+        self.temp_path, self.final_path, self.dir_fd = temp_path, final_path, dir_fd
         self.fd: int | None = os.open(
-            temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+            temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+            dir_fd=dir_fd)
 
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
@@ -55,17 +62,28 @@ class TempFile:
         """Atomically replace ``final_path`` (call ``sync`` first)."""
         os.close(self.fd)
         self.fd = None
-        os.rename(self.temp_path, self.final_path)
-        fsync_dir(os.path.dirname(self.final_path))
+        os.rename(self.temp_path, self.final_path, src_dir_fd=self.dir_fd,
+                  dst_dir_fd=self.dir_fd)
+        if self.dir_fd is None:
+            fsync_dir(os.path.dirname(self.final_path))
+        else:
+            os.fsync(self.dir_fd)
+            self._close_dir()
 
     def discard(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         try:
-            os.unlink(self.temp_path)
+            os.unlink(self.temp_path, dir_fd=self.dir_fd)
         except FileNotFoundError:
             pass
+        self._close_dir()
+
+    def _close_dir(self) -> None:
+        if self.dir_fd is not None:
+            os.close(self.dir_fd)
+            self.dir_fd = None
 
 
 class Upload:

@@ -16,7 +16,7 @@ import os
 import stat
 
 from ...protocol import properties as props
-from ...protocol.faults import DuplicateNode
+from ...protocol.faults import DuplicateNode, PermissionDenied
 from . import xattrs
 
 FICLONE = 0x40049409
@@ -81,6 +81,9 @@ def _copy_attributes(src: str, dest_fd: int, owner: str) -> None:
 
 
 def _copy_file(src: str, dest: str, st: os.stat_result, owner: str) -> None:
+    if st.st_nlink > 1:  # a copy would launder a hard link to someone else's file
+        raise PermissionDenied(f"{os.path.basename(src)} has {st.st_nlink} hard links; "
+                               "arc does not copy hard-linked files")
     src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         dest_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,

@@ -24,7 +24,7 @@ from ...protocol.nodes import Node, NodeType
 from ..common import storable_properties, with_defaults
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
-from . import copying, xattrs
+from . import beneath, copying, xattrs
 
 TOP_LEVEL = ("home", "projects")
 
@@ -174,6 +174,8 @@ class ArcTree:
                 raise InvalidArgument("arc cannot store properties on a LinkNode")
             return node
         full = self._fs(path)
+        if node.type is NodeType.DATA and changes:
+            beneath.check_single_link(os.lstat(full), path)
         for uri, value in changes.items():
             xattrs.write_property(full, uri, value)
         return self.resolve(path)[-1]
@@ -238,19 +240,24 @@ class ArcTree:
             raise LinkFound(path)
         if node is not None and node.is_container:
             raise InvalidArgument(f"/{path} is a container; only DataNodes hold bytes")
-        full = self._fs(path)
-        temp = TempFile(os.path.join(os.path.dirname(full), temp_name()), full)
+        dir_fd = beneath.open_dir(self.root, parent)
+        try:
+            temp = TempFile(temp_name(), uris.name_of(path), dir_fd=dir_fd)
+        except BaseException:
+            os.close(dir_fd)
+            raise
         return ArcUpload(self, path, temp, node.owner if node is not None else owner, content_type)
 
     def open_read(self, path: str) -> FileReadHandle:
         node = self.resolve(path)[-1]
         if node.type is not NodeType.DATA:
             raise LinkFound(path) if node.is_link else InvalidArgument(f"/{path} is not a DataNode")
-        fd = os.open(self._fs(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = beneath.open_file(self.root, path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidArgument(f"/{path} is not a regular file")
+            beneath.check_single_link(st, path)
             md5 = self._cached_md5(self._fs(path), st)
             if md5 is None:  # written directly on disk: compute once, remember for this stamp
                 md5 = md5_of_fd(fd)
@@ -282,7 +289,7 @@ class ArcUpload(Upload):
     def _publish(self, md5: str, length: int) -> Node:
         st = self.temp.sync()
         fd = self.temp.fd
-        _copy_properties(self.temp.final_path, fd)
+        _copy_properties(self.temp.dir_fd, self.temp.final_path, fd)
         os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())
         if self.content_type:
             os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
@@ -292,15 +299,19 @@ class ArcUpload(Upload):
         return self.tree.resolve(self.path)[-1]
 
 
-def _copy_properties(old_path: str, fd: int) -> None:
+def _copy_properties(dir_fd: int | None, old_name: str, fd: int) -> None:
     """Carry the replaced file's properties (ispublic, groups, ...) over to the new inode."""
     try:
-        names = os.listxattr(old_path, follow_symlinks=False)
-    except FileNotFoundError:
+        old_fd = os.open(old_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=dir_fd)
+    except OSError:  # no old file (or not a plain one): nothing to carry over
         return
-    for name in names:
-        if name.startswith(xattrs.PREFIX) and not name.startswith(xattrs.INTERNAL):
-            try:
-                os.setxattr(fd, name, os.getxattr(old_path, name, follow_symlinks=False))
-            except OSError:
-                pass
+    try:
+        for name in os.listxattr(old_fd):
+            if name.startswith(xattrs.PREFIX) and not name.startswith(xattrs.INTERNAL):
+                try:
+                    os.setxattr(fd, name, os.getxattr(old_fd, name))
+                except OSError:
+                    pass
+    finally:
+        os.close(old_fd)

@@ -35,13 +35,13 @@ class Client:
 
     def __init__(self, url: str | None = None, token: str | None = None,
                  verify: bool | None = None, settings: Settings | None = None,
-                 retries: int = 5, backoff: float = 0.5) -> None:
+                 retries: int = 5, backoff: float = 0.5, timeout: float = 120.0) -> None:
         settings = settings or load()
         self.settings = Settings(url=(url or settings.url).rstrip("/"),
                                  token=token if token is not None else settings.token,
                                  verify=settings.verify if verify is None else verify)
         self.transport = Transport(self.settings.url, self.settings.token, self.settings.verify,
-                                   retries=retries, backoff=backoff)
+                                   retries=retries, backoff=backoff, timeout=timeout)
         self._base_uris: dict[str, str] = {}
 
     def close(self) -> None:

@@ -85,7 +85,7 @@ def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = 
             node = client.get_node(remote)
         except errors.NotFound:
             node = None
-    if node is not None and node.isdir:
+    if node is not None and node.isdir and existing is UNKNOWN:
         remote = remote.child(os.path.basename(local))
         try:
             node = client.get_node(remote)

@@ -1,8 +1,19 @@
 """A byte progress bar with rate and ETA, drawn only when stderr is a terminal."""
 from __future__ import annotations
 
+import os
 import sys
 import threading
+
+
+def _size() -> tuple[int, int]:
+    """The terminal's columns and rows; 80x24 when it reports none (a fresh pseudo-terminal
+    says 0x0, and tqdm then draws nothing)."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        return size.columns or 80, size.lines or 24
+    except OSError:
+        return 80, 24
 
 
 class Progress:
@@ -15,7 +26,7 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
             self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                             desc=desc or None, file=sys.stderr, dynamic_ncols=True,
+                             desc=desc or None, file=sys.stderr, ncols=_size()[0], nrows=_size()[1],
                              mininterval=0.2, leave=True)
 
     def update(self, n: int) -> None:

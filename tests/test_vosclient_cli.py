@@ -1,0 +1,202 @@
+"""The vosclient command-line tools against a real server, on vault and arc: every command,
+the expected failures (one ERROR:: line, fixed exit status), the progress bar on a
+pseudo-terminal, vos-login."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import stat
+import subprocess
+
+import pytest
+
+from .conftest import ServiceUnderTest
+from .harness import free_port
+from .vosclient_helpers import OUR_BIN, Tools, ok, one_error_line
+
+
+@pytest.fixture(params=["vault", "arc"])
+def tools(request, sqlite_server, tmp_path) -> Tools:
+    svc = ServiceUnderTest(sqlite_server, request.param, request.param)
+    home = tmp_path / "home"
+    home.mkdir()
+    t = Tools(svc, str(home), svc.unique())
+    ok(t.ours("vmkdir", t.remote()))
+    return t
+
+
+def make_tree(root) -> dict[str, bytes]:
+    files = {"a.txt": b"alpha\n", "b.fits": os.urandom(70000), "sub/c.txt": b"gamma\n",
+             "sub/deep/d.dat": os.urandom(1234), "empty": b""}
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_every_command(tools, tmp_path):
+    t = tools
+    tree = tmp_path / "tree"
+    files = make_tree(tree)
+    ok(t.ours("vmkdir", "-p", t.remote("x/y/z")))
+    ok(t.ours("vcp", str(tree / "a.txt"), t.remote("x/")))
+    ok(t.ours("vcp", "-r", str(tree), t.remote()))
+    listing = ok(t.ours("vls", t.remote("tree"))).stdout.split()
+    assert listing == ["a.txt", "b.fits", "empty", "sub"]
+    long = ok(t.ours("vls", "-l", t.remote("tree"))).stdout.splitlines()
+    assert long[1].startswith("-rw-------  alice ") and long[1].endswith(" b.fits")
+    assert " 70000 " in long[1] and long[3].startswith("drw-------")
+    recursive = ok(t.ours("vls", "-R", t.remote("tree"))).stdout
+    assert f"{t.base}/tree/sub/deep:\nd.dat" in recursive
+    assert ok(t.ours("vcat", t.remote("tree/sub/c.txt"))).stdout == "gamma\n"
+
+    down = tmp_path / "down"
+    down.mkdir()
+    ok(t.ours("vcp", t.remote("tree"), str(down)))
+    for rel, data in files.items():
+        assert (down / "tree" / rel).read_bytes() == data
+    again = ok(t.ours("vcp", "-v", t.remote("tree"), str(down)))
+    assert again.stderr.count("INFO skipped") == len(files)      # downloads skip too
+    up_again = ok(t.ours("vcp", "-v", str(tree), t.remote()))
+    assert up_again.stderr.count("INFO skipped") == len(files)
+
+    ok(t.ours("vtag", t.remote("tree/a.txt"), "colour=blue"))
+    assert ok(t.ours("vtag", t.remote("tree/a.txt"), "colour")).stdout.strip() == "'blue'"
+    assert "'colour': 'blue'" in ok(t.ours("vtag", t.remote("tree/a.txt"))).stdout
+    ok(t.ours("vtag", t.remote("tree/a.txt"), "colour", "--remove"))
+    assert ok(t.ours("vtag", t.remote("tree/a.txt"), "colour")).stdout.strip() == "None"
+
+    ok(t.ours("vchmod", "o+r", t.remote("tree/a.txt")))
+    assert ok(t.ours("vls", "-l", t.remote("tree/a.txt"))).stdout.startswith("-rw----r--")
+    ok(t.ours("vlock", "--lock", t.remote("tree/a.txt")))
+    assert t.ours("vlock", t.remote("tree/a.txt")).returncode == 0
+    assert "LOCKED" in ok(t.ours("vls", "-l", t.remote("tree/a.txt"))).stdout
+    locked = t.ours("vrm", t.remote("tree/a.txt"))
+    assert locked.returncode == 16 and "vlock --unlock" in one_error_line(locked)
+    ok(t.ours("vlock", "--unlock", t.remote("tree/a.txt")))
+    assert t.ours("vlock", t.remote("tree/a.txt")).returncode == 1
+
+    ok(t.ours("vln", t.remote("tree/b.fits"), t.remote("link")))
+    assert " -> vos://" in ok(t.ours("vls", "-l", t.remote("link"))).stdout
+    ok(t.ours("vmv", t.remote("tree/sub"), t.remote("x")))
+    assert ok(t.ours("vls", t.remote("x"))).stdout.split() == ["a.txt", "sub", "y"]
+    ok(t.ours("vcp", t.remote("x/sub/c.txt"), t.remote("copied.txt")))
+    assert ok(t.ours("vcat", t.remote("copied.txt"))).stdout == "gamma\n"
+
+    container = t.ours("vrm", t.remote("x"))
+    assert container.returncode == 21 and "vrmdir" in one_error_line(container)
+    ok(t.ours("vrm", t.remote("tree/*.fits"), t.remote("tree/a*")))
+    assert ok(t.ours("vls", t.remote("tree"))).stdout.split() == ["empty"]
+    ok(t.ours("vrmdir", t.remote("x")))
+    assert t.ours("vls", t.remote("x")).returncode == 2
+
+
+def test_vsync_both_directions(tools, tmp_path):
+    t = tools
+    tree = tmp_path / "tree"
+    files = make_tree(tree)
+    ok(t.ours("vsync", "-r", str(tree), t.remote()))
+    (tree / "a.txt").write_bytes(b"ALPHA\n")                # same size, new content
+    second = ok(t.ours("vsync", "-v", "-r", "--exclude", "*.dat", str(tree), t.remote()))
+    assert second.stderr.count("INFO uploaded") == 1 and "a.txt" in second.stderr
+    assert ok(t.ours("vcat", t.remote("tree/a.txt"))).stdout == "ALPHA\n"
+    back = tmp_path / "back"
+    back.mkdir()
+    ok(t.ours("vsync", "-r", "--include", "*.txt", t.remote("tree"), str(back)))
+    got = sorted(str(p.relative_to(back)) for p in back.rglob("*") if p.is_file())
+    assert got == ["tree/a.txt", "tree/sub/c.txt"]
+    assert (back / "tree/sub/c.txt").read_bytes() == files["sub/c.txt"]
+
+
+def test_failures_are_one_line_with_fixed_status(tools, tmp_path):
+    t = tools
+    for args in (("vls", t.remote("missing")), ("vcat", t.remote("missing")),
+                 ("vrm", t.remote("missing")), ("vcp", t.remote("missing"), str(tmp_path)),
+                 ("vmv", t.remote("missing"), t.remote("other"))):
+        r = t.ours(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "missing" in one_error_line(r)
+    other = t.svc.home("bob")
+    denied = t.ours("vmkdir", f"{t.remote()[:4]}{other}/intrude")
+    assert denied.returncode == 13 and "permission" in one_error_line(denied).lower()
+    assert t.ours("vls", f"{t.remote()[:4]}{other}").returncode == 13
+    exists = t.ours("vmkdir", t.remote())
+    assert exists.returncode == 17
+    bad = t.ours("vls", "/local/path")
+    assert bad.returncode == 22 and "vos:path" in one_error_line(bad)
+    env = dict(t.env(), LOCAL_VOSPACE_WEBSERVICE=f"127.0.0.1:{free_port()}")
+    down = t.ours("vls", t.remote(), env=env)
+    assert down.returncode == 101 and "cannot reach" in one_error_line(down)
+    with_debug = t.ours("vls", "-d", t.remote("missing"))
+    assert with_debug.returncode == 2 and "Traceback" in with_debug.stderr
+    help_text = ok(t.ours("vcp", "--help")).stdout
+    assert "exit status:" in help_text and "101 the service cannot be reached" in help_text
+
+
+def test_partial_failure_summary(tools, tmp_path):
+    t = tools
+    tree = tmp_path / "tree"
+    make_tree(tree)
+    ok(t.ours("vmkdir", "-p", t.remote("tree/a.txt")))      # a container where a file goes
+    r = t.ours("vcp", str(tree), t.remote())
+    assert r.returncode == 1
+    assert "1 of 5 transfers failed" in r.stderr and "a.txt" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert ok(t.ours("vcat", t.remote("tree/sub/c.txt"))).stdout == "gamma\n"
+
+
+def run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with stderr (and stdout) on a pseudo-terminal; return (status, what it drew)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_only_on_a_terminal(tools, tmp_path):
+    t = tools
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(6 * 1024 * 1024))
+    argv = [str(OUR_BIN / "vcp"), "-k", "--token", t.svc.server.tokens["alice"], str(data),
+            t.remote("onpty.bin")]
+    status, drawn = run_on_pty(argv, t.env())
+    assert status == 0
+    assert "100%" in drawn and "6.00M" in drawn and "/s" in drawn      # size, rate
+    plain = ok(t.ours("vcp", "--no-skip", str(data), t.remote("plain.bin")))
+    assert plain.stderr == "" and plain.stdout == ""
+    digest = hashlib.md5(data.read_bytes()).hexdigest()
+    assert digest in ok(t.ours("vtag", t.remote("plain.bin"), "MD5")).stdout
+
+
+def test_vos_login_stores_settings_mode_0600(tools):
+    t = tools
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": t.home}
+    login = subprocess.run([str(OUR_BIN / "vos-login"), "--url", t.svc.server.url, "-k"],
+                           input=t.svc.server.tokens["alice"] + "\n", env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    config = os.path.join(t.home, ".config", "vosclient", "config.toml")
+    assert stat.S_IMODE(os.stat(config).st_mode) == 0o600
+    listed = subprocess.run([str(OUR_BIN / "vls"), t.remote()], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout == ""
+    refused = subprocess.run([str(OUR_BIN / "vos-login"), "--url", t.svc.server.url, "-k",
+                              "--token", "vst_wrong"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 13 and "refused" in refused.stderr
+    overridden = subprocess.run([str(OUR_BIN / "vls"), t.remote()],
+                                env=dict(env, VOSPACE_TOKEN="vst_wrong"), capture_output=True,
+                                text=True, timeout=60)
+    assert overridden.returncode == 13          # the environment wins over the file

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from .cli_storage import add_commands as storage_commands
 from .config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -252,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--min-age", type=float, default=0,
                       help="ignore files younger than this many seconds (on a live server)")
     fsck.set_defaults(func=cmd_fsck)
+
+    storage_commands(sub)
 
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

@@ -21,9 +21,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..protocol import properties as props
-from ..protocol.faults import InvalidArgument
+from ..protocol.faults import InvalidArgument, QuotaExceeded
 from ..protocol.nodes import Node
-from ..storage.streams import CHUNK, ReadHandle
+from ..storage.streams import CHUNK, ReadHandle, Upload
 from ..storage.tree import NodeTree
 from .requests import run
 
@@ -174,6 +174,15 @@ def _declared_length(request: Request) -> int | None:
     return int(value)
 
 
+def _refuse_over_quota(request: Request, upload: Upload, declared: int | None) -> None:
+    """QuotaExceeded before any byte is read when the announced size cannot fit."""
+    total = request.headers.get("x-total-length", "")
+    sizes = [declared] + ([int(total)] if total.isdigit() else [])
+    known = max((s for s in sizes if s is not None), default=None)
+    if upload.limit is not None and known is not None and known > upload.limit:
+        raise QuotaExceeded(f"{known} bytes do not fit: {upload.limit} left under the quota")
+
+
 async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str) -> Response:
     """PUT: stream the body into a new version of the node; 201 with its Digest.
 
@@ -191,6 +200,7 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
     content_type = request.headers.get("content-type") or None
     upload = await run(tree.begin_write, path, owner, content_type)
     try:
+        _refuse_over_quota(request, upload, declared)
         pending: list[bytes] = []
         buffered = 0
         async for chunk in request.stream():

@@ -12,7 +12,7 @@ import os
 import secrets
 from typing import Protocol
 
-from ..protocol.faults import PreconditionFailed
+from ..protocol.faults import PreconditionFailed, QuotaExceeded
 from ..protocol.nodes import Node
 
 CHUNK = 4 * 1024 * 1024
@@ -90,16 +90,21 @@ class Upload:
     """New content for one DataNode: ``write`` chunks, then ``commit`` or ``abort``.
 
     Subclasses implement ``_publish(md5, length)``, which makes the temp file the node's
-    content and updates its metadata in one step, and may extend ``abort``.
+    content and updates its metadata in one step, and may extend ``abort``. ``limit`` (set
+    by the tree from the quotas above the node) stops a stream that runs past the quota
+    before the excess reaches the disk; ``_publish`` checks the quota again atomically.
     """
 
     def __init__(self, temp: TempFile) -> None:
         self.temp = temp
         self._md5 = hashlib.md5()
         self.length = 0
+        self.limit: int | None = None
         self._done = False
 
     def write(self, chunk: bytes) -> None:
+        if self.limit is not None and self.length + len(chunk) > self.limit:
+            raise QuotaExceeded(f"the upload exceeds the quota ({self.limit} bytes fit)")
         self._md5.update(chunk)
         self.temp.write(chunk)
         self.length += len(chunk)

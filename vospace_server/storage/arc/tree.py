@@ -22,9 +22,10 @@ from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgumen
                                 NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
 from ..common import storable_properties, with_defaults
+from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
-from . import beneath, copying, xattrs
+from . import beneath, copying, usage, xattrs
 
 TOP_LEVEL = ("home", "projects")
 
@@ -56,6 +57,10 @@ class ArcTree:
         properties.setdefault(props.CREATOR, inherited_owner)
         properties[props.DATE] = props.format_date(st.st_mtime)
         properties[props.LENGTH] = str(st.st_size if node_type is NodeType.DATA else 0)
+        if node_type is NodeType.CONTAINER and props.QUOTA in properties:
+            properties[props.LENGTH] = str(usage.read_usage(full) or 0)
+            properties[props.AVAILABLE_SPACE] = quota.available_space(
+                Node(path=path, type=node_type, properties=properties))
         if node_type is NodeType.DATA:
             md5 = self._cached_md5(full, st)
             if md5:
@@ -178,13 +183,37 @@ class ArcTree:
             beneath.check_single_link(os.lstat(full), path)
         for uri, value in changes.items():
             xattrs.write_property(full, uri, value)
+        if changes.get(props.QUOTA) is not None and node.is_container and \
+                usage.read_usage(full) is None:
+            usage.recount(full)  # a new quota root: count what is already there, once
         return self.resolve(path)[-1]
+
+    # -- quotas (see arc/usage.py) ---------------------------------------------------------
+    def _quota_roots(self, chain: list[Node]) -> list[tuple[str, int]]:
+        """The quota roots on ``chain`` as (full path, quota)."""
+        return [(self._fs(n.path), q) for n in chain
+                if n.is_container and (q := quota.quota_of(n)) is not None]
+
+    def recount(self, path: str = "") -> int:
+        """Re-walk every quota root at or below ``path`` (after direct disk changes);
+        returns the bytes under ``path``."""
+        node = self.resolve(path)[-1]
+        for folder, dirs, _files in os.walk(self._fs(path)):
+            dirs[:] = [d for d in dirs if not d.startswith(TEMP_PREFIX)]
+            if xattrs.read_internal(folder, usage.USAGE) is not None or \
+                    props.QUOTA in xattrs.read_properties(folder):
+                usage.recount(folder)
+        return usage.tree_size(self._fs(path)) if node.is_container else node.length
 
     def delete(self, path: str) -> None:
         if path in ("",) + TOP_LEVEL:
             raise PermissionDenied(f"/{path} cannot be deleted")
-        self.resolve(path)
-        self._remove(self._fs(path))
+        chain = self.resolve(path)
+        full = self._fs(path)
+        with usage.change(self._quota_roots(chain[:-1])) as roots:
+            size = usage.tree_size(full)
+            self._remove(full)
+            roots.add(-size)
 
     @staticmethod
     def _remove(full: str) -> None:
@@ -203,9 +232,17 @@ class ArcTree:
         """A rename (into ``dest`` when it is a container); never replaces an existing node."""
         if src in ("",) + TOP_LEVEL:
             raise PermissionDenied(f"/{src} cannot be moved")
-        self.resolve(src)
+        src_chain = self.resolve(src)
         final = final_destination(self.resolve, src, dest)
-        copying.rename_noreplace(self._fs(src), self._fs(final))
+        dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
+        src_roots = self._quota_roots(src_chain[:-1])
+        shared = frozenset(r for r, _ in src_roots if r in {d for d, _ in dest_roots})
+        with usage.locked([r for r, _ in src_roots + dest_roots]):
+            size = usage.tree_size(self._fs(src))
+            usage.Roots(dest_roots).require(size, exempt=shared)
+            copying.rename_noreplace(self._fs(src), self._fs(final))
+            usage.Roots(src_roots).add(-size, exempt=shared)
+            usage.Roots(dest_roots).add(size, exempt=shared)
         return self.resolve(final)[-1]
 
     def copy(self, src: str, dest: str, owner: str) -> Node:
@@ -214,9 +251,15 @@ class ArcTree:
         self.resolve(src)
         final = final_destination(self.resolve, src, dest)
         temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
+        dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         try:
+            usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))  # before any byte
             copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX)
-            copying.rename_noreplace(temp, self._fs(final))
+            with usage.change(dest_roots) as roots:
+                size = usage.tree_size(temp)
+                roots.require(size)
+                copying.rename_noreplace(temp, self._fs(final))
+                roots.add(size)
         except BaseException:
             if os.path.lexists(temp):
                 self._remove(temp)
@@ -246,7 +289,11 @@ class ArcTree:
         except BaseException:
             os.close(dir_fd)
             raise
-        return ArcUpload(self, path, temp, node.owner if node is not None else owner, content_type)
+        upload = ArcUpload(self, path, temp, node.owner if node is not None else owner,
+                           content_type)
+        upload.quota_roots = self._quota_roots(chain[:-1])
+        upload.limit = quota.upload_limit(chain[:-1], quota.usage_of(node) if node else 0)
+        return upload
 
     def open_read(self, path: str) -> FileReadHandle:
         node = self.resolve(path)[-1]
@@ -285,6 +332,7 @@ class ArcUpload(Upload):
                  content_type: str | None) -> None:
         super().__init__(temp)
         self.tree, self.path, self.owner, self.content_type = tree, path, owner, content_type
+        self.quota_roots: list[tuple[str, int]] = []
 
     def _publish(self, md5: str, length: int) -> Node:
         st = self.temp.sync()
@@ -295,8 +343,21 @@ class ArcUpload(Upload):
             os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
         os.setxattr(fd, xattrs.INTERNAL + "md5", f"{md5} {st.st_size}:{st.st_mtime_ns}".encode())
         os.fsync(fd)
-        self.temp.publish()
+        with usage.change(self.quota_roots) as roots:
+            delta = length - _size_of(self.temp.dir_fd, self.temp.final_path)
+            roots.require(delta)
+            self.temp.publish()
+            roots.add(delta)
         return self.tree.resolve(self.path)[-1]
+
+
+def _size_of(dir_fd: int | None, name: str) -> int:
+    """Size of the regular file an upload replaces (0 if none)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def _copy_properties(dir_fd: int | None, old_name: str, fd: int) -> None:

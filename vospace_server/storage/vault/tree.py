@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from ...protocol import properties as props
 from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
-                                NodeBusy, NodeNotFound, PermissionDenied)
+                                NodeBusy, NodeNotFound, PermissionDenied, QuotaExceeded)
 from ...protocol.nodes import Node, NodeType
 from ..common import apply_changes, storable_properties, with_defaults
+from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
 from .blobs import BlobStore, new_key
@@ -68,8 +69,11 @@ class VaultTree:
         properties[props.LENGTH] = str(row.length)
         if row.md5:
             properties[props.MD5] = row.md5
-        return Node(path=row.path, type=NodeType(row.type), properties=with_defaults(properties),
+        node = Node(path=row.path, type=NodeType(row.type), properties=with_defaults(properties),
                     target=row.target)
+        if quota.quota_of(node) is not None:
+            properties[props.AVAILABLE_SPACE] = quota.available_space(node)
+        return node
 
     def _chain(self, conn: Connection, path: str) -> list[Row]:
         wanted = uris.ancestors(path) + [path]
@@ -144,11 +148,54 @@ class VaultTree:
         for key in keys:  # after the commit: a crash here leaves only orphans for fsck
             self.blobs.delete(key)
 
-    def _add_usage(self, conn: Connection, path: str, delta: int) -> None:
-        """Keep every ancestor container's ``length`` equal to the bytes stored below it."""
+    def _add_usage(self, conn: Connection, path: str, delta: int,
+                   exempt: frozenset[str] = frozenset()) -> None:
+        """Keep every ancestor container's ``length`` equal to the bytes stored below it.
+
+        Growth is checked against the quotas on those ancestors (except ``exempt`` ones, which
+        a move only passes through) inside the same transaction, so concurrent writers can
+        never overshoot a quota together: QuotaExceeded rolls the whole change back."""
         if delta:
-            conn.execute(update(nodes).where(nodes.c.path.in_(uris.ancestors(path)))
+            above = uris.ancestors(path)
+            conn.execute(update(nodes).where(nodes.c.path.in_(above))
                          .values(length=nodes.c.length + delta))
+            if delta > 0:
+                self._enforce_quotas(conn, [p for p in above if p not in exempt])
+
+    @staticmethod
+    def _enforce_quotas(conn: Connection, paths: list[str]) -> None:
+        rows = conn.execute(select(nodes.c.path, nodes.c.length, nodes.c.props)
+                            .where(nodes.c.path.in_(paths), nodes.c.props.like('%#quota"%')))
+        for row in rows:
+            limit = json.loads(row.props).get(props.QUOTA)
+            if limit is not None and row.length > int(limit):
+                raise QuotaExceeded(f"/{row.path} would hold {row.length} bytes, over its "
+                                    f"quota of {limit}")
+
+    def recount(self, path: str = "") -> int:
+        """Recompute every container ``length`` below (and the usage above) ``path`` from
+        its DataNodes; returns the bytes under ``path`` (``vospace quota recount``)."""
+        with self._tx(write=True) as conn:
+            top = self._chain(conn, path)[-1]
+            totals: dict[str, int] = {}
+            data: list[tuple[str, int]] = []
+            for row in conn.execute(select(nodes.c.path, nodes.c.type, nodes.c.length)
+                                    .where(subtree_clause(path))):
+                if row.type == NodeType.CONTAINER.value:
+                    totals.setdefault(row.path, 0)
+                elif row.type == NodeType.DATA.value:
+                    data.append((row.path, row.length))
+            for file_path, length in data:
+                for above in uris.ancestors(file_path):
+                    if above in totals:
+                        totals[above] += length
+            for container, total in totals.items():
+                conn.execute(update(nodes).where(nodes.c.path == container).values(length=total))
+            total = totals.get(path, top.length)
+            if top.type == NodeType.CONTAINER.value and total != top.length:
+                conn.execute(update(nodes).where(nodes.c.path.in_(uris.ancestors(path)))
+                             .values(length=nodes.c.length + (total - top.length)))
+            return total
 
     # -- moving and copying -------------------------------------------------------------
     def move(self, src: str, dest: str) -> Node:
@@ -172,7 +219,7 @@ class VaultTree:
             except IntegrityError:  # the destination appeared meanwhile
                 raise DuplicateNode(f"/{final}") from None
             self._add_usage(conn, src, -row.length)
-            self._add_usage(conn, final, row.length)
+            self._add_usage(conn, final, row.length, exempt=frozenset(uris.ancestors(src)))
             return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
 
     def copy(self, src: str, dest: str, owner: str) -> Node:
@@ -238,9 +285,12 @@ class VaultTree:
         if path == "":
             raise InvalidArgument("the root container holds no bytes")
         with self._tx() as conn:
-            self._writable_target(conn, path)
+            row = self._writable_target(conn, path)
+            chain = [self._to_node(r) for r in self._chain(conn, uris.parent_of(path))]
         key = new_key()
-        return VaultUpload(self, path, owner, content_type, key, self.blobs.writer(key))
+        upload = VaultUpload(self, path, owner, content_type, key, self.blobs.writer(key))
+        upload.limit = quota.upload_limit(chain, row.length if row is not None else 0)
+        return upload
 
     def _publish(self, path: str, owner: str, content_type: str | None, key: str, md5: str,
                  length: int) -> Node:

@@ -24,6 +24,7 @@ GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
 NONE_VALUES = frozenset({"", "NONE"})  # what the CADC client writes for "no groups"
 MAX_NESTING = 16
 GROUP_PROPERTIES = (props.GROUPREAD, props.GROUPWRITE)
+CLIENT_GMS_ALIASES = frozenset({"ivo://cadc.nrc.ca/gms"})  # hard-coded in the CADC client
 
 groups = Table(
     "groups", metadata,
@@ -56,13 +57,17 @@ def check_group_name(name: str) -> str:
 
 
 def normalize_group(value: str, authority: str) -> str:
-    """A bare name or a group URI -> the canonical URI (foreign authorities kept as given)."""
+    """A bare name or a group URI -> the canonical URI (foreign authorities kept as given).
+
+    The CADC client's ``vchmod`` always writes ``ivo://cadc.nrc.ca/gms?<name>``; on this
+    service that can only mean our group of that name, so it is rewritten to ours.
+    """
     if value.startswith("ivo://"):
         base, sep, name = value.partition("?")
         if not sep or not base.endswith("/gms"):
             raise InvalidArgument(f"{value!r} is not a group URI (ivo://authority/gms?name)")
         check_group_name(name)
-        return value
+        return group_uri(authority, name) if base in CLIENT_GMS_ALIASES else value
     return group_uri(authority, check_group_name(value))
 
 

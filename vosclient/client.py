@@ -74,12 +74,17 @@ class Client:
 
     # ---- reading nodes ----------------------------------------------------------------
     def _get(self, remote: uris.Remote, limit: int | None = None, detail: str = "max",
-             start: str | None = None) -> Node:
+             start: str | None = None, sort: str | None = None,
+             order: str | None = None) -> Node:
         params: dict[str, str] = {"detail": detail}
         if limit is not None:
             params["limit"] = str(limit)
         if start:
             params["uri"] = start
+        if sort:
+            params["sort"] = nodes.prop_uri(sort)
+        if order:
+            params["order"] = order
         response = self.transport.request("GET", self.nodes_url(remote), params=params,
                                           what=str(remote))
         return nodes.parse(response.content)
@@ -113,18 +118,22 @@ class Client:
         except errors.NotFound:
             return False
 
-    def iterdir(self, name: Target, page: int = PAGE) -> Iterator[Node]:
+    def iterdir(self, name: Target, page: int = PAGE, sort: str | None = None,
+                order: str | None = None) -> Iterator[Node]:
         """Children of a container with their properties, fetched ``page`` at a time
-        (``uri`` cursor, inclusive: the first child of each later page is skipped)."""
+        (``uri`` cursor, inclusive: the first child of each later page is skipped).
+        ``sort`` is ``length`` or ``date`` (server-side; default by name), ``order``
+        ``asc`` or ``desc``."""
         remote = as_remote(name)
-        node = self._get(remote, limit=page)
+        node = self._get(remote, limit=page, sort=sort, order=order)
         if not node.isdir:
             raise errors.NotAContainer(f"{remote}: not a container")
         children = node.children or []
         yield from children
         while len(children) >= page:
             last = children[-1].uri
-            children = (self._get(remote, limit=page + 1, start=last).children or [])[1:]
+            children = (self._get(remote, limit=page + 1, start=last, sort=sort,
+                                  order=order).children or [])[1:]
             yield from children
 
     def listdir(self, name: Target) -> list[str]:
@@ -182,13 +191,15 @@ class Client:
         remote = as_remote(name)
         self.transport.request("DELETE", self.nodes_url(remote), what=str(remote))
 
-    def link(self, name: Target, target: str) -> Node:
-        """Create a LinkNode at ``name`` pointing to ``target`` (a remote name or a URL)."""
+    def link(self, name: Target, target: str,
+             properties: dict[str, str | None] | None = None) -> Node:
+        """Create a LinkNode at ``name`` pointing to ``target`` (a remote name or a URL),
+        with optional ``properties`` (URIs) set in the same request."""
         remote = as_remote(name)
         if uris.is_remote(target):
             target_remote = uris.parse(target)
             target = self.node_uri(target_remote)
-        return self._create(remote, nodes.LINK, target=target)
+        return self._create(remote, nodes.LINK, properties, target=target)
 
     def get_props(self, name: Target) -> dict[str, str | None]:
         return dict(self.get_node(name).props)

@@ -1,0 +1,132 @@
+"""The thin mfusepy layer: forwards each FUSE callback to :class:`arcfs.logic.ArcFS`.
+
+Only FUSE specifics live here: the fuse_file_info flags (``keep_cache``), libfuse 3's
+``init`` settings (max_read must match the mount option, kernel cache timeouts) and the
+shape of the callbacks' arguments.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+import mfusepy
+
+from .logic import ArcFS
+
+MAX_READ = 1 << 20
+
+
+class ArcFSOperations(mfusepy.Operations):
+    use_ns = True
+
+    def __init__(self, fs: ArcFS, attr_ttl: float, dir_ttl: float) -> None:
+        self.fs = fs
+        self.attr_ttl = attr_ttl
+        self.dir_ttl = dir_ttl
+
+    def init_with_config(self, conn, config) -> None:
+        if conn is not None:
+            if hasattr(conn, "max_read"):
+                conn.max_read = MAX_READ
+            conn.max_readahead = MAX_READ
+            conn.max_write = MAX_READ
+            conn.max_background = 64
+            conn.congestion_threshold = 48
+        if config is not None:
+            config.entry_timeout = self.dir_ttl
+            config.negative_timeout = self.dir_ttl
+            config.attr_timeout = self.attr_ttl
+            config.hard_remove = 1     # unlink of an open file: no .fuse_hidden renames
+
+    def destroy(self, path) -> None:
+        self.fs.close()
+
+    def getattr(self, path, fh=None):
+        return self.fs.getattr(path)
+
+    def readdir(self, path, fh):
+        return self.fs.readdir(path)
+
+    def statfs(self, path):
+        return self.fs.statfs(path)
+
+    def mkdir(self, path, mode):
+        self.fs.mkdir(path, mode)
+
+    def rmdir(self, path):
+        self.fs.rmdir(path)
+
+    def unlink(self, path):
+        self.fs.unlink(path)
+
+    def rename(self, old, new):
+        self.fs.rename(old, new)
+
+    def symlink(self, target, source):
+        self.fs.symlink(target, source)
+
+    def readlink(self, path):
+        return self.fs.readlink(path)
+
+    def chmod(self, path, mode):
+        self.fs.chmod(path, mode)
+
+    def chown(self, path, uid, gid):
+        if uid not in (-1, self.fs.o.uid) or gid not in (-1, self.fs.o.gid):
+            raise OSError(errno.EPERM, "ownership is the server's")
+
+    def utimens(self, path, times=None):
+        self.fs.utimens(path, times)
+
+    def truncate(self, path, length, fh=None):
+        self.fs.truncate(path, length)
+
+    def open(self, path, fi):
+        fi.fh, keep = self.fs.open(path, fi.flags)
+        fi.keep_cache = 1 if keep else 0
+        return 0
+
+    def create(self, path, mode, fi):
+        fi.fh = self.fs.create(path, mode, fi.flags)
+        return 0
+
+    def read(self, path, size, offset, fi):
+        return self.fs.read(fi.fh, size, offset)
+
+    def write(self, path, data, offset, fi):
+        return self.fs.write(fi.fh, data, offset)
+
+    def flush(self, path, fi):
+        self.fs.flush(fi.fh)
+
+    def fsync(self, path, datasync, fi):
+        self.fs.fsync(fi.fh)
+
+    def release(self, path, fi):
+        self.fs.release(fi.fh)
+
+    def getxattr(self, path, name, position=0):
+        return self.fs.getxattr(path, name)
+
+    def setxattr(self, path, name, value, options, position=0):
+        self.fs.setxattr(path, name, value, options)
+
+    def listxattr(self, path):
+        return self.fs.listxattr(path)
+
+    def removexattr(self, path, name):
+        self.fs.removexattr(path, name)
+
+    def access(self, path, amode):
+        self.fs.getattr(path)     # existence; the server enforces permissions
+
+
+def mount(fs: ArcFS, mountpoint: str, foreground: bool = True, attr_ttl: float = 1.0,
+          dir_ttl: float = 1.0, allow_other: bool = False, fsname: str = "arcfs") -> None:
+    """Serve ``fs`` at ``mountpoint`` until it is unmounted (blocks)."""
+    options = {"fsname": fsname, "subtype": "arcfs", "max_read": MAX_READ,
+               "default_permissions": False}
+    if allow_other:
+        options["allow_other"] = True
+    mfusepy.FUSE(ArcFSOperations(fs, attr_ttl, dir_ttl), os.fspath(mountpoint), raw_fi=True,
+                 foreground=foreground, nothreads=False, **options)

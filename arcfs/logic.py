@@ -1,0 +1,653 @@
+"""The filesystem: POSIX operations over ``vosclient.Client``, with no FUSE import.
+
+Every method takes mount-relative paths (``/a/b``) and raises ``OSError(errno)`` on failure,
+so the adapter only forwards calls and tests can drive it without a mount. Semantics, the
+errno table and the consistency model are in ``SEMANTICS.md``.
+"""
+from __future__ import annotations
+
+import calendar
+import errno
+import itertools
+import logging
+import os
+import posixpath
+import stat
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+import httpx
+
+from vosclient import errors
+from vosclient.client import Client
+from vosclient.nodes import CONTAINER, DATA, LINK, Node, prop_uri, short_name
+from vosclient.uris import Remote, normalize
+from vospace_server.protocol import properties as P
+
+from .cache import TTLCache
+from .reader import RangeReader
+from .spool import Spool
+
+log = logging.getLogger("arcfs")
+
+# Where utimens keeps a time the server cannot store (its dates are computed, read-only):
+# "<mtime ns> <md5> <length>", trusted only while the content is still that md5/length.
+MTIME_PROP = "ivo://cadc.nrc.ca/vospace/arcfs#mtime"
+RESERVED = P.READ_ONLY | P.ADMIN_ONLY | {P.TYPE, P.ENCODING, P.ISPUBLIC, P.GROUPREAD,
+                                          P.GROUPWRITE, P.ISLOCKED, P.INHERIT_PERMISSIONS,
+                                          P.PUBLICREAD, MTIME_PROP}
+FILL_CHUNK = 16 << 20
+NO_QUOTA = 1 << 50          # statfs size shown when no quota applies (1 PiB)
+BLOCK = 4096
+ERRNO = ((errors.NotFound, errno.ENOENT), (errors.NotAuthenticated, errno.EACCES),
+         (errors.PermissionDenied, errno.EACCES), (errors.AlreadyExists, errno.EEXIST),
+         (errors.NotAContainer, errno.ENOTDIR), (errors.IsAContainer, errno.EISDIR),
+         (errors.QuotaExceeded, errno.EDQUOT), (errors.Locked, errno.EPERM),
+         (errors.InvalidArgument, errno.EINVAL))
+
+
+def fs_error(code: int, message: str = "") -> OSError:
+    return OSError(code, message or os.strerror(code))
+
+
+def errno_of(exc: errors.VOSError) -> int:
+    for kind, code in ERRNO:
+        if isinstance(exc, kind):
+            return code
+    return errno.EIO        # unreachable server, server failure, checksum mismatch
+
+
+@contextmanager
+def remote_errors():
+    """Turn client errors into the errno the caller of the syscall sees."""
+    try:
+        yield
+    except errors.VOSError as exc:
+        log.info("%s", exc)
+        raise fs_error(errno_of(exc), str(exc)) from None
+    except (httpx.HTTPError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno:
+            raise
+        log.warning("transport failure: %s", exc)
+        raise fs_error(errno.EIO, str(exc)) from None
+
+
+def date_ns(value: str | None) -> int:
+    """Nanoseconds of an IVOA date ``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC)."""
+    if not value:
+        return 0
+    try:
+        seconds = calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return 0
+    fraction = value[20:23] if len(value) > 20 and value[19] == "." else ""
+    millis = int(fraction) if fraction.isdigit() else 0
+    return seconds * 1_000_000_000 + millis * 1_000_000
+
+
+@dataclass
+class Handle:
+    path: str
+    spool: Spool | None = None
+    reader: RangeReader | None = None
+    writable: bool = False
+    append: bool = False
+
+
+@dataclass
+class Options:
+    service: str = "arc"
+    root: str = ""
+    mountpoint: str = ""
+    cache_dir: str | None = None
+    attr_ttl: float = 1.0
+    dir_ttl: float = 1.0
+    group: str | None = None        # group URI granted by chmod g+r/g+w when a node has none
+    cache_size: int = 0             # max spooled bytes (0: no limit); beyond it writes: ENOSPC
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
+
+
+class ArcFS:
+    """POSIX operations on one VOSpace service subtree (``root``) through ``client``."""
+
+    def __init__(self, client: Client, options: Options | None = None) -> None:
+        self.client = client
+        self.o = options or Options()
+        self.root = normalize(self.o.root)
+        self.cache_dir = self.o.cache_dir or tempfile.mkdtemp(prefix="arcfs-cache-")
+        os.makedirs(self.cache_dir, exist_ok=True)
+        self.attrs: TTLCache[Node | None] = TTLCache(self.o.attr_ttl)
+        self.listings: TTLCache[list[str]] = TTLCache(self.o.dir_ttl)
+        self.spools: dict[str, Spool] = {}
+        self.handles: dict[int, Handle] = {}
+        self.seen_md5: dict[str, str | None] = {}
+        self.lock = threading.RLock()
+        self._fh = itertools.count(1)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="arcfs-read")
+
+    def close(self) -> None:
+        """Upload what is still dirty (best effort) and drop local state."""
+        for spool in list(self.spools.values()):
+            if spool.dirty and not spool.unlinked:
+                try:
+                    self._upload(spool)
+                except OSError as exc:
+                    log.error("%s: not uploaded at unmount: %s", spool.path, exc)
+            spool.discard()
+        self.spools.clear()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- addressing ---------------------------------------------------------------------
+    def remote(self, path: str) -> Remote:
+        rel = normalize(path)
+        return Remote(self.o.service, f"{self.root}/{rel}".strip("/") if self.root else rel)
+
+    @staticmethod
+    def _parent(path: str) -> str:
+        parent = os.path.dirname(path.rstrip("/"))
+        return parent or "/"
+
+    def _invalidate(self, path: str, tree: bool = False) -> None:
+        (self.attrs.pop_tree if tree else self.attrs.pop)(path)
+        if tree:
+            self.listings.pop_tree(path)
+        self.listings.pop(self._parent(path))
+
+    # ---- metadata -----------------------------------------------------------------------
+    def node(self, path: str) -> Node:
+        """The node at ``path`` (from the cache when fresh); ENOENT if there is none."""
+        cached = self.attrs.get(path)
+        if cached is None:
+            raise fs_error(errno.ENOENT)
+        if isinstance(cached, Node):
+            return cached
+        if path != "/":
+            names = self.listings.get(self._parent(path))
+            if isinstance(names, list) and os.path.basename(path) not in names:
+                raise fs_error(errno.ENOENT)
+        try:
+            with remote_errors():
+                node = self.client.get_node(self.remote(path))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                self.attrs.put(path, None)
+            raise
+        self.attrs.put(path, node)
+        return node
+
+    def _mode(self, node: Node) -> int:
+        if node.isdir:
+            mode = stat.S_IFDIR | 0o700
+            read, write, public = 0o050, 0o020, 0o005
+        elif node.islink:
+            return stat.S_IFLNK | 0o777
+        else:
+            mode = stat.S_IFREG | 0o600
+            read, write, public = 0o040, 0o020, 0o004
+        if node.groupread != "NONE":
+            mode |= read
+        if node.groupwrite != "NONE":
+            mode |= write
+        if node.ispublic:
+            mode |= public
+        return mode
+
+    def _mtime_ns(self, node: Node) -> int:
+        override = node.props.get(MTIME_PROP)
+        if override:
+            ns, _, ident = override.partition(" ")
+            if ns.isdigit() and (node.isdir or ident == f"{node.md5 or '-'} {node.size}"):
+                return int(ns)
+        return date_ns(node.props.get(P.DATE))
+
+    def getattr(self, path: str) -> dict:
+        spool = self.spools.get(path)
+        if spool is not None:
+            size = spool.size()
+            ns = int(spool.mtime * 1e9)
+            return self._stat(stat.S_IFREG | 0o600, size, ns, 1)
+        node = self.node(path)
+        size = len(node.target or "") if node.islink else node.size
+        return self._stat(self._mode(node), size, self._mtime_ns(node), 2 if node.isdir else 1)
+
+    def _stat(self, mode: int, size: int, ns: int, nlink: int) -> dict:
+        return {"st_mode": mode, "st_size": size, "st_nlink": nlink, "st_uid": self.o.uid,
+                "st_gid": self.o.gid, "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
+                "st_blocks": (size + 511) // 512, "st_blksize": 1 << 20}
+
+    def listdir(self, path: str, fresh: bool = False) -> list[str]:
+        names = None if fresh else self.listings.get(path)
+        if isinstance(names, list):
+            return names
+        remote = self.remote(path)
+        with remote_errors():
+            children = list(self.client.iterdir(remote))
+        names = []
+        for child in children:
+            self.attrs.put(f"{path.rstrip('/')}/{child.name}", child)
+            names.append(child.name)
+        self.listings.put(path, names)
+        return names
+
+    def readdir(self, path: str) -> list[str]:
+        if not self.node(path).isdir:
+            raise fs_error(errno.ENOTDIR)
+        names = self.listdir(path)
+        prefix = path.rstrip("/") + "/"
+        pending = [p[len(prefix):] for p in list(self.spools)
+                   if p.startswith(prefix) and "/" not in p[len(prefix):]]
+        return [".", ".."] + names + [n for n in pending if n not in names]
+
+    def statfs(self, path: str = "/") -> dict:
+        """Quota and usage of the nearest container with a quota (else the mount root's)."""
+        quota, used = None, None
+        probe = path if path else "/"
+        while True:
+            try:
+                node = self.node(probe)
+            except OSError:
+                node = None
+            if node is not None and node.isdir:
+                used = node.size if used is None else used
+                value = node.props.get(P.QUOTA)
+                if value and value.isdigit():
+                    quota, used = int(value), node.size
+                    break
+            if probe == "/":
+                break
+            probe = self._parent(probe)
+        total = quota if quota is not None else NO_QUOTA
+        free = max(total - (used or 0), 0)
+        return {"f_bsize": BLOCK, "f_frsize": BLOCK, "f_blocks": total // BLOCK,
+                "f_bfree": free // BLOCK, "f_bavail": free // BLOCK, "f_files": 1 << 32,
+                "f_ffree": 1 << 31, "f_favail": 1 << 31, "f_namemax": 255}
+
+    # ---- containers and links ------------------------------------------------------------
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        self._require_parent(path)
+        with remote_errors():
+            self.client.mkdir(self.remote(path))
+        self._invalidate(path)
+
+    def _require_parent(self, path: str) -> None:
+        if not self.node(self._parent(path)).isdir:
+            raise fs_error(errno.ENOTDIR)
+
+    def rmdir(self, path: str) -> None:
+        if path == "/":
+            raise fs_error(errno.EBUSY)
+        if not self.node(path).isdir:
+            raise fs_error(errno.ENOTDIR)
+        if self.listdir(path, fresh=True):
+            raise fs_error(errno.ENOTEMPTY)
+        with remote_errors():
+            self.client.delete(self.remote(path))
+        self._invalidate(path, tree=True)
+
+    def unlink(self, path: str) -> None:
+        spool = self.spools.get(path)
+        try:
+            node = self.node(path)
+        except OSError:
+            if spool is None:
+                raise
+            node = None
+        if node is not None and node.isdir:
+            raise fs_error(errno.EISDIR)
+        if spool is not None:
+            with self.lock:
+                spool.unlinked = True
+                self.spools.pop(path, None)
+        if node is not None:
+            with remote_errors():
+                self.client.delete(self.remote(path))
+        self._invalidate(path)
+
+    def symlink(self, path: str, target: str) -> None:
+        """``ln -s target path``: a LinkNode. The server wants a URI, so a target inside the
+        mount becomes its node URI (arc stores it as a relative symlink; other clients
+        resolve it) and any other path a ``file://`` URI."""
+        self._require_parent(path)
+        if not target:
+            raise fs_error(errno.ENOENT)
+        mount = self.o.mountpoint.rstrip("/")
+        inner: str | None = None
+        if not os.path.isabs(target):
+            inner = posixpath.normpath(posixpath.join(self._parent(path), target))
+        elif mount and (target == mount or target.startswith(mount + "/")):
+            inner = target[len(mount):] or "/"
+        with remote_errors():
+            stored = self.client.node_uri(self.remote(inner)) if inner is not None \
+                else "file://" + quote(target)
+            self.client.link(self.remote(path), stored)
+        self._invalidate(path)
+
+    def readlink(self, path: str) -> str:
+        """Links to nodes inside the mount read back relative to the link's directory."""
+        node = self.node(path)
+        if not node.islink:
+            raise fs_error(errno.EINVAL)
+        target = node.target or ""
+        with remote_errors():
+            base = self.client.base_uri(self.o.service) + "/"
+        if target.startswith(base):
+            inner = normalize(target[len(base):])
+            if not self.root or inner == self.root or inner.startswith(self.root + "/"):
+                dest = "/" + inner[len(self.root):].lstrip("/")
+                return posixpath.relpath(dest, self._parent(path))
+        if target.startswith("file://"):
+            return unquote(target[len("file://"):])
+        return target
+
+    def rename(self, old: str, new: str) -> None:
+        """One server-side move; an existing destination is replaced as POSIX says (it is
+        deleted first, so the replacement is not atomic: see SEMANTICS.md)."""
+        if old == new:
+            return
+        if new.startswith(old.rstrip("/") + "/"):
+            raise fs_error(errno.EINVAL)
+        spool = self.spools.get(old)
+        if spool is not None and spool.dirty and not spool.unlinked:
+            self._upload(spool)
+        src = self.node(old)
+        self._require_parent(new)
+        try:
+            dst = self.node(new)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            dst = None
+        if dst is not None:
+            if dst.isdir:
+                if not src.isdir:
+                    raise fs_error(errno.EISDIR)
+                if self.listdir(new, fresh=True):
+                    raise fs_error(errno.ENOTEMPTY)
+            elif src.isdir:
+                raise fs_error(errno.ENOTDIR)
+            with remote_errors():
+                self.client.delete(self.remote(new))
+            self._invalidate(new, tree=True)
+        with remote_errors():
+            self.client.move(self.remote(old), self.remote(new))
+        self._invalidate(old, tree=True)
+        self._invalidate(new, tree=True)
+        with self.lock:
+            for key in [k for k in self.spools if k == old or k.startswith(old + "/")]:
+                moved = self.spools.pop(key)
+                moved.path = new + key[len(old):]
+                self.spools[moved.path] = moved
+            for handle in self.handles.values():
+                if handle.path == old or handle.path.startswith(old + "/"):
+                    handle.path = new + handle.path[len(old):]
+            self.seen_md5.pop(old, None)
+
+    # ---- ACL and properties ---------------------------------------------------------------
+    def chmod(self, path: str, mode: int) -> None:
+        """o+r <-> ispublic; g+r / g+w <-> groupread / groupwrite (the node's group, or the
+        mount's --group when it has none; without either, g bits cannot be granted)."""
+        node = self.node(path)
+        if node.islink:
+            return
+        changes: dict[str, str | None] = {}
+        public = bool(mode & 0o004)
+        if public != node.ispublic:
+            changes[P.ISPUBLIC] = "true" if public else "false"
+        for bit, uri, current in ((0o040, P.GROUPREAD, node.groupread),
+                                  (0o020, P.GROUPWRITE, node.groupwrite)):
+            has = current != "NONE"
+            if mode & bit and not has:
+                if self.o.group:
+                    changes[uri] = self.o.group
+            elif not mode & bit and has:
+                changes[uri] = None
+        if changes:
+            self._set_props(path, changes)
+
+    def _set_props(self, path: str, changes: dict[str, str | None]) -> Node:
+        with remote_errors():
+            node = self.client.set_props(self.remote(path), changes)
+        self.attrs.pop(path)
+        return node
+
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
+        """The server's dates are its own; a time set here is kept in a property and shown
+        as long as the content is unchanged."""
+        mtime_ns = times[1] if times else time.time_ns()
+        spool = self.spools.get(path)
+        if spool is not None:
+            spool.mtime = mtime_ns / 1e9
+            if spool.dirty:
+                self._upload(spool)
+        node = self.node(path)
+        if node.islink:
+            return
+        ident = "" if node.isdir else f" {node.md5 or '-'} {node.size}"
+        self._set_props(path, {MTIME_PROP: f"{mtime_ns}{ident}"})
+
+    def listxattr(self, path: str) -> list[str]:
+        node = self.node(path)
+        return ["user." + short_name(uri) for uri, value in node.props.items()
+                if uri not in RESERVED and value is not None and not uri.startswith(P.CADC)]
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        uri = self._xattr_uri(name)
+        value = self.node(path).props.get(uri)
+        if value is None:
+            raise fs_error(errno.ENODATA)
+        return value.encode()
+
+    def setxattr(self, path: str, name: str, value: bytes, flags: int = 0) -> None:
+        uri = self._xattr_uri(name)
+        exists = self.node(path).props.get(uri) is not None
+        if flags & os.XATTR_CREATE and exists:
+            raise fs_error(errno.EEXIST)
+        if flags & os.XATTR_REPLACE and not exists:
+            raise fs_error(errno.ENODATA)
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            raise fs_error(errno.EINVAL, "property values are text") from None
+        self._set_props(path, {uri: text})
+
+    def removexattr(self, path: str, name: str) -> None:
+        uri = self._xattr_uri(name)
+        if self.node(path).props.get(uri) is None:
+            raise fs_error(errno.ENODATA)
+        self._set_props(path, {uri: None})
+
+    @staticmethod
+    def _xattr_uri(name: str) -> str:
+        if not name.startswith("user."):
+            raise fs_error(errno.ENOTSUP)
+        uri = prop_uri(name[len("user."):])
+        if uri in RESERVED or uri.startswith(P.CADC):
+            raise fs_error(errno.EPERM)
+        return uri
+
+    # ---- file data ------------------------------------------------------------------------
+    def _fetch(self, remote: Remote):
+        def fetch(start: int, end: int) -> bytes:
+            with remote_errors():
+                return self.client.read_bytes(remote, start, end)
+        return fetch
+
+    def _new_handle(self, handle: Handle) -> int:
+        fh = next(self._fh)
+        with self.lock:
+            self.handles[fh] = handle
+        return fh
+
+    def _spool_for(self, path: str, node: Node | None, truncate: bool) -> Spool:
+        with self.lock:
+            spool = self.spools.get(path)
+            if spool is None:
+                spool = Spool(self.cache_dir, path)
+                self.spools[path] = spool
+                fresh = True
+            else:
+                fresh = False
+            spool.refs += 1
+        with spool.lock:
+            if fresh and node is not None and node.size and not truncate:
+                fetch = self._fetch(self.remote(path))
+                try:
+                    spool.fill(fetch(o, min(o + FILL_CHUNK, node.size))
+                               for o in range(0, node.size, FILL_CHUNK))
+                except OSError:
+                    self._drop(spool)
+                    raise
+            if fresh and node is None:
+                spool.dirty = True          # a new file: close creates it even if empty
+            if truncate and (spool.size() or node is None or node.size):
+                spool.truncate(0)
+        return spool
+
+    def _drop(self, spool: Spool) -> None:
+        with self.lock:
+            spool.refs -= 1
+            if spool.refs > 0:
+                return
+            if self.spools.get(spool.path) is spool:
+                del self.spools[spool.path]
+        spool.discard()
+
+    def open(self, path: str, flags: int) -> tuple[int, bool]:
+        """A handle and whether the kernel may keep its cached pages (the content's ETag is
+        the one seen at the previous open)."""
+        writing = flags & os.O_ACCMODE != os.O_RDONLY
+        if writing or flags & os.O_TRUNC:
+            node = None if path in self.spools else self.node(path)
+            if node is not None and node.isdir:
+                raise fs_error(errno.EISDIR)
+            spool = self._spool_for(path, node, truncate=bool(flags & os.O_TRUNC))
+            return self._new_handle(Handle(path, spool=spool, writable=writing,
+                                           append=bool(flags & os.O_APPEND))), False
+        spool = self.spools.get(path)
+        if spool is not None:
+            with self.lock:
+                spool.refs += 1
+            return self._new_handle(Handle(path, spool=spool)), False
+        node = self.node(path)
+        if node.isdir:
+            raise fs_error(errno.EISDIR)
+        keep = node.md5 is not None and self.seen_md5.get(path) == node.md5
+        self.seen_md5[path] = node.md5
+        reader = RangeReader(self._fetch(self.remote(path)), node.size, self.pool)
+        return self._new_handle(Handle(path, reader=reader)), keep
+
+    def create(self, path: str, mode: int = 0o644, flags: int = os.O_WRONLY) -> int:
+        """A new, empty file; it reaches the server when the handle is flushed or closed."""
+        parent = self.node(self._parent(path))
+        if not parent.isdir:
+            raise fs_error(errno.ENOTDIR)
+        try:
+            existing = self.node(path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            existing = None
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise fs_error(errno.EEXIST)
+            if existing.isdir:
+                raise fs_error(errno.EISDIR)
+        spool = self._spool_for(path, None, truncate=existing is not None)
+        if existing is not None:
+            spool.dirty = True
+        self.listings.pop(self._parent(path))
+        return self._new_handle(Handle(path, spool=spool, writable=True))
+
+    def _handle(self, fh: int) -> Handle:
+        handle = self.handles.get(fh)
+        if handle is None:
+            raise fs_error(errno.EBADF)
+        return handle
+
+    def read(self, fh: int, size: int, offset: int) -> bytes:
+        handle = self._handle(fh)
+        if handle.spool is not None:
+            return handle.spool.pread(size, offset)
+        assert handle.reader is not None
+        return handle.reader.read(offset, size)
+
+    def write(self, fh: int, data: bytes, offset: int) -> int:
+        handle = self._handle(fh)
+        if not handle.writable or handle.spool is None:
+            raise fs_error(errno.EBADF)
+        spool = handle.spool
+        with spool.lock:
+            if handle.append:
+                offset = spool.size()
+            if self.o.cache_size and offset + len(data) > spool.size():
+                self._check_space(offset + len(data) - spool.size())
+            return spool.pwrite(data, offset)
+
+    def _check_space(self, growth: int) -> None:
+        used = sum(s.size() for s in list(self.spools.values()))
+        if used + growth > self.o.cache_size:
+            raise fs_error(errno.ENOSPC, "the local write cache (--cache-size) is full")
+
+    def truncate(self, path: str, length: int) -> None:
+        if length < 0:
+            raise fs_error(errno.EINVAL)
+        spool = self.spools.get(path)
+        if spool is not None:
+            with spool.lock:
+                spool.truncate(length)
+            return
+        node = self.node(path)
+        if node.isdir:
+            raise fs_error(errno.EISDIR)
+        if length == node.size:
+            return
+        spool = self._spool_for(path, node, truncate=False)
+        try:
+            with spool.lock:
+                spool.truncate(length)
+            self._upload(spool)
+        finally:
+            self._drop(spool)
+
+    def _upload(self, spool: Spool) -> None:
+        """Send the spool's content; returns once the server has stored it (or raises)."""
+        with spool.lock:
+            if not spool.dirty or spool.unlinked:
+                return
+            remote = self.remote(spool.path)
+            with remote_errors():
+                self.client.upload(spool.name, remote, skip_identical=False, existing=None)
+            spool.dirty = False
+        self._invalidate(spool.path)
+        self.seen_md5.pop(spool.path, None)
+
+    def flush(self, fh: int) -> None:
+        handle = self._handle(fh)
+        if handle.writable and handle.spool is not None:
+            self._upload(handle.spool)
+
+    fsync = flush
+
+    def release(self, fh: int) -> None:
+        with self.lock:
+            handle = self.handles.pop(fh, None)
+        if handle is None:
+            return
+        if handle.reader is not None:
+            handle.reader.close()
+        spool = handle.spool
+        if spool is None:
+            return
+        try:
+            if spool.refs == 1 and spool.dirty and not spool.unlinked:
+                self._upload(spool)   # written after the last flush (e.g. through mmap)
+        except OSError as exc:
+            log.error("%s: upload at release failed: %s", spool.path, exc)
+        finally:
+            self._drop(spool)

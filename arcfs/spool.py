@@ -1,0 +1,56 @@
+"""Files open for writing: a local spool file holding the whole content, uploaded on
+flush/close. All handles of one path share one spool, so reads, ``stat`` and ``truncate``
+through this mount see the bytes written before they are uploaded.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+
+
+class Spool:
+    """The local copy of one file being written through the mount."""
+
+    def __init__(self, cache_dir: str, path: str) -> None:
+        suffix = os.path.splitext(path)[1][:16]   # keeps the upload's content type guess
+        fd, self.name = tempfile.mkstemp(prefix="spool-", suffix=suffix, dir=cache_dir)
+        self.fd = fd
+        self.path = path
+        self.refs = 0
+        self.dirty = False
+        self.unlinked = False
+        self.mtime = time.time()
+        self.lock = threading.RLock()
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        written = os.pwrite(self.fd, data, offset)
+        self.dirty, self.mtime = True, time.time()
+        return written
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def truncate(self, length: int) -> None:
+        os.ftruncate(self.fd, length)
+        self.dirty, self.mtime = True, time.time()
+
+    def fill(self, chunks) -> None:
+        """Load the existing remote content (opened for writing without O_TRUNC)."""
+        offset = 0
+        for chunk in chunks:
+            os.pwrite(self.fd, chunk, offset)
+            offset += len(chunk)
+
+    def discard(self) -> None:
+        try:
+            os.close(self.fd)
+        finally:
+            try:
+                os.unlink(self.name)
+            except FileNotFoundError:
+                pass

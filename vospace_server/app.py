@@ -20,6 +20,7 @@ from .services.files import FileEndpoints
 from .services.nodes import NodeEndpoints
 from .services.synctrans import SyncTransfers
 from .services.uws import uws_routes
+from .services.versions import VersionEndpoints
 from .services.vosi import resource_caps, vosi_routes
 
 
@@ -31,6 +32,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
         service_routes += uws_routes(service)
         service_routes += FileEndpoints(service).routes() + SyncTransfers(service).routes()
+        if service.name == "vault":
+            service_routes += VersionEndpoints(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
 
     runner = JobRunner(deployment)

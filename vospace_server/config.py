@@ -36,6 +36,13 @@ class Settings:
     oidc_jwks_file: str = ""     # the issuer's keys from a file, or
     oidc_jwks_url: str = ""      # fetched from the issuer
     oidc_user_claim: str = "preferred_username"
+    version_keep: int = 10       # vault: previous contents kept per DataNode (0: none)
+    version_max_age_days: int = 30  # vault: versions older than this are pruned (0: never)
+    snapshot_schedule: str = ""  # arc: "daily" (or "hourly") takes snapshots in the background
+    snapshot_keep: int = 7       # arc: scheduled snapshots kept per home/project
+    snapshot_dir: str = ""       # arc snapshots; default: data_dir/arc-snapshots
+    posix_uid_start: int = 10000  # first POSIX uid handed to a user (see posix-mapper)
+    posix_gid_start: int = 20000  # first POSIX gid handed to a group
 
     def __post_init__(self) -> None:
         self.resolve_defaults()
@@ -46,6 +53,7 @@ class Settings:
             self.database_url = f"sqlite:///{os.path.join(self.data_dir, 'vospace.db')}"
         self.blob_dir = self.blob_dir or os.path.join(self.data_dir, "blobs")
         self.arc_root = self.arc_root or os.path.join(self.data_dir, "arc")
+        self.snapshot_dir = self.snapshot_dir or os.path.join(self.data_dir, "arc-snapshots")
 
     @property
     def accepted_authorities(self) -> frozenset[str]:

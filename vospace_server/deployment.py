@@ -18,6 +18,7 @@ from .storage.jobs import JobStore
 from .storage.tree import NodeTree
 from .storage.vault.blobs import make_blob_store
 from .storage.vault.tree import VaultTree
+from .storage.vault.versions import Retention
 
 
 @dataclass
@@ -49,7 +50,8 @@ class Deployment:
         for d in (settings.data_dir, settings.blob_dir, settings.arc_root):
             os.makedirs(d, exist_ok=True)
         vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
-                          blobs=make_blob_store(settings.blob_dir))
+                          blobs=make_blob_store(settings.blob_dir),
+                          retention=Retention(settings.version_keep, settings.version_max_age_days))
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records
         self.auth.ensure_user(settings.admin_user, is_admin=True)

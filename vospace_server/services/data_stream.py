@@ -135,9 +135,14 @@ class HandleResponse(Response):
             self.handle.close()
 
 
-async def send_bytes(request: Request, tree: NodeTree, node: Node) -> Response:
-    """GET/HEAD of a DataNode whose read access has been checked."""
-    handle = await run(tree.open_read, node.path)
+async def send_bytes(request: Request, tree: NodeTree, node: Node,
+                     version: int | None = None) -> Response:
+    """GET/HEAD of a DataNode (or of one of its kept versions) whose read access has been
+    checked."""
+    if version is not None:
+        handle = await run(tree.open_version, node.path, version)
+    else:
+        handle = await run(tree.open_read, node.path)
     try:
         headers = _headers(node, handle)
         if _etag_matches(request.headers.get("if-none-match", ""), headers.get("ETag")):

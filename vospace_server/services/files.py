@@ -23,6 +23,7 @@ from ..protocol.faults import ContainerNotFound, NodeNotFound, PermissionDenied
 from .data_stream import receive_bytes, send_bytes
 from .nodes import node_path
 from .requests import base_url, caller_of, deployment, run
+from .versions import version_number
 
 METHODS = ["GET", "HEAD", "PUT"]
 
@@ -71,10 +72,12 @@ class FileEndpoints:
             return await receive_bytes(request, tree, path, caller.name or "")
         chain = await run(tree.resolve, path)
         policy.require_read(caller, chain)
+        version = version_number(request)
         if request.method == "GET" and self.service.name == "vault":
             url = preauth_url(request, self.service, path, "get", caller.name or "")
-            return RedirectResponse(url, status_code=303)
-        return await send_bytes(request, tree, chain[-1])
+            return RedirectResponse(url + (f"?version={version}" if version else ""),
+                                    status_code=303)
+        return await send_bytes(request, tree, chain[-1], version)
 
     async def preauth(self, request: Request) -> Response:
         path = node_path(request)
@@ -85,4 +88,4 @@ class FileEndpoints:
         if direction == "put":
             return await receive_bytes(request, tree, path, grant.user)
         node = (await run(tree.resolve, path))[-1]
-        return await send_bytes(request, tree, node)
+        return await send_bytes(request, tree, node, version_number(request))

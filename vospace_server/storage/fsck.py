@@ -40,7 +40,8 @@ def check_vault(tree: VaultTree, repair: bool = False, min_age: float = 0) -> li
     debris = [n for n in blobs.debris() if _old_enough(os.path.join(blobs.tmp, n), min_age)]
     on_disk = [k for k in blobs.keys() if _old_enough(blobs.path(k), min_age)]
     refs = tree.blob_references()  # read after listing: a blob committed meanwhile is kept
-    found = [Finding("vault", "orphan blob", k) for k in on_disk if k not in refs]
+    kept = set(refs) | set(tree.version_references())
+    found = [Finding("vault", "orphan blob", k) for k in on_disk if k not in kept]
     present = set(blobs.keys())
     found += [Finding("vault", "missing blob", path) for key, path in sorted(refs.items())
               if key not in present]

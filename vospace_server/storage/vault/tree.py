@@ -143,6 +143,8 @@ class VaultTree:
             row = self._chain(conn, path)[-1]
             keys = list(conn.execute(select(nodes.c.blob).where(
                 subtree_clause(path), nodes.c.blob.isnot(None))).scalars())
+            ids = list(conn.execute(select(nodes.c.id).where(subtree_clause(path))).scalars())
+            keys += versions.remove_subtree(conn, ids)
             conn.execute(delete(nodes).where(subtree_clause(path)))
             self._add_usage(conn, path, -row.length)
         for key in keys:  # after the commit: a crash here leaves only orphans for fsck
@@ -305,18 +307,69 @@ class VaultTree:
                     path=path, parent=uris.parent_of(path), name=uris.name_of(path),
                     type=NodeType.DATA.value, owner=owner, created=now, target=None,
                     props=json.dumps(stored), **values))
-                old_key, old_length = None, 0
+                doomed, old_length = [], 0
             else:
+                old_props = json.loads(row.props)
                 if content_type:
-                    merged = apply_changes(json.loads(row.props), {props.TYPE: content_type})
-                    values["props"] = json.dumps(merged)
+                    values["props"] = json.dumps(apply_changes(old_props,
+                                                               {props.TYPE: content_type}))
                 conn.execute(update(nodes).where(nodes.c.id == row.id).values(**values))
-                old_key, old_length = row.blob, row.length
+                doomed = versions.keep(conn, row, old_props.get(props.TYPE), self.retention)
+                old_length = row.length
             self._add_usage(conn, path, length - old_length)
             node = self._to_node(conn.execute(select(nodes).where(nodes.c.path == path)).one())
-        if old_key:
+        for old_key in doomed:  # after the commit, as in delete
             self.blobs.delete(old_key)
         return node
+
+    # -- versions (see versions.py) -----------------------------------------------------
+    def _data_row(self, conn: Connection, path: str) -> Row:
+        row = self._chain(conn, path)[-1]
+        if row.type != NodeType.DATA.value:
+            raise InvalidArgument(f"/{path} is not a DataNode; only DataNodes have versions")
+        return row
+
+    def _version(self, conn: Connection, path: str, number: int) -> versions.Version:
+        found = versions.one(conn, self._data_row(conn, path).id, number)
+        if found is None:
+            raise NodeNotFound(f"/{path} has no version {number}")
+        return found
+
+    def list_versions(self, path: str) -> list[versions.Version]:
+        """The kept versions of DataNode ``path``, oldest first."""
+        with self._tx() as conn:
+            return versions.listing(conn, self._data_row(conn, path).id)
+
+    def open_version(self, path: str, number: int) -> ReadHandle:
+        with self._tx() as conn:
+            found = self._version(conn, path, number)
+        try:
+            return self.blobs.open(found.blob, found.md5, found.modified)
+        except FileNotFoundError:  # pruned or deleted meanwhile
+            raise NodeNotFound(f"/{path} has no version {number}") from None
+
+    def restore_version(self, path: str, number: int, owner: str) -> Node:
+        """Make version ``number`` current again; the current content becomes a version."""
+        with self._tx() as conn:
+            found = self._version(conn, path, number)
+        key = new_key()
+        try:
+            self.blobs.copy(found.blob, key)
+        except FileNotFoundError:
+            raise NodeNotFound(f"/{path} has no version {number}") from None
+        try:
+            return self._publish(path, owner, found.content_type, key, found.md5 or "",
+                                 found.length)
+        except BaseException:
+            self.blobs.delete(key)
+            raise
+
+    def delete_version(self, path: str, number: int) -> None:
+        with self._tx(write=True) as conn:
+            self._version(conn, path, number)
+            key = versions.remove(conn, self._data_row(conn, path).id, number)
+        if key:
+            self.blobs.delete(key)
 
     def open_read(self, path: str) -> ReadHandle:
         with self._tx() as conn:
@@ -335,6 +388,11 @@ class VaultTree:
         with self._tx() as conn:
             return dict(conn.execute(select(nodes.c.blob, nodes.c.path)
                                      .where(nodes.c.blob.isnot(None))).all())
+
+    def version_references(self) -> dict[str, str]:
+        """blob key -> "<path>@v<number>" of kept versions, so fsck keeps those blobs."""
+        with self._tx() as conn:
+            return versions.blob_references(conn)
 
     def forget_blob(self, path: str) -> None:
         """fsck repair of a node whose blob is gone: it becomes an empty DataNode."""

@@ -1,0 +1,71 @@
+"""``/vault/versions/{path}``: the kept previous contents of a vault DataNode.
+
+- ``GET``: JSON list ``{"node": uri, "versions": [{"version", "length", "MD5", "date",
+  "replaced", "type"}]}``, oldest first (read access).
+- ``GET /vault/files/{path}?version=N``: the bytes of version N (see files.py).
+- ``POST ?restore=N``: version N becomes the current content (the current content becomes
+  a new version); answers the node XML (write access; quotas apply).
+- ``DELETE ?version=N``: forget version N (write access).
+"""
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..auth import policy
+from ..deployment import Service
+from ..protocol import properties as props
+from ..protocol.faults import InvalidArgument, PermissionDenied
+from ..protocol.nodes import Detail
+from ..protocol.xml_io import render_node
+from .nodes import node_path
+from .requests import caller_of, run, xml_response
+
+
+def version_number(request: Request, name: str = "version") -> int | None:
+    """The positive integer query parameter ``name`` (None when absent); only vault keeps
+    versions."""
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if not request.url.path.startswith("/vault/"):
+        raise InvalidArgument("only vault keeps versions; arc has snapshots (.snapshots/)")
+    if not (value.isascii() and value.isdigit()) or int(value) < 1 or len(value) > 12:
+        raise InvalidArgument(f"{name} must be a version number (1, 2, ...), not {value!r}")
+    return int(value)
+
+
+class VersionEndpoints:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def routes(self) -> list[Route]:
+        return [Route("/versions/{path:path}", self.dispatch, methods=["GET", "POST", "DELETE"])]
+
+    async def dispatch(self, request: Request) -> Response:
+        path = node_path(request)
+        caller = await caller_of(request)
+        tree = self.service.tree
+        chain = await run(tree.resolve, path)
+        if request.method == "GET":
+            policy.require_read(caller, chain)
+            found = await run(tree.list_versions, path)
+            return JSONResponse({"node": f"{self.service.base_uri}/{path}", "versions": [
+                {"version": v.number, "length": v.length, "MD5": v.md5,
+                 "date": props.format_date(v.modified), "replaced": props.format_date(v.replaced),
+                 "type": v.content_type} for v in found]})
+        policy.require_write(caller, chain)
+        if chain[-1].flag(props.ISLOCKED):
+            raise PermissionDenied(f"/{path} is locked")
+        if request.method == "DELETE":
+            number = version_number(request)
+            if number is None:
+                raise InvalidArgument("give ?version=N to delete")
+            await run(tree.delete_version, path, number)
+            return Response(status_code=200)
+        number = version_number(request, "restore")
+        if number is None:
+            raise InvalidArgument("give ?restore=N to restore version N")
+        node = await run(tree.restore_version, path, number, chain[-1].owner or caller.name)
+        return xml_response(render_node(node, self.service.base_uri, Detail.MAX), 200)

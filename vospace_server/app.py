@@ -21,7 +21,17 @@ from .services.nodes import NodeEndpoints
 from .services.synctrans import SyncTransfers
 from .services.uws import uws_routes
 from .services.versions import VersionEndpoints
+from .storage.arc.snapshots import Scheduler
 from .services.vosi import resource_caps, vosi_routes
+
+
+def snapshot_scheduler(deployment: Deployment) -> Scheduler | None:
+    """The background snapshots of arc homes and projects, if ``snapshot_schedule`` is set."""
+    settings = deployment.settings
+    if not settings.snapshot_schedule:
+        return None
+    return Scheduler(deployment.services["arc"].tree.snapshots, settings.snapshot_schedule,
+                     settings.snapshot_keep)
 
 
 def create_app(settings: Settings, deployment: Deployment | None = None) -> Starlette:
@@ -37,11 +47,16 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         routes.append(Mount(f"/{service.name}", routes=service_routes))
 
     runner = JobRunner(deployment)
+    snapshots = snapshot_scheduler(deployment)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runner.start()
+        if snapshots is not None:
+            snapshots.start()
         yield
+        if snapshots is not None:
+            snapshots.stop()
         runner.stop()
         deployment.close()
 

@@ -63,6 +63,49 @@ def _quota_recount(deployment, args) -> int:
     return 0
 
 
+def _arc(deployment):
+    return deployment.services["arc"].tree
+
+
+def _snapshot_create(deployment, args) -> int:
+    store = _arc(deployment).snapshots
+    if not (args.all or args.root):
+        raise ValueError("give ROOT (home/NAME or projects/NAME) or --all")
+    for root in (store.roots() if args.all else [_root(args.root)]):
+        print(f"{root}\t{store.create(root)}")
+    return 0
+
+
+def _snapshot_list(deployment, args) -> int:
+    store = _arc(deployment).snapshots
+    for root in ([_root(args.root)] if args.root else store.roots()):
+        for stamp in store.list(root):
+            print(f"{root}\t{stamp}")
+    return 0
+
+
+def _snapshot_delete(deployment, args) -> int:
+    _arc(deployment).snapshots.delete(_root(args.root), args.stamp)
+    return 0
+
+
+def _snapshot_restore(deployment, args) -> int:
+    from .protocol.uris import normalize_path
+
+    tree = _arc(deployment)
+    root = _root(args.root)
+    restored = tree.snapshots.restore(root, args.stamp, normalize_path(args.path or ""))
+    tree.recount(root)  # the restored bytes replace others: count the root again
+    print(f"restored /{restored} from {args.stamp}")
+    return 0
+
+
+def _root(text: str) -> str:
+    from .protocol.uris import normalize_path
+
+    return normalize_path(text.removeprefix("arc:"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     project = sub.add_parser("project", help="manage projects (/projects/NAME on arc and vault)")
     project_sub = project.add_subparsers(dest="project_command", required=True)
@@ -87,3 +130,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                          "disk changes); default: everything")
     qrecount.add_argument("location", nargs="?")
     qrecount.set_defaults(func=_with_deployment(_quota_recount))
+
+    snap = sub.add_parser("snapshot", help="arc snapshots of homes and projects "
+                                           "(shown read-only under ROOT/.snapshots/)")
+    snap_sub = snap.add_subparsers(dest="snapshot_command", required=True)
+    screate = snap_sub.add_parser("create", help="snapshot ROOT (home/NAME or projects/NAME)")
+    screate.add_argument("root", nargs="?")
+    screate.add_argument("--all", action="store_true", help="every home and project")
+    screate.set_defaults(func=_with_deployment(_snapshot_create))
+    slist = snap_sub.add_parser("list", help="snapshots of ROOT (default: all roots)")
+    slist.add_argument("root", nargs="?")
+    slist.set_defaults(func=_with_deployment(_snapshot_list))
+    sdelete = snap_sub.add_parser("delete", help="delete snapshot STAMP of ROOT")
+    sdelete.add_argument("root")
+    sdelete.add_argument("stamp")
+    sdelete.set_defaults(func=_with_deployment(_snapshot_delete))
+    srestore = snap_sub.add_parser("restore", help="put PATH (default: everything) of snapshot "
+                                                   "STAMP back into ROOT, replacing it")
+    srestore.add_argument("root")
+    srestore.add_argument("stamp")
+    srestore.add_argument("path", nargs="?", help="relative to ROOT")
+    srestore.set_defaults(func=_with_deployment(_snapshot_restore))

@@ -58,7 +58,8 @@ class Deployment:
         self.groups = GroupStore(vault.engine, settings.authority)
         self.authenticator = Authenticator(self.auth, self.groups, _oidc(settings))
         arc_uri = f"vos://{settings.authority}~arc"
-        arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri)
+        arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri,
+                      snapshot_dir=settings.snapshot_dir)
         self.preauth = PreauthSigner(load_secret(settings.preauth_secret, settings.data_dir),
                                      settings.preauth_lifetime)
         self.services = {

@@ -25,14 +25,19 @@ from ..common import storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
-from . import beneath, copying, usage, xattrs
+from . import beneath, copying, snapshots, usage, xattrs
 
 TOP_LEVEL = ("home", "projects")
+# What the .snapshots entry of a home or project takes over from it (read access).
+policy_properties = (props.CREATOR, props.ISPUBLIC, props.GROUPREAD, props.GROUPWRITE)
 
 
 class ArcTree:
-    def __init__(self, root: str, root_owner: str, base_uri: str) -> None:
+    def __init__(self, root: str, root_owner: str, base_uri: str,
+                 snapshot_dir: str | None = None) -> None:
         self.root = os.path.realpath(root)
+        # Snapshots live outside the tree (see snapshots.py), shown as R/.snapshots/.
+        self.snapshots = snapshots.SnapshotStore(self.root, snapshot_dir or self.root + "-snapshots")
         self.base_uri = base_uri  # vos://authority~arc, to express symlinks as vos URIs
         os.makedirs(self.root, exist_ok=True)
         if xattrs.read_properties(self.root).get(props.CREATOR) is None:
@@ -43,7 +48,17 @@ class ArcTree:
                 os.mkdir(top)
 
     def _fs(self, path: str) -> str:
+        inside = snapshots.split(path)
+        if inside is not None:
+            return self.snapshots.path_of(*inside)
         return os.path.join(self.root, path) if path else self.root
+
+    def _beneath(self, path: str) -> tuple[str, str]:
+        """(directory, relative path) to open ``path`` from without following symlinks."""
+        inside = snapshots.split(path)
+        if inside is not None:
+            return self.snapshots.folder(inside[0]), inside[1]
+        return self.root, path
 
     # -- reading ------------------------------------------------------------------------
     def _node(self, path: str, st: os.stat_result, inherited_owner: str) -> Node:
@@ -97,6 +112,9 @@ class ArcTree:
             if chain and not chain[-1].is_container:
                 raise NodeNotFound(p)
             node = self._node(p, st, owner)
+            if chain and snapshots.split(p) == (chain[-1].path, ""):  # R/.snapshots: as R
+                node.properties.update({u: v for u in policy_properties
+                                        if (v := chain[-1].properties.get(u)) is not None})
             if node.is_link and p != path:
                 raise LinkFound(p)
             owner = node.owner or owner
@@ -138,6 +156,7 @@ class ArcTree:
 
     # -- writing ------------------------------------------------------------------------
     def create(self, node: Node, owner: str) -> Node:
+        snapshots.refuse_write(node.path)
         parent = uris.parent_of(node.path)
         try:
             chain = self.resolve(parent)
@@ -173,6 +192,7 @@ class ArcTree:
 
     def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
         changes = storable_properties(changes)
+        snapshots.refuse_write(path)
         node = self.resolve(path)[-1]
         if node.is_link:
             if changes:
@@ -209,6 +229,7 @@ class ArcTree:
         if path in ("",) + TOP_LEVEL:
             raise PermissionDenied(f"/{path} cannot be deleted")
         chain = self.resolve(path)
+        snapshots.refuse_write(path)
         full = self._fs(path)
         with usage.change(self._quota_roots(chain[:-1])) as roots:
             size = usage.tree_size(full)
@@ -235,6 +256,8 @@ class ArcTree:
         src_chain = self.resolve(src)
         final = final_destination(self.resolve, src, dest)
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
+        for path in (src, final):
+            snapshots.refuse_write(path)
         src_roots = self._quota_roots(src_chain[:-1])
         shared = frozenset(r for r, _ in src_roots if r in {d for d, _ in dest_roots})
         with usage.locked([r for r, _ in src_roots + dest_roots]):
@@ -251,6 +274,7 @@ class ArcTree:
         self.resolve(src)
         final = final_destination(self.resolve, src, dest)
         temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
+        snapshots.refuse_write(final)
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         try:
             usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))  # before any byte
@@ -270,6 +294,7 @@ class ArcTree:
     def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
         """A hidden temp file in the node's own directory, renamed over the node on commit."""
         parent = uris.parent_of(path)
+        snapshots.refuse_write(path)
         try:
             chain = self.resolve(path)
         except NodeNotFound as exc:
@@ -299,7 +324,7 @@ class ArcTree:
         node = self.resolve(path)[-1]
         if node.type is not NodeType.DATA:
             raise LinkFound(path) if node.is_link else InvalidArgument(f"/{path} is not a DataNode")
-        fd = beneath.open_file(self.root, path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = beneath.open_file(*self._beneath(path), os.O_RDONLY | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

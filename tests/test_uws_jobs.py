@@ -299,3 +299,42 @@ def test_recursive_setprops(svc):
         doc = _recursive(bob, f"/{svc.name}/async-setprops", content=body,
                          headers={"Content-Type": "text/xml"})
         assert doc.findtext(f"{UWS}phase") == "ERROR"  # bob cannot even see alice's home
+
+
+def _data_transfer(svc, path: str, direction: str) -> str:
+    return (f'<vos:transfer xmlns:vos="{VOS_NS}" version="2.1">'
+            f"<vos:target>{svc.uri(path)}</vos:target><vos:direction>{direction}</vos:direction>"
+            f'<vos:protocol uri="{CORE}httpsput"/><vos:protocol uri="{CORE}httpsget"/>'
+            "</vos:transfer>")
+
+
+def _endpoint_of(c: httpx.Client, job: str) -> str:
+    assert c.post(job + "/phase", data={"PHASE": "RUN"}).status_code == 303
+    doc = job_doc(c, job)
+    assert doc.findtext(f"{UWS}phase") == "COMPLETED", c.get(job + "/error").text
+    details = c.get(results(doc)["transferDetails"])
+    assert details.status_code == 200
+    assert_valid(details.content, "transfer details")
+    return etree.fromstring(details.content).findtext(f"{{{VOS_NS}}}protocol/{{{VOS_NS}}}endpoint")
+
+
+def test_async_push_and_pull_negotiate_preauthorized_endpoints(svc):
+    base = svc.unique()
+    svc.create(base)
+    path = f"{base}/pushed.bin"
+    with svc.client() as c:
+        r = c.post(f"/{svc.name}/transfers", content=_data_transfer(svc, path, "pushToVoSpace"))
+        put_url = _endpoint_of(c, r.headers["location"])
+        r = c.post(f"/{svc.name}/transfers", content=_data_transfer(svc, path, "pullFromVoSpace"))
+        pull_job = r.headers["location"]
+        r = c.post(f"/{svc.name}/transfers",
+                   content=_data_transfer(svc, f"{base}/nowhere/x", "pushToVoSpace"))
+        failed = r.headers["location"]
+        assert c.post(failed + "/phase", data={"PHASE": "RUN"}).status_code == 303
+        assert c.get(failed + "/error").text == "ContainerNotFound"
+    with httpx.Client(verify=False) as anonymous:  # the endpoints need no other credential
+        assert anonymous.put(put_url, content=b"async bytes").status_code == 201
+    with svc.client() as c:
+        get_url = _endpoint_of(c, pull_job)
+    with httpx.Client(verify=False) as anonymous:
+        assert anonymous.get(get_url, follow_redirects=True).content == b"async bytes"

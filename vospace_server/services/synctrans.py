@@ -78,6 +78,18 @@ class SyncTransfers:
                                         endpoint=files_url(request, self.service, path)))
         return offered
 
+    async def negotiated(self, request: Request, transfer: Transfer, caller: Caller) -> Transfer:
+        """The ACL check and the endpoints for a push/pull; also what an async
+        push/pull job on /transfers (services/uws.py) answers as its transferDetails."""
+        if transfer.direction not in SUPPORTED:
+            raise InvalidArgument(f"synctrans handles {PUSH_TO} and {PULL_FROM}; "
+                                  f"use /transfers for {transfer.direction!r}")
+        path = self._target_path(request, transfer.target)
+        await self._authorize(caller, transfer.direction, path)
+        return Transfer(target=transfer.target, direction=transfer.direction,
+                        view=transfer.view,
+                        protocols=self._endpoints(request, transfer, path, caller))
+
     async def negotiate(self, request: Request) -> Response:
         transfer = _query_transfer(request)
         body = b""
@@ -87,15 +99,8 @@ class SyncTransfers:
                                       "and PROTOCOL parameters")
             body = await read_body(request, deployment(request).settings.max_xml_bytes)
             transfer = parse_transfer(body)
-        if transfer.direction not in SUPPORTED:
-            raise InvalidArgument(f"synctrans handles {PUSH_TO} and {PULL_FROM}; "
-                                  f"use /transfers for {transfer.direction!r}")
-        path = self._target_path(request, transfer.target)
         caller = await caller_of(request)
-        await self._authorize(caller, transfer.direction, path)
-        result = Transfer(target=transfer.target, direction=transfer.direction,
-                          view=transfer.view,
-                          protocols=self._endpoints(request, transfer, path, caller))
+        result = await self.negotiated(request, transfer, caller)
         details = render_transfer(result)
         if not body:  # query form: answer directly
             redirect = request.query_params.get("REQUEST", "").lower() == "redirect"

@@ -20,15 +20,20 @@ from starlette.routing import Route
 
 from ..auth.identity import Caller
 from ..deployment import Service
+from ..jobs import actions
 from ..jobs.actions import caller_snapshot
+from ..jobs.runner import error_of
 from ..protocol import uris
-from ..protocol.faults import (InvalidArgument, JobNotFound, NotAuthenticated, PermissionDenied)
-from ..protocol.transfer import parse_transfer, transfer_element
+from ..protocol.faults import (InvalidArgument, JobNotFound, NotAuthenticated, PermissionDenied,
+                               VOSpaceFault)
+from ..protocol.transfer import (PULL_FROM, PUSH_TO, Transfer, parse_transfer, render_transfer,
+                                 transfer_element)
 from ..protocol.uws import (PHASES, JobView, format_time, parse_time, render_job, render_job_list,
                             render_parameters, render_results)
 from ..protocol.xml_io import parse_node
-from ..storage.jobs import ACTIVE, Job, Kind
+from ..storage.jobs import ACTIVE, COMPLETED, ERROR, PENDING, Job, Kind
 from .requests import base_url, caller_of, deployment, read_body, run, xml_response
+from .synctrans import SyncTransfers
 
 INLINE_BUDGET = 1.5      # seconds a PHASE=RUN request waits for the job before answering
 MAX_WAIT = 60.0          # cap on ?WAIT=n
@@ -186,15 +191,36 @@ class JobEndpoints:
             return Kind.SETPROPS.value, body.decode("utf-8"), {"target": uri}
         transfer = parse_transfer(body)
         uris.parse_vos_uri(transfer.target)
-        if not transfer.is_node_transfer:
-            raise InvalidArgument("async transfers support move and copy (a vos:// direction); "
-                                  "use /synctrans for data transfers")
+        if not transfer.is_node_transfer and transfer.direction not in (PUSH_TO, PULL_FROM):
+            raise InvalidArgument(f"unsupported transfer direction {transfer.direction!r}")
         return Kind.TRANSFER.value, body.decode("utf-8"), {}
 
     async def _start(self, request: Request, job_id: str) -> None:
         jobs = deployment(request).jobs
+        job = await run(jobs.get, job_id)
+        if job is not None and job.kind == Kind.TRANSFER.value:
+            transfer = parse_transfer(job.request.encode())
+            if not transfer.is_node_transfer:
+                await self._negotiate(request, job, transfer)
+                return
         if await run(jobs.queue, job_id):
             await request.app.state.job_runner.run_now(job_id, INLINE_BUDGET)
+
+    async def _negotiate(self, request: Request, job: Job, transfer: Transfer) -> None:
+        """An async push/pull: running it is negotiating its endpoints, here and now,
+        exactly as /synctrans does; the result is the transferDetails document."""
+        jobs = deployment(request).jobs
+        runner = request.app.state.job_runner
+        if await run(jobs.claim, runner.me, job.id, PENDING) is None:
+            return
+        try:
+            result = await SyncTransfers(self.service).negotiated(
+                request, transfer, actions.caller_from(job.caller))
+        except VOSpaceFault as fault:
+            await run(lambda: jobs.finish(job.id, ERROR, error=error_of(fault)))
+            return
+        await run(lambda: jobs.finish(job.id, COMPLETED, results={},
+                                      details=render_transfer(result).decode()))
 
     # -- one job --------------------------------------------------------------------------
     async def job(self, request: Request) -> Response:

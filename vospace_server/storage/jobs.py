@@ -198,13 +198,18 @@ class JobStore:
         with self._tx() as conn:
             return conn.execute(delete(jobs).where(jobs.c.id == job_id)).rowcount == 1
 
-    def claim(self, runner: str, job_id: str | None = None) -> Job | None:
-        """Take one QUEUED job (``job_id``, or the oldest) for ``runner``; None if none won."""
+    def claim(self, runner: str, job_id: str | None = None,
+              from_phase: str = QUEUED) -> Job | None:
+        """Take one QUEUED job (``job_id``, or the oldest) for ``runner``; None if none won.
+
+        ``from_phase=PENDING`` starts a job that is run right here and must never be
+        picked from the queue by a background runner (push/pull negotiation needs the
+        request that started it)."""
         for candidate in ([job_id] if job_id else self._queued_ids()):
             now = time.time()
             with self._tx() as conn:
                 won = conn.execute(update(jobs).where(
-                    jobs.c.id == candidate, jobs.c.phase == QUEUED).values(
+                    jobs.c.id == candidate, jobs.c.phase == from_phase).values(
                     phase=EXECUTING, runner=runner, heartbeat=now,
                     started=now)).rowcount == 1
             if won:

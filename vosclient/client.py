@@ -14,6 +14,7 @@ from urllib.parse import quote
 from vospace_server.protocol import properties as P
 
 from . import errors, jobs, nodes, transfer, uris
+from .bulk import Bulk, Stream
 from .config import Settings, load
 from .http import Transport
 from .nodes import Node
@@ -43,9 +44,12 @@ class Client:
         self.transport = Transport(self.settings.url, self.settings.token, self.settings.verify,
                                    retries=retries, backoff=backoff, timeout=timeout)
         self._base_uris: dict[str, str] = {}
+        self._bulk: Bulk | None = None
 
     def close(self) -> None:
         self.transport.close()
+        if self._bulk is not None:
+            self._bulk.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -263,6 +267,27 @@ class Client:
 
     def write_bytes(self, name: Target, data: bytes) -> Node:
         return transfer.put_bytes(self, as_remote(name), data)
+
+    # ---- bulk bodies (http.client: several times faster than httpx for big streams) ------
+    @property
+    def bulk(self) -> "Bulk":
+        if self._bulk is None:
+            self._bulk = Bulk(self.settings.url, self.transport.auth_headers,
+                              self.settings.verify, timeout=self.transport.http.timeout.read
+                              or 120.0)
+        return self._bulk
+
+    def open_stream(self, name: Target, start: int = 0, end: int | None = None) -> "Stream":
+        """Bytes ``[start, end)`` of a node as a stream (``read(n)``, ``close()``)."""
+        remote = as_remote(name)
+        return self.bulk.get(self.files_url(remote), start, end, what=str(remote))
+
+    def put_stream(self, name: Target, fh, size: int,
+                   content_type: str = "application/octet-stream") -> str:
+        """Store ``size`` bytes read from ``fh`` as the node's content (created if missing);
+        returns their MD5, checked against what the server stored."""
+        remote = as_remote(name)
+        return self.bulk.put(self.files_url(remote), fh, size, content_type, what=str(remote))
 
     def open(self, name: str, mode: str = "rb", **kwargs):
         """A file object (fsspec's buffered file: Range reads, upload on close)."""

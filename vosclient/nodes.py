@@ -92,7 +92,8 @@ class Node:
         return self.props.get(props.GROUPWRITE) or "NONE"
 
     def prop(self, name: str) -> str | None:
-        return self.props.get(prop_uri(name))
+        """A property by short name or URI (the CADC vtag stores bare names like ``tag``)."""
+        return self.props.get(prop_uri(name), self.props.get(name))
 
 
 def prop_uri(name: str) -> str:

@@ -53,9 +53,9 @@ def creator_text(creator: str) -> str:
 
 
 def line(node: Node, long: bool, group: bool, human: bool) -> str:
-    name = f"{node.name} -> {node.target}" if node.islink else node.name
     if not (long or group):
-        return name
+        return node.name            # CADC shows link targets only in long listings
+    name = f"{node.name} -> {node.target}" if node.islink else node.name
     parts = ["{:<11}".format(permissions(node))]
     if long:
         parts.append(" {:<20}".format(creator_text(node.creator)))
@@ -67,14 +67,24 @@ def line(node: Node, long: bool, group: bool, human: bool) -> str:
     return "".join(parts) + name
 
 
-def sort_nodes(items: list[Node], args) -> list[Node]:
-    if args.Size:
-        return sorted(items, key=lambda n: n.size, reverse=not args.reverse)
-    if args.time:
-        return sorted(items, key=lambda n: n.mtime, reverse=not args.reverse)
+def ordering(args) -> tuple[str | None, str | None]:
+    """(sort, order) exactly as the CADC vls asks the server for them."""
+    sort = "length" if args.Size else "date" if args.time else None
+    if sort is None and not args.reverse:
+        return None, None
     if args.reverse:
-        return sorted(items, key=lambda n: n.name, reverse=True)
-    return items
+        return sort, "asc" if sort else "desc"
+    return sort, "desc" if sort else "asc"
+
+
+def sort_nodes(items: list[Node], args) -> list[Node]:
+    """Nodes named on the command line, in the order the server would list them."""
+    sort, order = ordering(args)
+    if sort is None and order is None:
+        return items
+    key = {"length": lambda n: (n.size, n.name), "date": lambda n: (n.mtime, n.name),
+           None: lambda n: (n.name,)}[sort]
+    return sorted(items, key=key, reverse=order == "desc")
 
 
 def resolve(client: Client, remote: uris.Remote, node: Node, follow: bool) -> Node:
@@ -124,9 +134,8 @@ def listing(client: Client, remote: uris.Remote, node: Node, args, header: bool,
         out.write(f"\n{remote.path if args.recursive else node.name}:\n")
         if args.long:
             out.write(f"total: {node.size}\n")
-    children = client.iterdir(remote)
-    if args.Size or args.time or args.reverse:
-        children = sort_nodes(list(children), args)
+    sort, order = ordering(args)
+    children = client.iterdir(remote, sort=sort, order=order)
     subdirs = []
     for child in children:
         out.write(line(child, args.long, args.group, args.human) + "\n")

@@ -184,7 +184,7 @@ def vtag() -> None:
             elif eq:
                 changes[key] = value
             else:
-                pprint.pprint(node.props.get(prop_uri(key)))
+                pprint.pprint(node.prop(key))
         if changes:
             targets = [remote]
             if args.recursive and node.isdir:

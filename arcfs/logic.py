@@ -10,13 +10,13 @@ import calendar
 import errno
 import itertools
 import logging
+import mimetypes
 import os
 import posixpath
 import stat
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
@@ -41,7 +41,7 @@ MTIME_PROP = "ivo://cadc.nrc.ca/vospace/arcfs#mtime"
 RESERVED = P.READ_ONLY | P.ADMIN_ONLY | {P.TYPE, P.ENCODING, P.ISPUBLIC, P.GROUPREAD,
                                           P.GROUPWRITE, P.ISLOCKED, P.INHERIT_PERMISSIONS,
                                           P.PUBLICREAD, MTIME_PROP}
-FILL_CHUNK = 16 << 20
+FILL_CHUNK = 4 << 20
 NO_QUOTA = 1 << 50          # statfs size shown when no quota applies (1 PiB)
 BLOCK = 4096
 ERRNO = ((errors.NotFound, errno.ENOENT), (errors.NotAuthenticated, errno.EACCES),
@@ -129,7 +129,6 @@ class ArcFS:
         self.seen_md5: dict[str, str | None] = {}
         self.lock = threading.RLock()
         self._fh = itertools.count(1)
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="arcfs-read")
 
     def close(self) -> None:
         """Upload what is still dirty (best effort) and drop local state."""
@@ -141,7 +140,6 @@ class ArcFS:
                     log.error("%s: not uploaded at unmount: %s", spool.path, exc)
             spool.discard()
         self.spools.clear()
-        self.pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- addressing ---------------------------------------------------------------------
     def remote(self, path: str) -> Remote:
@@ -472,11 +470,20 @@ class ArcFS:
         return uri
 
     # ---- file data ------------------------------------------------------------------------
-    def _fetch(self, remote: Remote):
-        def fetch(start: int, end: int) -> bytes:
+    def _open_range(self, remote: Remote):
+        def open_range(start: int, end: int):
             with remote_errors():
-                return self.client.read_bytes(remote, start, end)
-        return fetch
+                return self.client.open_stream(remote, start, end)
+        return open_range
+
+    def _fill(self, spool: Spool, remote: Remote, size: int) -> None:
+        """Copy the remote content into a fresh spool (opened for writing, no O_TRUNC)."""
+        with remote_errors():
+            stream = self.client.open_stream(remote, 0, size)
+            try:
+                spool.fill(iter(lambda: stream.read(FILL_CHUNK), b""))
+            finally:
+                stream.close()
 
     def _new_handle(self, handle: Handle) -> int:
         fh = next(self._fh)
@@ -496,10 +503,8 @@ class ArcFS:
             spool.refs += 1
         with spool.lock:
             if fresh and node is not None and node.size and not truncate:
-                fetch = self._fetch(self.remote(path))
                 try:
-                    spool.fill(fetch(o, min(o + FILL_CHUNK, node.size))
-                               for o in range(0, node.size, FILL_CHUNK))
+                    self._fill(spool, self.remote(path), node.size)
                 except OSError:
                     self._drop(spool)
                     raise
@@ -539,7 +544,7 @@ class ArcFS:
             raise fs_error(errno.EISDIR)
         keep = node.md5 is not None and self.seen_md5.get(path) == node.md5
         self.seen_md5[path] = node.md5
-        reader = RangeReader(self._fetch(self.remote(path)), node.size, self.pool)
+        reader = RangeReader(self._open_range(self.remote(path)), node.size)
         return self._new_handle(Handle(path, reader=reader)), keep
 
     def create(self, path: str, mode: int = 0o644, flags: int = os.O_WRONLY) -> int:
@@ -621,8 +626,9 @@ class ArcFS:
             if not spool.dirty or spool.unlinked:
                 return
             remote = self.remote(spool.path)
-            with remote_errors():
-                self.client.upload(spool.name, remote, skip_identical=False, existing=None)
+            content_type = mimetypes.guess_type(spool.path)[0] or "application/octet-stream"
+            with remote_errors(), open(spool.name, "rb") as fh:
+                self.client.put_stream(remote, fh, os.fstat(fh.fileno()).st_size, content_type)
             spool.dirty = False
         self._invalidate(spool.path)
         self.seen_md5.pop(spool.path, None)

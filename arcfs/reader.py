@@ -1,111 +1,156 @@
 """Reads of one open remote file: HTTP Range requests with an adaptive read-ahead window.
 
-A sequential reader sees its window double (1 MiB up to 32 MiB) and the next windows
-fetched in the background while it consumes the current one; a random reader falls back to
-small windows, so a seek does not pull megabytes it will not use.
+A background worker fetches ranges ahead of the reader over a kept-alive connection: the
+first range is 1 MiB, each next one twice as long (up to 64 MiB) while the reader stays
+sequential, and the worker pauses once it is a window ahead. A read far from the buffered
+data (a seek) starts over with a 1 MiB window, so random access does not pull megabytes it
+will not use. Reads the kernel issues slightly out of order (multithreaded FUSE) wait for
+the bytes they need instead of restarting.
 
-fsspec's ``ReadAheadCache``/``BlockCache`` were measured as the alternative: they fetch
-synchronously inside ``read`` (no prefetch while the caller consumes), with a fixed block
-size, and are not safe for FUSE's concurrent, slightly out-of-order reads of one handle;
-sequential reads through them ran at the speed of one request at a time.
+fsspec's ``ReadAheadCache``/``BlockCache`` were considered: they fetch synchronously inside
+``read`` (nothing is prefetched while the caller consumes), with a fixed block size, and are
+not safe for concurrent reads of one handle, so a sequential read through them runs at the
+speed of one request at a time plus its latency; hence this worker.
 """
 from __future__ import annotations
 
+import bisect
 import threading
-from concurrent.futures import Executor, Future
 from typing import Callable
 
+CHUNK = 1 << 20
 MIN_WINDOW = 1 << 20
-MAX_WINDOW = 32 << 20
-AHEAD = 2          # windows fetched ahead of the one being read
-KEEP = 4           # windows kept (tolerates out-of-order kernel read-ahead)
+MAX_WINDOW = 64 << 20
+SLACK = 4 << 20          # a read this far past the buffered end waits rather than restarts
+KEEP_BEHIND = 8 << 20    # bytes kept before the last read (out-of-order and re-reads)
 
-Fetch = Callable[[int, int], bytes]
+OpenRange = Callable[[int, int], object]   # (start, end) -> stream with read(n), close()
 
 
 class RangeReader:
-    """Serves ``read(offset, size)`` for a file of known ``size`` from ``fetch(start, end)``."""
+    """Serves ``read(offset, size)`` for a file of ``size`` bytes."""
 
-    def __init__(self, fetch: Fetch, size: int, executor: Executor,
-                 min_window: int = MIN_WINDOW, max_window: int = MAX_WINDOW) -> None:
-        self.fetch = fetch
+    def __init__(self, open_range: OpenRange, size: int, min_window: int = MIN_WINDOW,
+                 max_window: int = MAX_WINDOW) -> None:
+        self.open_range = open_range
         self.size = size
-        self.executor = executor
         self.min_window = min_window
         self.max_window = max_window
+        self.cond = threading.Condition()
+        self.starts: list[int] = []
+        self.datas: list[bytes] = []
+        self.buf_start = self.buf_end = 0
+        self.want = 0
         self.window = min_window
-        self.last_end = -1
-        self.chunks: dict[int, tuple[int, Future]] = {}   # start -> (end, future bytes)
-        self.lock = threading.Lock()
+        self.gen = 0
+        self.running = False
+        self.error: BaseException | None = None
+        self.closed = False
 
-    def _schedule(self, start: int, end: int) -> None:
-        end = min(end, self.size)
-        if start < end and start not in self.chunks:
-            self.chunks[start] = (end, self.executor.submit(self.fetch, start, end))
+    # ---- worker -----------------------------------------------------------------------
+    def _restart(self, offset: int) -> None:
+        self.gen += 1
+        self.starts, self.datas = [], []
+        self.buf_start = self.buf_end = offset
+        self.window = self.min_window
+        self.error = None
+        self.running = True
+        threading.Thread(target=self._run, args=(self.gen, offset), daemon=True,
+                         name="arcfs-readahead").start()
 
-    def _find(self, offset: int) -> int | None:
-        for start, (end, _) in self.chunks.items():
-            if start <= offset < end:
-                return start
-        return None
+    def _run(self, gen: int, pos: int) -> None:
+        try:
+            while True:
+                with self.cond:
+                    while (gen == self.gen and not self.closed and pos < self.size
+                           and pos - self.want >= self.window):
+                        self.cond.wait()
+                    if gen != self.gen or self.closed or pos >= self.size:
+                        return
+                    end = min(pos + self.window, self.size)
+                stream = self.open_range(pos, end)
+                try:
+                    while pos < end:
+                        data = stream.read(min(CHUNK, end - pos))
+                        with self.cond:
+                            if not data:       # the file shrank since it was opened
+                                self.size = end = pos
+                                self.cond.notify_all()
+                                break
+                            if gen != self.gen or self.closed:
+                                stream.close(reuse=False)
+                                return
+                            self.starts.append(pos)
+                            self.datas.append(data)
+                            pos += len(data)
+                            self.buf_end = pos
+                            self.cond.notify_all()
+                finally:
+                    stream.close()
+                with self.cond:
+                    self.window = min(self.window * 2, self.max_window)
+                    if pos >= self.size:
+                        return
+        except BaseException as exc:  # noqa: BLE001 (handed to the reader)
+            with self.cond:
+                if gen == self.gen:
+                    self.error = exc
+                    self.cond.notify_all()
+        finally:
+            with self.cond:
+                if gen == self.gen:
+                    self.running = False
+                    self.cond.notify_all()
 
-    def _plan(self, offset: int, size: int) -> list[tuple[int, int, Future]]:
-        """Under the lock: the chunks covering ``[offset, offset+size)``, scheduling what is
-        missing and what a sequential reader will want next."""
-        sequential = self.last_end >= 0 and abs(offset - self.last_end) <= self.window
-        self.window = min(self.window * 2, self.max_window) if sequential else self.min_window
-        self.last_end = offset + size
-        wanted: list[tuple[int, int, Future]] = []
-        pos, stop = offset, min(offset + size, self.size)
-        while pos < stop:
-            start = self._find(pos)
-            if start is None:
-                self._schedule(pos, pos + max(self.window, stop - pos))
-                start = pos
-            end, future = self.chunks[start]
-            wanted.append((start, end, future))
-            pos = end
-        if sequential and wanted:
-            nxt = wanted[-1][1]
-            for _ in range(AHEAD):
-                if nxt >= self.size:
-                    break
-                found = self._find(nxt)
-                if found is None:
-                    self._schedule(nxt, nxt + self.window)
-                    found = nxt
-                nxt = self.chunks[found][0]
-        self._evict(offset)
-        return wanted
-
-    def _evict(self, offset: int) -> None:
-        if len(self.chunks) <= KEEP + AHEAD:
-            return
-        behind = sorted(s for s, (e, _) in self.chunks.items() if e <= offset)
-        for start in behind[:len(self.chunks) - KEEP - AHEAD]:
-            del self.chunks[start]
-
-    def read(self, offset: int, size: int) -> bytes:
-        if offset >= self.size or size <= 0:
-            return b""
-        with self.lock:
-            wanted = self._plan(offset, size)
+    # ---- reader -----------------------------------------------------------------------
+    def _slice(self, offset: int, end: int) -> bytes:
+        i = bisect.bisect_right(self.starts, offset) - 1
         parts = []
-        for start, end, future in wanted:
-            try:
-                data = future.result()
-            except Exception:
-                with self.lock:      # a failed window is fetched again on the next read
-                    if self.chunks.get(start, (0, None))[1] is future:
-                        del self.chunks[start]
-                raise
-            lo = max(offset - start, 0)
-            hi = min(offset + size, end) - start
-            parts.append(data[lo:hi] if (lo, hi) != (0, len(data)) else data)
+        while offset < end and i < len(self.starts):
+            start, data = self.starts[i], self.datas[i]
+            lo, hi = offset - start, min(end - start, len(data))
+            parts.append(data if (lo, hi) == (0, len(data)) else data[lo:hi])
+            offset = start + hi
+            i += 1
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def _trim(self, offset: int) -> None:
+        keep_from = offset - KEEP_BEHIND
+        drop = bisect.bisect_right(self.starts, keep_from) - 1
+        if drop > 16:
+            del self.starts[:drop]
+            del self.datas[:drop]
+            self.buf_start = self.starts[0]
+
+    def read(self, offset: int, size: int) -> bytes:
+        with self.cond:
+            end = min(offset + size, self.size)
+            if offset >= end:
+                return b""
+            covered = self.buf_start <= offset and (
+                end <= self.buf_end or (self.running and offset <= self.buf_end + SLACK))
+            if not covered:
+                self._restart(offset)
+            self.want = max(self.want, end) if covered else end
+            self.cond.notify_all()
+            while self.buf_end < end and self.error is None and self.running:
+                self.cond.wait()
+            if self.error is not None:
+                error, self.error = self.error, None
+                self.gen += 1
+                self.running = False
+                self.starts, self.datas = [], []
+                self.buf_start = self.buf_end = 0
+                raise error
+            end = min(end, self.buf_end)
+            if self.buf_start > offset or offset >= end:
+                return b""
+            data = self._slice(offset, end)
+            self._trim(offset)
+            return data
+
     def close(self) -> None:
-        with self.lock:
-            for _, future in self.chunks.values():
-                future.cancel()
-            self.chunks.clear()
+        with self.cond:
+            self.closed = True
+            self.gen += 1
+            self.cond.notify_all()

@@ -18,7 +18,7 @@ from .conftest import VOS_NS, XSI_NS
 
 ROLES = ["anonymous", "owner", "reader", "writer", "other", "removed", "expired", "tampered",
          "admin"]
-USERS = {"owner": "mxowner", "reader": "mxreader", "writer": "mxwriter", "other": "mxother",
+USERS = {"owner": "mxowner", "reader": "mxreader", "writer": "mxwriter", "other": "bob",
          "removed": "mxremoved"}
 UNAUTHENTICATED = {"anonymous", "expired", "tampered"}
 READERS = {"owner", "reader", "writer", "admin"}
@@ -42,7 +42,8 @@ class World:
     def __init__(self, server) -> None:
         self.server = server
         for user in USERS.values():
-            server.add_user(user)
+            if user not in server.tokens:
+                server.add_user(user)
         self.tokens = {role: server.tokens[user] for role, user in USERS.items()}
         self.tokens["admin"] = server.tokens["admin"]
         expired = server.vospace("token", "create", USERS["owner"], "--days", "0.00001")
@@ -136,7 +137,62 @@ def operations(world: World, service: str, role: str) -> dict[str, tuple[set[str
                                                content=b"hello"))
         results["PUT files new"] = (WRITERS, c.put(f"/{service}/files/{shared}/up-{role}",
                                                    content=b"x"))
+        for direction, allowed in (("pullFromVoSpace", READERS), ("pushToVoSpace", WRITERS)):
+            results[f"POST synctrans {direction}"] = (allowed, c.post(
+                f"/{service}/synctrans", content=data_transfer(service, data, direction),
+                headers={"Content-Type": "text/xml"}))
+        results["async copy (transfers)"] = (WRITERS, run_job(c, f"/{service}/transfers", content=(
+            f'<vos:transfer xmlns:vos="{VOS_NS}" version="2.1">'
+            f"<vos:target>vos://localhost~{service}/{data}</vos:target>"
+            f"<vos:direction>vos://localhost~{service}/{shared}/copy-{role}</vos:direction>"
+            "<vos:keepBytes>true</vos:keepBytes></vos:transfer>")))
+        results["async-setprops"] = (WRITERS, run_job(
+            c, f"/{service}/async-setprops",
+            content=node_xml(service, data, "DataNode",
+                             {"ivo://ivoa.net/vospace/core#title": f"async {role}"})))
+        world.put_node("owner", service, f"{doomed}2").raise_for_status()
+        results["async-delete"] = (WRITERS, run_job(
+            c, f"/{service}/async-delete", data={"target": f"vos://localhost~{service}/{doomed}2"}))
     return results
+
+
+def data_transfer(service: str, path: str, direction: str) -> str:
+    return (f'<vos:transfer xmlns:vos="{VOS_NS}" version="2.1">'
+            f"<vos:target>vos://localhost~{service}/{path}</vos:target>"
+            f"<vos:direction>{direction}</vos:direction>"
+            '<vos:protocol uri="ivo://ivoa.net/vospace/core#httpsget"/>'
+            '<vos:protocol uri="ivo://ivoa.net/vospace/core#httpsput"/></vos:transfer>')
+
+
+class JobOutcome:
+    """An async job as one matrix cell: allowed when it completed without errors."""
+
+    def __init__(self, created: httpx.Response, doc: bytes = b"") -> None:
+        self.created, self.doc = created, doc
+        self.request = created.request
+
+    @property
+    def status_code(self) -> int:
+        if self.created.status_code != 303:
+            return self.created.status_code
+        ok = b"<uws:phase>COMPLETED</uws:phase>" in self.doc and b"errorcount" not in self.doc
+        return 200 if ok else 403
+
+    @property
+    def text(self) -> str:
+        return self.created.text if self.created.status_code != 303 else \
+            "PermissionDenied (job): " + self.doc.decode()[:60]
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.created.headers
+
+
+def run_job(c: httpx.Client, url: str, **kwargs) -> JobOutcome:
+    created = c.post(url, params={"PHASE": "RUN"}, **kwargs)
+    if created.status_code != 303:
+        return JobOutcome(created)
+    return JobOutcome(created, c.get(created.headers["location"], params={"WAIT": 10}).content)
 
 
 @pytest.mark.parametrize("service", ["vault", "arc"])

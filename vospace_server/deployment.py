@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .auth.authenticate import Authenticator
 from .auth.groups import GroupStore
-from .auth.oidc import OidcValidator
+from .auth.posix import PosixMapper
 from .auth.preauth import PreauthSigner, load_secret
 from .auth.store import AuthStore
 from .config import Settings
@@ -19,6 +20,9 @@ from .storage.tree import NodeTree
 from .storage.vault.blobs import make_blob_store
 from .storage.vault.tree import VaultTree
 from .storage.vault.versions import Retention
+
+if TYPE_CHECKING:
+    from .auth.oidc import OidcValidator
 
 
 @dataclass
@@ -38,6 +42,8 @@ def _oidc(settings: Settings) -> OidcValidator | None:
     """The OIDC token validator when an issuer is configured (see README, "Authentication")."""
     if not settings.oidc_issuer:
         return None
+    from .auth.oidc import OidcValidator  # only when configured (httpx, joserfc)
+
     return OidcValidator(settings.oidc_issuer, settings.oidc_audience, settings.oidc_user_claim,
                          jwks_file=settings.oidc_jwks_file, jwks_url=settings.oidc_jwks_url)
 
@@ -60,6 +66,10 @@ class Deployment:
         arc_uri = f"vos://{settings.authority}~arc"
         arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri,
                       snapshot_dir=settings.snapshot_dir)
+        # Stable uids/gids; arc keeps permissions as owners, modes and ACLs with them.
+        self.posix = PosixMapper(vault.engine, self.auth, self.groups, settings.posix_uid_start,
+                                 settings.posix_gid_start)
+        arc.ids = self.posix
         self.preauth = PreauthSigner(load_secret(settings.preauth_secret, settings.data_dir),
                                      settings.preauth_lifetime)
         self.services = {

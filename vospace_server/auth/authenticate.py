@@ -11,14 +11,22 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .groups import GroupStore
 from .identity import Caller
-from .oidc import OidcValidator
 from .store import TOKEN_PREFIX, Account, AuthStore
+
+if TYPE_CHECKING:  # imported only when configured: it pulls in httpx and joserfc
+    from .oidc import OidcValidator
 
 BASIC_CACHE_S = 30.0
 BASIC_CACHE_MAX = 1024
+
+
+def looks_like_jwt(token: str) -> bool:
+    """A compact JWS: three base64url parts, the header starting ``{"`` (``ey``)."""
+    return token.count(".") == 2 and token.startswith("ey")
 
 
 class Authenticator:
@@ -36,7 +44,7 @@ class Authenticator:
         account: Account | None = None
         if token.startswith(TOKEN_PREFIX):
             account = self.store.authenticate(token)
-        elif self.oidc is not None and OidcValidator.looks_like_jwt(token):
+        elif self.oidc is not None and looks_like_jwt(token):
             name = self.oidc.user_of(token)
             account = self.store.account(name) if name else None
         if account is None or account.disabled:

@@ -38,10 +38,6 @@ class OidcValidator:
             exp={"essential": True},
             **({"aud": {"essential": True, "value": audience}} if audience else {}))
 
-    @staticmethod
-    def looks_like_jwt(token: str) -> bool:
-        return token.count(".") == 2 and token.startswith("ey")
-
     def _load(self) -> KeySet:
         if self.jwks_file:
             with open(self.jwks_file, encoding="utf-8") as fh:

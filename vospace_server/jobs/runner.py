@@ -19,6 +19,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from ..auth.groups import normalize_group_properties
 from ..protocol import uris
 from ..protocol.faults import DuplicateNode, VOSpaceFault
 from ..protocol.transfer import parse_transfer
@@ -149,8 +150,8 @@ class JobRunner:
         if job.kind == Kind.SETPROPS.value:
             uri, node = parse_node(job.request.encode())
             path = actions.local_path(uri, service.name, authorities)
-            actions.recursive_set_properties(service.tree, caller, path, node.properties,
-                                             progress)
+            changes = normalize_group_properties(node.properties, service.authority)
+            actions.recursive_set_properties(service.tree, caller, path, changes, progress)
             return progress.results()
         transfer = parse_transfer(job.request.encode())
         final = actions.node_transfer(service.tree, service.name, caller, transfer, authorities)

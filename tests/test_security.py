@@ -224,3 +224,19 @@ def test_preauth_urls_refused_when_expired_tampered_or_misused(server: Server) -
         for r in refused:
             assert r.status_code in (403, 404) and b"alice data" not in r.content, r.text
         assert anon.get(path).content == b"alice data"
+
+
+def test_delete_never_follows_a_swapped_directory(tmp_path) -> None:
+    """Deleting ``d/f`` after ``d`` was swapped for a symlink must not delete outside files."""
+    from vospace_server.storage.arc.tree import ArcTree
+
+    tree = ArcTree(str(tmp_path / "arc"), root_owner="admin", base_uri="vos://localhost~arc")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("keep me")
+    (outside / "sub").mkdir()
+    os.symlink(outside, tmp_path / "arc" / "home" / "d")  # swapped in after the ACL check
+    for name in ("f", "sub"):
+        with pytest.raises(LinkFound):
+            tree._remove(str(tmp_path / "arc" / "home" / "d" / name))
+    assert (outside / "f").read_text() == "keep me" and (outside / "sub").is_dir()

@@ -236,17 +236,23 @@ class ArcTree:
             self._remove(full)
             roots.add(-size)
 
-    @staticmethod
-    def _remove(full: str) -> None:
-        st = os.lstat(full)
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(full)
-        else:
-            try:
-                os.unlink(full)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
+    def _remove(self, full: str) -> None:
+        """Remove by name inside the parent opened with no symlink followed (see beneath.py),
+        so a directory swapped for a symlink after the check cannot redirect the deletion."""
+        parent, _, name = os.path.relpath(full, self.root).rpartition("/")
+        dir_fd = beneath.open_dir(self.root, parent)
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(name, dir_fd=dir_fd)
+            else:
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        raise
+        finally:
+            os.close(dir_fd)
 
     # -- moving and copying (see copying.py) ---------------------------------------------
     def move(self, src: str, dest: str) -> Node:

@@ -39,6 +39,7 @@ $(CADC_VENV)/.installed:
 
 bench: setup
 	$(BIN)/python bench/nodes.py
+	$(BIN)/python bench/transfer.py
 
 clean:
 	rm -rf $(VENV) $(CADC_VENV)

@@ -9,9 +9,11 @@ a client that disconnects.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from email.utils import formatdate
 from urllib.parse import quote
 
@@ -170,6 +172,36 @@ async def send_bytes(request: Request, tree: NodeTree, node: Node,
         raise
 
 
+class PipelinedWriter:
+    """Hashes and writes one chunk on a worker thread while the next one arrives.
+
+    At most one write is in flight, and ``finish_then_abort`` waits for it before the temp
+    file is closed, so a write can never land in a recycled file descriptor.
+    """
+
+    _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="upload")
+
+    def __init__(self, upload: Upload) -> None:
+        self.upload = upload
+        self._in_flight: Future | None = None
+
+    async def write(self, data: bytes) -> None:
+        await self.drain()
+        if data:
+            self._in_flight = self._pool.submit(self.upload.write, data)
+
+    async def drain(self) -> None:
+        if self._in_flight is not None:
+            future, self._in_flight = self._in_flight, None
+            await asyncio.wrap_future(future)
+
+    def finish_then_abort(self) -> None:
+        """(On a worker thread) let the in-flight write end, then discard the upload."""
+        if self._in_flight is not None:
+            wait([self._in_flight])
+        self.upload.abort()
+
+
 def _declared_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
@@ -204,24 +236,24 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
     expected = client_md5(request)
     content_type = request.headers.get("content-type") or None
     upload = await run(tree.begin_write, path, owner, content_type)
+    writer = PipelinedWriter(upload)
     try:
-        _refuse_over_quota(request, upload, declared)
         pending: list[bytes] = []
         buffered = 0
         async for chunk in request.stream():
             pending.append(chunk)
             buffered += len(chunk)
             if buffered >= CHUNK:
-                await run(upload.write, b"".join(pending))
+                await writer.write(b"".join(pending))
                 pending, buffered = [], 0
-        if pending:
-            await run(upload.write, b"".join(pending))
+        await writer.write(b"".join(pending))
+        await writer.drain()
         if declared is not None and upload.length != declared:
             raise InvalidArgument(f"received {upload.length} bytes of {declared}")
         node = await run(upload.commit, expected)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await run(upload.abort)
+            await run(writer.finish_then_abort)
         if isinstance(exc, ClientDisconnect):  # nobody to answer; old content kept
             return Response(status_code=400)
         raise

@@ -1,0 +1,228 @@
+"""Data-path benchmark: every figure is a ratio to a reference measured in the same run.
+
+    .venv/bin/python bench/transfer.py [--size-mib 1024] [--small 10000] [--services vault,arc]
+
+1. Download of a 1 GiB file with curl from our server vs from nginx serving the same file
+   from the same disk, both over TLS (the server's deployed mode) and both over plain HTTP
+   (nginx then uses sendfile). Target: >= 1.0x.
+2. Durable upload of 1 GiB (curl PUT; the server fsyncs before answering) vs
+   ``dd conv=fsync`` of the same file into the same data directory. Target: >= 0.8x.
+3. 10,000 files of 4 KiB uploaded then downloaded with 16 concurrent keep-alive HTTPS
+   connections: files/s.
+
+nginx (Debian ``nginx-light``) is installed here when missing; it is a benchmark
+reference, not a dependency of the product. Best of three runs per timed transfer.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.harness import VOSPACE, Server, free_port, make_server, wait_for  # noqa: E402
+
+HOMES = {"vault": "alice", "arc": "home/alice"}
+DOWNLOAD_TARGET, UPLOAD_TARGET = 1.0, 0.8
+NGINX_CONF = """
+{user}
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{ listen 127.0.0.1:{port}; root {root}; }}
+    server {{ listen 127.0.0.1:{tls_port} ssl; root {root};
+             ssl_certificate {cert}; ssl_certificate_key {key}; }}
+}}
+"""
+
+
+def ensure_nginx() -> str:
+    path = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(path):
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return path
+
+
+def curl(*args: str) -> float:
+    """Seconds for one curl transfer; fails on any HTTP error."""
+    start = time.perf_counter()
+    out = subprocess.run(["curl", "-sSfk", "-L", "-o", "/dev/null", "-w", "%{http_code}", *args],
+                         capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"curl {args[-1]}: {out.stderr or out.stdout}")
+    return elapsed
+
+
+def best(fn, runs: int = 3) -> float:
+    return min(fn() for _ in range(runs))
+
+
+def start_plain(server: Server) -> tuple[subprocess.Popen, str]:
+    """A second, plain-HTTP server process on the same data directory."""
+    port = free_port()
+    proc = subprocess.Popen([VOSPACE, "--data-dir", server.data_dir, "serve", "--port",
+                             str(port), "--log-level", "warning"], env=server.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/reg/resource-caps", proc=proc)
+    return proc, url
+
+
+def start_nginx(nginx: str, root: str, cert: str, key: str, work: str) -> tuple[subprocess.Popen, int, int]:
+    port, tls_port = free_port(), free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as fh:
+        # As root, workers must read the data directory (0700, root's) like the server does.
+        user = "user root;" if os.geteuid() == 0 else ""
+        fh.write(NGINX_CONF.format(user=user, dir=work, port=port, tls_port=tls_port,
+                                   root=root, cert=cert, key=key))
+    proc = subprocess.Popen([nginx, "-c", conf, "-p", work])
+    wait_for(f"http://127.0.0.1:{port}/", proc=proc)
+    return proc, port, tls_port
+
+
+def bulk_file(path: str, mib: int) -> None:
+    with open(path, "wb") as fh:
+        for _ in range(mib):
+            fh.write(os.urandom(1 << 20))
+
+
+def dd_fsync(src: str, dest: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(["dd", f"if={src}", f"of={dest}", "bs=4M", "conv=fsync"], check=True,
+                   capture_output=True)
+    elapsed = time.perf_counter() - start
+    os.unlink(dest)
+    return elapsed
+
+
+async def small_files(server: Server, service: str, count: int, concurrency: int = 16) -> tuple[float, float]:
+    """files/s up, files/s down for ``count`` files of 4 KiB in a fresh folder."""
+    token = server.tokens["alice"]
+    folder = f"{HOMES[service]}/small-{time.time_ns()}"
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=server.url, verify=False, timeout=120, limits=limits,
+                                 headers={"Authorization": f"Bearer {token}"}) as c:
+        body = (f'<vos:node xmlns:vos="http://www.ivoa.net/xml/VOSpace/v2.0" '
+                f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                f'uri="vos://localhost~{service}/{folder}" xsi:type="vos:ContainerNode"/>')
+        r = await c.put(f"/{service}/nodes/{folder}", content=body)
+        assert r.status_code == 201, r.text
+        payload = os.urandom(4096)
+        queue = list(range(count))
+
+        async def worker(action) -> None:
+            while queue:
+                await action(queue.pop())
+
+        async def put(i: int) -> None:
+            r = await c.put(f"/{service}/files/{folder}/f{i}", content=payload)
+            assert r.status_code == 201, r.text
+
+        async def get(i: int) -> None:
+            r = await c.get(f"/{service}/files/{folder}/f{i}", follow_redirects=True)
+            assert r.status_code == 200 and r.content == payload, r.status_code
+
+        rates = []
+        for action in (put, get):
+            queue[:] = range(count)
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(action) for _ in range(concurrency)))
+            rates.append(count / (time.perf_counter() - start))
+        return rates[0], rates[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=10000)
+    parser.add_argument("--services", default="vault,arc")
+    args = parser.parse_args()
+    services = args.services.split(",")
+    nginx = ensure_nginx()
+    root = tempfile.mkdtemp(prefix="vospace-bench-transfer-")
+    server = make_server(root, users=("alice",))
+    plain_proc = nginx_proc = None
+    misses = []
+    try:
+        plain_proc, plain_url = start_plain(server)
+        src = os.path.join(root, "big.bin")
+        bulk_file(src, args.size_mib)
+        size = args.size_mib << 20
+        auth = ["-H", f"Authorization: Bearer {server.tokens['alice']}"]
+
+        # Upload: dd conv=fsync into the same data directory is the reference.
+        dd = best(lambda: dd_fsync(src, os.path.join(server.data_dir, "dd.out")))
+        print(f"dd conv=fsync {args.size_mib} MiB: {size / dd / 1e6:8.1f} MB/s")
+        for service in services:
+            for scheme, base in (("https", server.url), ("http", plain_url)):
+                url = f"{base}/{service}/files/{HOMES[service]}/big.bin"
+                up = best(lambda: curl("-T", src, *auth, url))
+                ratio = dd / up
+                print(f"{service:5} durable upload ({scheme:5}): {size / up / 1e6:8.1f} MB/s  "
+                      f"= {ratio:.2f}x dd conv=fsync (target >= {UPLOAD_TARGET})")
+                if ratio < UPLOAD_TARGET:
+                    misses.append(f"{service} {scheme} upload")
+
+        # Download: nginx serves the very file arc stores, from the same disk.
+        nginx_proc, port, tls_port = start_nginx(
+            nginx, os.path.join(server.data_dir, "arc", "home", "alice"),
+            os.path.join(server.data_dir, "tls-cert.pem"),
+            os.path.join(server.data_dir, "tls-key.pem"), root)
+        curl(f"http://127.0.0.1:{port}/big.bin")  # warm the page cache
+        references = {"https": best(lambda: curl(f"https://127.0.0.1:{tls_port}/big.bin")),
+                      "http": best(lambda: curl(f"http://127.0.0.1:{port}/big.bin"))}
+        bases = {"https": server.url, "http": plain_url}
+        for scheme, ref in references.items():
+            print(f"nginx {scheme:5} download: {size / ref / 1e6:8.1f} MB/s")
+            for service in services:
+                url = f"{bases[scheme]}/{service}/files/{HOMES[service]}/big.bin"
+                down = best(lambda: curl(*auth, url))
+                ratio = ref / down
+                print(f"{service:5} download ({scheme:5}): {size / down / 1e6:8.1f} MB/s  "
+                      f"= {ratio:.2f}x nginx (target >= {DOWNLOAD_TARGET})")
+                if ratio < DOWNLOAD_TARGET:
+                    misses.append(f"{service} {scheme} download")
+
+        for service in services if args.small else ():
+            up, down = asyncio.run(small_files(server, service, args.small))
+            print(f"{service:5} {args.small} x 4 KiB: upload {up:7.0f} files/s, "
+                  f"download {down:7.0f} files/s")
+    finally:
+        for proc in (nginx_proc, plain_proc):
+            if proc is not None:
+                proc.terminate()
+                proc.wait()
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    if misses:
+        print("targets missed: " + ", ".join(misses))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

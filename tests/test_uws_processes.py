@@ -26,6 +26,16 @@ def job_store(server: Server) -> JobStore:
     return JobStore(make_engine(url))
 
 
+def fill_on_disk(server: Server, path: str) -> None:
+    """FILES small files in arc folder ``path``, written on disk as a session would (they
+    belong to the owner of the home they are in)."""
+    folder = os.path.join(server.data_dir, "arc", path)
+    os.makedirs(folder)
+    for i in range(FILES):
+        with open(os.path.join(folder, f"f{i:05d}"), "wb") as fh:
+            fh.write(b"x" * 100)
+
+
 def wait_final(store: JobStore, job_id: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,11 +51,7 @@ def test_jobs_left_executing_by_a_killed_server_are_failed_or_resumed(tmp_path):
     try:
         arc = ServiceUnderTest(server, "arc", "arc")
         base = arc.unique()
-        big = os.path.join(server.data_dir, "arc", base, "big")
-        os.makedirs(big)  # written on disk, as a session would: files belong to alice's home
-        for i in range(FILES):
-            with open(os.path.join(big, f"f{i:05d}"), "wb") as fh:
-                fh.write(b"x" * 100)
+        fill_on_disk(server, f"{base}/big")
         arc.create(f"{base}/doomed")
         arc.create(f"{base}/doomed/f", "DataNode")
         with arc.client() as c:
@@ -114,3 +120,24 @@ def test_two_server_processes_share_the_job_table(database, tmp_path, request):
     finally:
         second.stop()
         first.stop()
+
+
+def test_abort_stops_an_executing_copy_and_leaves_nothing(sqlite_server):
+    arc = ServiceUnderTest(sqlite_server, "arc", "arc")
+    base = arc.unique()
+    fill_on_disk(sqlite_server, f"{base}/big")
+    with arc.client() as c:
+        job = new_job(c, arc, f"{base}/big", f"{base}/copy", keep_bytes=True)
+        assert c.post(job + "/phase", data={"PHASE": "RUN"}).status_code == 303
+        assert c.get(job + "/phase").text == "EXECUTING"
+        assert c.post(job + "/phase", data={"PHASE": "ABORT"}).status_code == 303
+        assert c.get(job + "/phase").text == "ABORTED"
+        # the copy notices within a moment, removes what it made and stays ABORTED
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+                n.startswith(".vospace-tmp-")
+                for n in os.listdir(os.path.join(sqlite_server.data_dir, "arc", base))):
+            time.sleep(0.2)
+        assert sorted(os.listdir(os.path.join(sqlite_server.data_dir, "arc", base))) == ["big"]
+        assert c.get(arc.nodes_url(f"{base}/copy")).status_code == 404
+        assert c.get(job + "/phase").text == "ABORTED"

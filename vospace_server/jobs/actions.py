@@ -98,7 +98,7 @@ def _refuse_locked(node: Node) -> None:
 
 
 def node_transfer(tree: NodeTree, service: str, caller: Caller, transfer: Transfer,
-                  authorities: frozenset[str]) -> str:
+                  authorities: frozenset[str], progress: Progress) -> str:
     """Move (keepBytes false) or copy the target to the direction URI; returns the new path.
 
     moveNode semantics: an existing container as destination receives the source inside
@@ -120,7 +120,7 @@ def node_transfer(tree: NodeTree, service: str, caller: Caller, transfer: Transf
     if transfer.is_move:
         tree.move(src, final)
     else:
-        tree.copy(src, final, caller.name or "")
+        tree.copy(src, final, caller.name or "", progress.check)
     return final
 
 

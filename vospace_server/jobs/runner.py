@@ -127,7 +127,8 @@ class JobRunner:
         try:
             results = self._perform(job, progress)
         except actions.Aborted:
-            self.store.record_results(job.id, progress.results())
+            if job.kind in (Kind.DELETE.value, Kind.SETPROPS.value):
+                self.store.record_results(job.id, progress.results())  # what was done
             return
         except VOSpaceFault as fault:
             self.store.finish(job.id, ERROR, error=error_of(fault))
@@ -154,5 +155,6 @@ class JobRunner:
             actions.recursive_set_properties(service.tree, caller, path, changes, progress)
             return progress.results()
         transfer = parse_transfer(job.request.encode())
-        final = actions.node_transfer(service.tree, service.name, caller, transfer, authorities)
+        final = actions.node_transfer(service.tree, service.name, caller, transfer, authorities,
+                                      progress)
         return {"destination": f"{service.base_uri}/{uris.normalize_path(final)}"}

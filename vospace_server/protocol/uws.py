@@ -64,6 +64,14 @@ def _nillable(parent: etree._Element, tag: str, ts: float | None) -> None:
         el.text = format_time(ts)
 
 
+def _owner(parent: etree._Element, owner: str | None) -> None:
+    el = etree.SubElement(parent, _uws("ownerId"))
+    if owner is None:
+        el.set(f"{{{XSI_NS}}}nil", "true")
+    else:
+        el.text = owner
+
+
 def _results(parent: etree._Element | None, results: dict[str, str]) -> etree._Element:
     el = etree.Element(_uws("results"), nsmap=NSMAP) if parent is None \
         else etree.SubElement(parent, _uws("results"))
@@ -84,11 +92,7 @@ def _parameters(parent: etree._Element | None, params: dict[str, str]) -> etree.
 def render_job(job: JobView) -> bytes:
     root = etree.Element(_uws("job"), nsmap=NSMAP, version="1.1")
     etree.SubElement(root, _uws("jobId")).text = job.id
-    owner = etree.SubElement(root, _uws("ownerId"))
-    if job.owner is None:
-        owner.set(f"{{{XSI_NS}}}nil", "true")
-    else:
-        owner.text = job.owner
+    _owner(root, job.owner)
     etree.SubElement(root, _uws("phase")).text = job.phase
     etree.SubElement(root, _uws("creationTime")).text = format_time(job.created)
     _nillable(root, "startTime", job.started)
@@ -111,11 +115,7 @@ def render_job_list(jobs: list[JobView]) -> bytes:
         ref = etree.SubElement(root, _uws("jobref"), id=job.id)
         ref.set(f"{{{XLINK_NS}}}href", job.href)
         etree.SubElement(ref, _uws("phase")).text = job.phase
-        owner = etree.SubElement(ref, _uws("ownerId"))
-        if job.owner is None:
-            owner.set(f"{{{XSI_NS}}}nil", "true")
-        else:
-            owner.text = job.owner
+        _owner(ref, job.owner)
         etree.SubElement(ref, _uws("creationTime")).text = format_time(job.created)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 

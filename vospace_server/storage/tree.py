@@ -7,7 +7,7 @@ middle of that path (``LinkFound``), so link resolution stays a client-visible d
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..protocol.nodes import Node
 from .streams import ReadHandle, Upload
@@ -55,9 +55,11 @@ class NodeTree(Protocol):
         DuplicateNode if the destination exists otherwise; returns the node at its new path."""
         ...
 
-    def copy(self, src: str, dest: str, owner: str) -> Node:
+    def copy(self, src: str, dest: str, owner: str,
+             check: Callable[[], None] | None = None) -> Node:
         """Copy ``src`` (a whole subtree, bytes included) like ``move``; copies belong to
-        ``owner``."""
+        ``owner``. ``check`` is called between nodes: whatever it raises (a job's abort)
+        stops the copy and leaves nothing of it behind."""
         ...
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import os
 import stat
+from typing import Callable
 
 from ...protocol import properties as props
 from ...protocol.faults import DuplicateNode, PermissionDenied
@@ -108,14 +109,18 @@ def _copy_dir(src: str, dest: str, owner: str) -> None:
         os.close(fd)
 
 
-def copy_tree(src: str, dest: str, owner: str, skip_prefix: str) -> None:
+def copy_tree(src: str, dest: str, owner: str, skip_prefix: str,
+              check: Callable[[], None] | None = None) -> None:
     """Copy ``src`` (file, directory or symlink) to the new path ``dest``.
 
     Names starting with ``skip_prefix`` (uploads in progress) are not copied; sockets,
-    FIFOs and devices neither. Directories are walked with ``lstat`` only.
+    FIFOs and devices neither. Directories are walked with ``lstat`` only. ``check`` runs
+    before each entry (it raises to stop the copy; the caller removes ``dest``).
     """
     stack = [(src, dest)]
     while stack:
+        if check is not None:
+            check()
         s, d = stack.pop()
         st = os.lstat(s)
         if stat.S_ISLNK(st.st_mode):

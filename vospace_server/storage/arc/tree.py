@@ -15,6 +15,7 @@ import os
 import posixpath
 import shutil
 import stat
+from typing import Callable
 
 from ...protocol import properties as props
 from ...protocol import uris
@@ -274,7 +275,8 @@ class ArcTree:
             usage.Roots(dest_roots).add(size, exempt=shared)
         return self.resolve(final)[-1]
 
-    def copy(self, src: str, dest: str, owner: str) -> Node:
+    def copy(self, src: str, dest: str, owner: str,
+             check: Callable[[], None] | None = None) -> Node:
         """Copy into a hidden temp name next to the destination, then rename it into place,
         so a copy interrupted half-way is never visible (fsck removes the temp)."""
         self.resolve(src)
@@ -284,7 +286,7 @@ class ArcTree:
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         try:
             usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))  # before any byte
-            copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX)
+            copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX, check)
             with usage.change(dest_roots) as roots:
                 size = usage.tree_size(temp)
                 roots.require(size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
@@ -224,7 +224,8 @@ class VaultTree:
             self._add_usage(conn, final, row.length, exempt=frozenset(uris.ancestors(src)))
             return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
 
-    def copy(self, src: str, dest: str, owner: str) -> Node:
+    def copy(self, src: str, dest: str, owner: str,
+             check: Callable[[], None] | None = None) -> Node:
         """Copy the subtree's rows (owned by ``owner``) and their blobs (BlobStore.copy)."""
         final = final_destination(self.resolve, src, dest)
         with self._tx() as conn:
@@ -235,6 +236,8 @@ class VaultTree:
         try:
             copies = []
             for row in rows:
+                if check is not None:
+                    check()
                 key = None
                 if row.blob:
                     key = new_key()

@@ -18,6 +18,7 @@ from .services.audit import AuditMiddleware
 from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
 from .services.nodes import NodeEndpoints
+from .services.posix import posix_routes
 from .services.synctrans import SyncTransfers
 from .services.uws import uws_routes
 from .services.versions import VersionEndpoints
@@ -37,7 +38,8 @@ def snapshot_scheduler(deployment: Deployment) -> Scheduler | None:
 def create_app(settings: Settings, deployment: Deployment | None = None) -> Starlette:
     deployment = deployment or Deployment(settings)
     routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps),
-                                   Mount("/ac", routes=ac_routes())]
+                                   Mount("/ac", routes=ac_routes()),
+                                   Mount("/posix-mapper", routes=posix_routes())]
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
         service_routes += uws_routes(service)

@@ -106,6 +106,16 @@ def _root(text: str) -> str:
     return normalize_path(text.removeprefix("arc:"))
 
 
+def _posix_passwd(deployment, args) -> int:
+    print("\n".join(deployment.posix.passwd()))
+    return 0
+
+
+def _posix_group(deployment, args) -> int:
+    print("\n".join(deployment.posix.group()))
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     project = sub.add_parser("project", help="manage projects (/projects/NAME on arc and vault)")
     project_sub = project.add_subparsers(dest="project_command", required=True)
@@ -151,3 +161,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srestore.add_argument("stamp")
     srestore.add_argument("path", nargs="?", help="relative to ROOT")
     srestore.set_defaults(func=_with_deployment(_snapshot_restore))
+
+    posix = sub.add_parser("posix", help="POSIX ids of users and groups (posix-mapper)")
+    posix_sub = posix.add_subparsers(dest="posix_command", required=True)
+    posix_sub.add_parser("passwd", help="/etc/passwd lines for every user").set_defaults(
+        func=_with_deployment(_posix_passwd))
+    posix_sub.add_parser("group", help="/etc/group lines for every group").set_defaults(
+        func=_with_deployment(_posix_group))

@@ -45,7 +45,8 @@ def provision_project(deployment: Deployment, name: str, group: str, quota: int 
     except NodeNotFound:
         deployment.groups.create(group, creator)
     uri = group_uri(deployment.settings.authority, group)
-    properties = {props.GROUPREAD: uri, props.GROUPWRITE: uri}
+    # inheritPermissions: what members create inside is shared with the group too.
+    properties = {props.GROUPREAD: uri, props.GROUPWRITE: uri, props.INHERIT_PERMISSIONS: "true"}
     if quota is not None:
         properties[props.QUOTA] = str(quota)
     made = {}

@@ -45,6 +45,12 @@ def _deny(caller: Caller, what: str) -> None:
     raise PermissionDenied(f"{caller.name} may not {what}")
 
 
+def require_authenticated(caller: Caller, what: str) -> None:
+    """Any signed-in user (e.g. for the POSIX id listings that session containers load)."""
+    if caller.is_anonymous:
+        _deny(caller, what)
+
+
 def require_read(caller: Caller, chain: list[Node]) -> None:
     """``chain`` is root..node as NodeTree.resolve returns it."""
     for node in chain:

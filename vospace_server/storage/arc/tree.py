@@ -26,7 +26,7 @@ from ..common import storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
-from . import beneath, copying, snapshots, usage, xattrs
+from . import beneath, copying, posix_acl, snapshots, usage, xattrs
 
 TOP_LEVEL = ("home", "projects")
 # What the .snapshots entry of a home or project takes over from it (read access).
@@ -40,6 +40,8 @@ class ArcTree:
         # Snapshots live outside the tree (see snapshots.py), shown as R/.snapshots/.
         self.snapshots = snapshots.SnapshotStore(self.root, snapshot_dir or self.root + "-snapshots")
         self.base_uri = base_uri  # vos://authority~arc, to express symlinks as vos URIs
+        # With an id map, permissions live in owners, modes and ACLs (see posix_acl.py).
+        self.ids: posix_acl.IdMap | None = None
         os.makedirs(self.root, exist_ok=True)
         if xattrs.read_properties(self.root).get(props.CREATOR) is None:
             xattrs.write_property(self.root, props.CREATOR, root_owner)
@@ -69,6 +71,12 @@ class ArcTree:
         else:
             node_type = NodeType.CONTAINER if stat.S_ISDIR(st.st_mode) else NodeType.DATA
             properties = xattrs.read_properties(full)
+            if self.ids is not None:
+                for uri, value in posix_acl.read_back(full, st, self.ids, properties).items():
+                    if value is None:
+                        properties.pop(uri, None)
+                    else:
+                        properties[uri] = value
         with_defaults(properties)
         properties.setdefault(props.CREATOR, inherited_owner)
         properties[props.DATE] = props.format_date(st.st_mtime)
@@ -170,6 +178,8 @@ class ArcTree:
         stored = storable_properties(node.properties)
         if node.is_link and any(v is not None for v in stored.values()):
             raise InvalidArgument("arc cannot store properties on a LinkNode")
+        if not node.is_link:
+            stored = posix_acl.inherited(chain[-1].properties, stored)
         full = self._fs(node.path)
         try:
             if node.type is NodeType.CONTAINER:
@@ -186,14 +196,15 @@ class ArcTree:
                 for uri, value in stored.items():
                     if value is not None:
                         xattrs.write_property(full, uri, value)
+                self._apply_permissions(full, node.is_container, owner, stored)
         except BaseException:
             self._remove(full)
             raise
         return self.resolve(node.path)[-1]
 
     def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
-        changes = storable_properties(changes)
         snapshots.refuse_write(path)
+        changes = storable_properties(changes)
         node = self.resolve(path)[-1]
         if node.is_link:
             if changes:
@@ -204,10 +215,21 @@ class ArcTree:
             beneath.check_single_link(os.lstat(full), path)
         for uri, value in changes.items():
             xattrs.write_property(full, uri, value)
+        wanted = posix_acl.permissions(node.properties)
+        if any(uri in changes for uri in wanted):
+            wanted.update({u: v for u, v in changes.items() if u in wanted})
+            self._apply_permissions(full, node.is_container, node.owner or "", wanted)
         if changes.get(props.QUOTA) is not None and node.is_container and \
                 usage.read_usage(full) is None:
             usage.recount(full)  # a new quota root: count what is already there, once
         return self.resolve(path)[-1]
+
+    def _apply_permissions(self, target: int | str, is_dir: bool, owner: str,
+                           wanted: dict[str, str | None]) -> None:
+        """Owner, group, mode and ACLs from the permission properties (with an id map)."""
+        if self.ids is not None:
+            posix_acl.apply(target, is_dir, self.ids.uid(owner), wanted, self.ids,
+                            inherit=wanted.get(props.INHERIT_PERMISSIONS) == "true")
 
     # -- quotas (see arc/usage.py) ---------------------------------------------------------
     def _quota_roots(self, chain: list[Node]) -> list[tuple[str, int]]:
@@ -229,8 +251,8 @@ class ArcTree:
     def delete(self, path: str) -> None:
         if path in ("",) + TOP_LEVEL:
             raise PermissionDenied(f"/{path} cannot be deleted")
-        chain = self.resolve(path)
         snapshots.refuse_write(path)
+        chain = self.resolve(path)
         full = self._fs(path)
         with usage.change(self._quota_roots(chain[:-1])) as roots:
             size = usage.tree_size(full)
@@ -262,9 +284,9 @@ class ArcTree:
             raise PermissionDenied(f"/{src} cannot be moved")
         src_chain = self.resolve(src)
         final = final_destination(self.resolve, src, dest)
-        dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         for path in (src, final):
             snapshots.refuse_write(path)
+        dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         src_roots = self._quota_roots(src_chain[:-1])
         shared = frozenset(r for r, _ in src_roots if r in {d for d, _ in dest_roots})
         with usage.locked([r for r, _ in src_roots + dest_roots]):
@@ -281,12 +303,14 @@ class ArcTree:
         so a copy interrupted half-way is never visible (fsck removes the temp)."""
         self.resolve(src)
         final = final_destination(self.resolve, src, dest)
-        temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
         snapshots.refuse_write(final)
+        temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         try:
             usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))  # before any byte
             copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX, check)
+            if self.ids is not None:
+                posix_acl.copy_permissions(self._fs(src), temp, self.ids.uid(owner))
             with usage.change(dest_roots) as roots:
                 size = usage.tree_size(temp)
                 roots.require(size)
@@ -301,8 +325,8 @@ class ArcTree:
     # -- bytes --------------------------------------------------------------------------
     def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
         """A hidden temp file in the node's own directory, renamed over the node on commit."""
-        parent = uris.parent_of(path)
         snapshots.refuse_write(path)
+        parent = uris.parent_of(path)
         try:
             chain = self.resolve(path)
         except NodeNotFound as exc:
@@ -325,6 +349,8 @@ class ArcTree:
         upload = ArcUpload(self, path, temp, node.owner if node is not None else owner,
                            content_type)
         upload.quota_roots = self._quota_roots(chain[:-1])
+        upload.permissions = posix_acl.permissions(node.properties) if node is not None else \
+            posix_acl.inherited(chain[-2].properties, {})
         upload.limit = quota.upload_limit(chain[:-1], quota.usage_of(node) if node else 0)
         return upload
 
@@ -366,6 +392,7 @@ class ArcUpload(Upload):
         super().__init__(temp)
         self.tree, self.path, self.owner, self.content_type = tree, path, owner, content_type
         self.quota_roots: list[tuple[str, int]] = []
+        self.permissions: dict[str, str | None] = {}  # what the new inode gets (posix_acl)
 
     def _publish(self, md5: str, length: int) -> Node:
         st = self.temp.sync()
@@ -375,6 +402,7 @@ class ArcUpload(Upload):
         if self.content_type:
             os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
         os.setxattr(fd, xattrs.INTERNAL + "md5", f"{md5} {st.st_size}:{st.st_mtime_ns}".encode())
+        self.tree._apply_permissions(fd, False, self.owner, self.permissions)
         os.fsync(fd)
         with usage.change(self.quota_roots) as roots:
             delta = length - _size_of(self.temp.dir_fd, self.temp.final_path)

@@ -1,0 +1,106 @@
+"""POSIX ids for users and groups (like CADC's posix-mapper): stable, allocated on first use.
+
+Each user gets a uid (from ``posix_uid_start`` up) and a personal group with gid = uid;
+each group URI gets a gid (from ``posix_gid_start`` up; keep the two ranges apart). Rows
+are never reused or renumbered, so files keep their owners. Allocation is one INSERT of
+``max + 1`` that simply retries when another server took the same number (unique index).
+
+``passwd()`` and ``group()`` render ``/etc/passwd`` and ``/etc/group`` lines for session
+containers (served at ``/posix-mapper/uid`` and ``/posix-mapper/gid``, and printed by
+``vospace posix passwd|group``); group lines list the members (nested groups resolved).
+"""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, func, insert,
+                        select)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from .groups import GroupStore, group_uri
+from .store import AuthStore
+
+metadata = MetaData()
+
+posix_users = Table(
+    "posix_users", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("uid", BigInteger().with_variant(Integer(), "sqlite"), nullable=False, unique=True),
+)
+
+posix_groups = Table(
+    "posix_groups", metadata,
+    Column("uri", String(512), primary_key=True),
+    Column("gid", BigInteger().with_variant(Integer(), "sqlite"), nullable=False, unique=True),
+)
+
+ATTEMPTS = 20
+
+
+class PosixMapper:
+    def __init__(self, engine: Engine, auth: AuthStore, groups: GroupStore, uid_start: int,
+                 gid_start: int) -> None:
+        self.engine, self.auth, self.groups = engine, auth, groups
+        self.uid_start, self.gid_start = uid_start, gid_start
+        self._uids: dict[str, int] = {}     # ids never change once given: safe to cache
+        self._gids: dict[str, int] = {}
+        self._uris: dict[int, str] = {}
+        metadata.create_all(engine)
+
+    def _allocate(self, table: Table, key_col: str, id_col: str, key: str, start: int) -> int:
+        keys, ids = table.c[key_col], table.c[id_col]
+        for _ in range(ATTEMPTS):
+            with self.engine.connect() as conn:
+                found = conn.execute(select(ids).where(keys == key)).scalar()
+            if found is not None:
+                return int(found)
+            try:
+                with self.engine.begin() as conn:
+                    top = conn.execute(select(func.max(ids)).where(ids >= start)).scalar()
+                    conn.execute(insert(table).values(
+                        {key_col: key, id_col: max(start, (top or start - 1) + 1)}))
+            except IntegrityError:
+                continue  # someone else took that name or number: look again
+        raise RuntimeError(f"could not allocate a POSIX id for {key}")
+
+    def uid(self, user: str) -> int:
+        if user not in self._uids:
+            self._uids[user] = self._allocate(posix_users, "name", "uid", user, self.uid_start)
+        return self._uids[user]
+
+    def gid(self, uri: str) -> int:
+        if uri not in self._gids:
+            gid = self._allocate(posix_groups, "uri", "gid", uri, self.gid_start)
+            self._gids[uri], self._uris[gid] = gid, uri
+        return self._gids[uri]
+
+    def group_uri(self, gid: int) -> str | None:
+        if gid not in self._uris:
+            with self.engine.connect() as conn:
+                uri = conn.execute(select(posix_groups.c.uri)
+                                   .where(posix_groups.c.gid == gid)).scalar()
+            if uri is None:
+                return None
+            self._uris[gid], self._gids[uri] = uri, gid
+        return self._uris[gid]
+
+    # -- listings -----------------------------------------------------------------------
+    def passwd(self, home_root: str = "/arc/home") -> list[str]:
+        """``name:x:uid:gid::home:/bin/bash`` for every user (ids allocated as needed)."""
+        lines = []
+        for account in self.auth.list_users():
+            uid = self.uid(account.name)
+            lines.append(f"{account.name}:x:{uid}:{uid}::{home_root}/{account.name}:/bin/bash")
+        return lines
+
+    def group(self) -> list[str]:
+        """Personal groups, then every group of the group service with its members."""
+        users = [a.name for a in self.auth.list_users()]
+        members: dict[str, list[str]] = {}
+        for user in users:
+            for uri in self.groups.memberships(user):
+                members.setdefault(uri, []).append(user)
+        lines = [f"{user}:x:{self.uid(user)}:{user}" for user in users]
+        for name in self.groups.names():
+            uri = group_uri(self.groups.authority, name)
+            lines.append(f"{name}:x:{self.gid(uri)}:{','.join(sorted(members.get(uri, [])))}")
+        return lines

@@ -149,17 +149,20 @@ class NodeEndpoints:
         if node.is_link:
             check_link_target(node.target or "")
         caller = await caller_of(request)
-        tree = self.service.tree
-        parent = uris.parent_of(path)
-        try:
-            parent_chain = await run(tree.resolve, parent)
-        except NodeNotFound:
-            raise ContainerNotFound(f"/{parent}") from None
-        policy.require_write(caller, parent_chain)
         if props.QUOTA in node.properties and not caller.is_admin:
             raise PermissionDenied("only administrators may set quotas")
-        created = await run(tree.create, node, caller.name)
-        return self._render(created, status=201)
+        tree = self.service.tree
+        parent = uris.parent_of(path)
+
+        def check_and_create() -> Node:  # one worker-thread hop for the whole create
+            try:
+                parent_chain = tree.resolve(parent)
+            except NodeNotFound:
+                raise ContainerNotFound(f"/{parent}") from None
+            policy.require_write(caller, parent_chain)
+            return tree.create(node, caller.name)
+
+        return self._render(await run(check_and_create), status=201)
 
     async def post(self, request: Request, path: str) -> Response:
         body = await read_body(request, deployment(request).settings.max_xml_bytes)

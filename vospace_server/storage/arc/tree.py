@@ -200,7 +200,8 @@ class ArcTree:
         except BaseException:
             self._remove(full)
             raise
-        return self.resolve(node.path)[-1]
+        # Built from one lstat rather than resolve(): the chain was just checked above.
+        return self._node(node.path, os.lstat(full), chain[-1].owner or "")
 
     def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
         snapshots.refuse_write(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Callable, Iterator
 
 from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
@@ -20,6 +21,7 @@ from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
 from .blobs import BlobStore, new_key
+from .group_commit import GroupCommitter
 from .schema import PathText, make_engine, nodes
 
 
@@ -37,11 +39,18 @@ class VaultTree:
         self.engine: Engine = make_engine(database_url)
         self.blobs = blobs
         self._sqlite = self.engine.dialect.name == "sqlite"
+        # SQLite: concurrent writes share one fsync (see group_commit.py). PostgreSQL
+        # commits concurrent transactions in parallel by itself.
+        self._group = GroupCommitter(self.engine) if self._sqlite else None
         self._ensure_root(root_owner)
 
     # -- transactions -------------------------------------------------------------------
     @contextmanager
     def _tx(self, write: bool = False) -> Iterator[Connection]:
+        if write and self._group is not None:
+            with self._group.transaction() as conn:
+                yield conn
+            return
         with self.engine.connect() as conn:
             if self._sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -62,7 +71,7 @@ class VaultTree:
 
     # -- reading ------------------------------------------------------------------------
     @staticmethod
-    def _to_node(row: Row) -> Node:
+    def _to_node(row: Row | SimpleNamespace) -> Node:
         properties: dict[str, str | None] = json.loads(row.props)
         properties[props.CREATOR] = row.owner
         properties[props.DATE] = props.format_date(row.modified)
@@ -116,17 +125,14 @@ class VaultTree:
                 raise LinkFound(parent)
             if chain[-1].type != NodeType.CONTAINER.value:
                 raise ContainerNotFound(f"{parent} is not a container")
-            if conn.execute(select(nodes.c.id).where(nodes.c.path == node.path)).first():
-                raise DuplicateNode(node.path)
-            try:
-                conn.execute(insert(nodes).values(
-                    path=node.path, parent=parent, name=uris.name_of(node.path),
-                    type=node.type.value, owner=owner, length=0, created=now, modified=now,
-                    target=node.target, props=json.dumps(stored)))
-            except IntegrityError:  # a concurrent create of the same path won the race
+            values = dict(path=node.path, parent=parent, name=uris.name_of(node.path),
+                          type=node.type.value, owner=owner, length=0, md5=None, created=now,
+                          modified=now, target=node.target, props=json.dumps(stored))
+            try:  # the unique index on path is the duplicate check: one statement, no race
+                conn.execute(insert(nodes).values(**values))
+            except IntegrityError:
                 raise DuplicateNode(node.path) from None
-            row = conn.execute(select(nodes).where(nodes.c.path == node.path)).one()
-            return self._to_node(row)
+            return self._to_node(SimpleNamespace(**values))  # the row as inserted
 
     def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
         changes = storable_properties(changes)
@@ -406,6 +412,8 @@ class VaultTree:
             self._add_usage(conn, path, -row.length)
 
     def close(self) -> None:
+        if self._group is not None:
+            self._group.close()
         self.engine.dispose()
 
 

@@ -1,0 +1,194 @@
+"""Node-service benchmark: create 10,000 nodes, then list the 10,000-child container.
+
+    .venv/bin/python bench/nodes.py [--nodes 10000] [--concurrency 8] [--services vault,arc]
+
+Starts a real ``vospace serve --tls`` (tests/harness.py) in a temporary directory, then from
+one client process, over keep-alive HTTPS connections, PUTs ``--nodes`` DataNodes into one
+container of each service and lists that container whole (one GET) and paged
+(``limit=1000`` with the ``uri`` cursor, as the CADC client pages). Prints creates/s and
+list seconds, and exits non-zero when a target is missed (>= 1,000 creates/s with the
+default concurrency; a whole 10,000-child listing in under 1 s).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import shutil
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.harness import Server, make_server  # noqa: E402
+
+VOS_NS = "http://www.ivoa.net/xml/VOSpace/v2.0"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+CREATE_TARGET = 1000.0   # nodes/s
+LIST_TARGET = 1.0        # seconds for the whole listing
+PAGE = 1000
+
+
+def node_xml(uri: str, node_type: str) -> bytes:
+    return (f'<vos:node xmlns:vos="{VOS_NS}" xmlns:xsi="{XSI_NS}" uri="{uri}" '
+            f'xsi:type="vos:{node_type}"><vos:properties/></vos:node>').encode()
+
+
+class Bench:
+    def __init__(self, server: Server, service: str, concurrency: int) -> None:
+        self.server, self.service, self.concurrency = server, service, concurrency
+        self.home = "alice" if service == "vault" else "home/alice"
+        self.base_uri = f"vos://localhost~{service}"
+
+    def client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.concurrency,
+                              max_keepalive_connections=self.concurrency)
+        return httpx.AsyncClient(base_url=self.server.url, verify=False, timeout=120,
+                                 limits=limits,
+                                 headers={"Authorization": f"Bearer {self.server.tokens['alice']}",
+                                          "Content-Type": "text/xml"})
+
+    def create_many(self, folder: str, count: int) -> float:
+        """PUT ``count`` DataNodes from ``concurrency`` threads, each with one keep-alive
+        connection (http.client: a light client, so the figures measure the server)."""
+        names = iter(range(count))
+        lock = threading.Lock()
+        errors: list[str] = []
+
+        def worker(conn: http.client.HTTPSConnection) -> None:
+            while not errors:
+                with lock:
+                    i = next(names, None)
+                if i is None:
+                    return
+                status, text = self.put(conn, f"{folder}/n{i:06d}", "DataNode")
+                if status != 201:
+                    errors.append(f"{status} {text[:300]}")
+
+        conns = [self.connection() for _ in range(self.concurrency)]
+        status, text = self.put(conns[0], folder, "ContainerNode")
+        if status != 201:
+            raise RuntimeError(f"create {folder}: {status} {text}")
+        for conn in conns:  # TLS handshakes happen before the clock starts
+            conn.connect()
+        threads = [threading.Thread(target=worker, args=(conn,)) for conn in conns]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        for conn in conns:
+            conn.close()
+        if errors:
+            raise RuntimeError(f"create failed: {errors[0]}")
+        return elapsed
+
+    def connection(self) -> http.client.HTTPSConnection:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return http.client.HTTPSConnection("127.0.0.1", self.server.port, context=ctx,
+                                           timeout=120)
+
+    def put(self, conn: http.client.HTTPSConnection, path: str, node_type: str) -> tuple[int, str]:
+        conn.request("PUT", f"/{self.service}/nodes/{quote(path)}",
+                     body=node_xml(f"{self.base_uri}/{path}", node_type),
+                     headers={"Authorization": f"Bearer {self.server.tokens['alice']}",
+                              "Content-Type": "text/xml"})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, body.decode(errors="replace") if resp.status != 201 else ""
+
+    async def list_whole(self, folder: str) -> tuple[float, int]:
+        async with self.client() as c:
+            await c.get(f"/{self.service}/nodes/{folder}", params={"limit": "1"})  # warm
+            start = time.perf_counter()
+            r = await c.get(f"/{self.service}/nodes/{folder}")
+            elapsed = time.perf_counter() - start
+        return elapsed, _count_children(r)
+
+    async def list_paged(self, folder: str) -> tuple[float, int, int]:
+        """Pages the way the CADC client does: the next page starts at the last child seen."""
+        seen, pages, cursor = 0, 0, None
+        async with self.client() as c:
+            start = time.perf_counter()
+            while True:
+                params = {"limit": str(PAGE)}
+                if cursor:
+                    params["uri"] = cursor
+                r = await c.get(f"/{self.service}/nodes/{folder}", params=params)
+                pages += 1
+                uris = _child_uris(r)
+                fresh = uris[1:] if cursor else uris
+                seen += len(fresh)
+                if len(uris) < PAGE:
+                    break
+                cursor = uris[-1]
+            return time.perf_counter() - start, seen, pages
+
+
+def _child_uris(r: httpx.Response) -> list[str]:
+    if r.status_code != 200:
+        raise RuntimeError(f"list: {r.status_code} {r.text[:300]}")
+    nodes = etree.fromstring(r.content).find(f"{{{VOS_NS}}}nodes")
+    return [n.get("uri") for n in nodes] if nodes is not None else []
+
+
+def _count_children(r: httpx.Response) -> int:
+    return len(_child_uris(r))
+
+
+async def run_service(server: Server, service: str, count: int, concurrency: int) -> dict:
+    bench = Bench(server, service, concurrency)
+    folder = f"{bench.home}/bench-{int(time.time() * 1000)}"
+    created_s = bench.create_many(folder, count)
+    whole_s, whole_n = await bench.list_whole(folder)
+    paged_s, paged_n, pages = await bench.list_paged(folder)
+    if whole_n != count or paged_n != count:
+        raise RuntimeError(f"{service}: listed {whole_n}/{paged_n} of {count} children")
+    return {"service": service, "creates_per_s": count / created_s, "create_s": created_s,
+            "list_whole_s": whole_s, "list_paged_s": paged_s, "pages": pages}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="keep-alive connections used by the one client (1 = sequential)")
+    parser.add_argument("--services", default="vault,arc")
+    parser.add_argument("--database-url", default=None, help="e.g. a PostgreSQL URL")
+    parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
+    args = parser.parse_args()
+
+    root = tempfile.mkdtemp(prefix="vospace-bench-")
+    server = make_server(root, args.database_url, users=("alice",))
+    failed = False
+    try:
+        print(f"server {server.url} (pid {server.proc.pid})  data {server.data_dir}  nodes {args.nodes}  "
+              f"concurrency {args.concurrency} (one client, keep-alive HTTPS)")
+        for service in args.services.split(","):
+            res = asyncio.run(run_service(server, service, args.nodes, args.concurrency))
+            ok_create = res["creates_per_s"] >= CREATE_TARGET
+            ok_list = res["list_whole_s"] < LIST_TARGET or args.nodes < 10_000
+            failed |= not (ok_create and ok_list)
+            print(f"{service:6s} create {args.nodes} nodes: {res['create_s']:.2f} s = "
+                  f"{res['creates_per_s']:.0f} nodes/s [{'ok' if ok_create else 'BELOW TARGET'}]")
+            print(f"{service:6s} list {args.nodes} children whole: {res['list_whole_s']:.3f} s "
+                  f"[{'ok' if ok_list else 'OVER TARGET'}]; paged by {PAGE}: "
+                  f"{res['list_paged_s']:.3f} s in {res['pages']} pages")
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

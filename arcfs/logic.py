@@ -44,6 +44,8 @@ RESERVED = P.READ_ONLY | P.ADMIN_ONLY | {P.TYPE, P.ENCODING, P.ISPUBLIC, P.GROUP
 FILL_CHUNK = 4 << 20
 NO_QUOTA = 1 << 50          # statfs size shown when no quota applies (1 PiB)
 BLOCK = 4096
+NAME_MAX = 255
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2   # utimensat's special values
 ERRNO = ((errors.NotFound, errno.ENOENT), (errors.NotAuthenticated, errno.EACCES),
          (errors.PermissionDenied, errno.EACCES), (errors.AlreadyExists, errno.EEXIST),
          (errors.NotAContainer, errno.ENOTDIR), (errors.IsAContainer, errno.EISDIR),
@@ -160,6 +162,8 @@ class ArcFS:
     # ---- metadata -----------------------------------------------------------------------
     def node(self, path: str) -> Node:
         """The node at ``path`` (from the cache when fresh); ENOENT if there is none."""
+        if len(os.path.basename(path).encode()) > NAME_MAX:
+            raise fs_error(errno.ENAMETOOLONG)
         cached = self.attrs.get(path)
         if cached is None:
             raise fs_error(errno.ENOENT)
@@ -417,7 +421,11 @@ class ArcFS:
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
         """The server's dates are its own; a time set here is kept in a property and shown
         as long as the content is unchanged."""
-        mtime_ns = times[1] if times else time.time_ns()
+        mtime_ns = times[1] if times else UTIME_NOW
+        if mtime_ns == UTIME_OMIT:
+            return
+        if mtime_ns == UTIME_NOW:
+            mtime_ns = time.time_ns()
         spool = self.spools.get(path)
         if spool is not None:
             spool.mtime = mtime_ns / 1e9

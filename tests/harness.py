@@ -95,12 +95,14 @@ class Server:
 
 
 def make_server(root: str, database_url: str | None = None,
-                users: tuple[str, ...] = ("alice", "bob")) -> Server:
+                users: tuple[str, ...] = ("alice", "bob"),
+                extra_env: dict[str, str] | None = None) -> Server:
     data_dir = tempfile.mkdtemp(prefix="vospace-", dir=root)
     env = dict(os.environ)
     env.pop("VOSPACE_CONFIG", None)
     if database_url:
         env["VOSPACE_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     server = Server(data_dir=data_dir, port=free_port(), env=env)
     server.add_user("admin", admin=True)
     for user in users:

@@ -108,6 +108,16 @@ class Bulk:
             try:
                 conn.request(method, target, body=body, headers=headers)
                 return conn, conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # The server may refuse an upload before reading it all (413 over quota):
+                # its answer is still there to read.
+                try:
+                    return conn, conn.getresponse()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    if attempt or body is not None:
+                        raise errors.Unreachable(f"{what}: connection to {self.base_url} "
+                                                 f"failed: {exc}") from None
             except (ConnectionRefusedError, socket.gaierror) as exc:
                 conn.close()
                 raise errors.Unreachable(f"{what}: cannot reach {self.base_url}: {exc}") from None

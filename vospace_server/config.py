@@ -28,6 +28,12 @@ class Settings:
     workers: int = 1
     preauth_secret: str = ""     # default: generated once into data_dir/preauth-secret
     preauth_lifetime: int = 86400  # seconds a pre-authorized URL stays valid
+    blob_url: str = ""           # "" = files in blob_dir; s3://bucket[/prefix] = S3
+    s3_endpoint_url: str = ""    # e.g. http://minio:9000 (default: AWS)
+    s3_access_key: str = ""      # default: boto3's usual credential chain
+    s3_secret_key: str = ""
+    s3_region: str = ""
+    s3_redirect_downloads: bool = True  # vault downloads 303 to presigned S3 URLs
     login_token_hours: int = 24  # lifetime of tokens (and session cookies) from /ac/login
     header_timeout: int = 15     # seconds a client may take to send a request's headers
     max_header_bytes: int = 64 * 1024

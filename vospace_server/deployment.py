@@ -56,7 +56,7 @@ class Deployment:
         for d in (settings.data_dir, settings.blob_dir, settings.arc_root):
             os.makedirs(d, exist_ok=True)
         vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
-                          blobs=make_blob_store(settings.blob_dir),
+                          blobs=make_blob_store(settings),
                           retention=Retention(settings.version_keep, settings.version_max_age_days))
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records

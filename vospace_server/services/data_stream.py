@@ -15,7 +15,6 @@ import binascii
 import re
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from email.utils import formatdate
-from urllib.parse import quote
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
@@ -24,16 +23,13 @@ from starlette.types import Receive, Scope, Send
 
 from ..protocol import properties as props
 from ..protocol.faults import InvalidArgument, QuotaExceeded
+from ..protocol.http_headers import content_disposition, md5_b64
 from ..protocol.nodes import Node
 from ..storage.streams import CHUNK, ReadHandle, Upload
 from ..storage.tree import NodeTree
 from .requests import run
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def md5_b64(md5_hex: str) -> str:
-    return base64.b64encode(bytes.fromhex(md5_hex)).decode()
 
 
 def client_md5(request: Request) -> str | None:
@@ -56,14 +52,6 @@ def _decode_md5(b64: str) -> str:
     if len(raw) != 16:
         raise InvalidArgument(f"not a base64 MD5 digest: {b64!r}")
     return raw.hex()
-
-
-def content_disposition(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    value = f'inline; filename="{ascii_name}"'
-    if ascii_name != name:
-        value += f"; filename*=UTF-8''{quote(name)}"
-    return value
 
 
 def _headers(node: Node, handle: ReadHandle) -> dict[str, str]:
@@ -162,6 +150,10 @@ async def send_bytes(request: Request, tree: NodeTree, node: Node,
             if wanted is not None:
                 start, length, status = wanted[0], wanted[1] - wanted[0] + 1, 206
                 headers["Content-Range"] = f"bytes {start}-{wanted[1]}/{handle.size}"
+        if handle.direct_url and status == 200 and request.method == "GET":
+            handle.close()  # the store serves the bytes itself (presigned S3 URL)
+            return Response(status_code=303, headers={**headers, "Location": handle.direct_url,
+                                                      "Content-Length": "0"})
         headers["Content-Length"] = str(length)
         if request.method == "HEAD":
             handle.close()

@@ -10,11 +10,10 @@ empty DataNode. On a live server, ``min_age`` spares files younger than that man
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 
 from .arc.tree import ArcTree
-from .streams import TEMP_PREFIX
+from .streams import TEMP_PREFIX, older_than
 from .vault.tree import VaultTree
 
 
@@ -28,17 +27,10 @@ class Finding:
         return f"{self.service}: {self.problem}: {self.where}"
 
 
-def _old_enough(path: str, min_age: float) -> bool:
-    try:
-        return time.time() - os.lstat(path).st_mtime >= min_age
-    except FileNotFoundError:
-        return False
-
-
 def check_vault(tree: VaultTree, repair: bool = False, min_age: float = 0) -> list[Finding]:
     blobs = tree.blobs
-    debris = [n for n in blobs.debris() if _old_enough(os.path.join(blobs.tmp, n), min_age)]
-    on_disk = [k for k in blobs.keys() if _old_enough(blobs.path(k), min_age)]
+    debris = blobs.debris(min_age)
+    on_disk = list(blobs.keys(min_age))
     refs = tree.blob_references()  # read after listing: a blob committed meanwhile is kept
     kept = set(refs) | set(tree.version_references())
     found = [Finding("vault", "orphan blob", k) for k in on_disk if k not in kept]
@@ -62,7 +54,7 @@ def check_arc(tree: ArcTree, repair: bool = False, min_age: float = 0) -> list[F
     for folder, dirs, files in os.walk(tree.root):  # os.walk never follows symlinks here
         for name in files + dirs:
             full = os.path.join(folder, name)
-            if name.startswith(TEMP_PREFIX) and _old_enough(full, min_age):
+            if name.startswith(TEMP_PREFIX) and older_than(full, min_age):
                 found.append(Finding("arc", "temp debris", full))
     if repair:
         for f in found:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
 from typing import Protocol
 
 from ..protocol.faults import PreconditionFailed, QuotaExceeded
@@ -22,6 +23,16 @@ TEMP_PREFIX = ".vospace-tmp-"
 def temp_name() -> str:
     """A hidden, unguessable name for an upload in progress (recognized by fsck)."""
     return TEMP_PREFIX + secrets.token_hex(12)
+
+
+def older_than(path: str, min_age: float) -> bool:
+    """Whether ``path`` was last modified ``min_age`` seconds ago or more (fsck's grace)."""
+    if min_age <= 0:
+        return True
+    try:
+        return time.time() - os.lstat(path).st_mtime >= min_age
+    except FileNotFoundError:
+        return False
 
 
 def fsync_dir(path: str) -> None:
@@ -136,6 +147,7 @@ class ReadHandle(Protocol):
     size: int
     md5: str | None
     mtime: float
+    direct_url: str | None  # where clients may fetch the bytes themselves (presigned S3)
 
     def read(self, offset: int, length: int) -> bytes: ...
 
@@ -144,6 +156,8 @@ class ReadHandle(Protocol):
 
 class FileReadHandle:
     """An open regular file; ``read`` is a positional read, so one handle serves any range."""
+
+    direct_url = None
 
     def __init__(self, fd: int, size: int, md5: str | None, mtime: float) -> None:
         self.fd, self.size, self.md5, self.mtime = fd, size, md5, mtime
@@ -161,6 +175,7 @@ class EmptyReadHandle:
     """A DataNode that never received bytes."""
 
     md5 = hashlib.md5(b"").hexdigest()
+    direct_url = None
 
     def __init__(self, mtime: float) -> None:
         self.size, self.mtime = 0, mtime

@@ -10,7 +10,21 @@ import os
 import secrets
 from typing import Iterator, Protocol
 
-from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, fsync_dir, temp_name
+from ...config import Settings
+from ..streams import (TEMP_PREFIX, FileReadHandle, ReadHandle, TempFile, fsync_dir, older_than,
+                       temp_name)
+
+
+class Sink(Protocol):
+    """Where an upload's bytes go: ``streams.TempFile`` locally, a multipart upload on S3."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def sync(self) -> object: ...
+
+    def publish(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 def new_key() -> str:
@@ -18,11 +32,14 @@ def new_key() -> str:
 
 
 class BlobStore(Protocol):
-    def writer(self, key: str) -> TempFile:
+    def writer(self, key: str) -> Sink:
         """A sink for the bytes of new blob ``key``; ``publish`` makes it exist durably."""
         ...
 
-    def open(self, key: str, md5: str | None, mtime: float) -> FileReadHandle: ...
+    def open(self, key: str, md5: str | None, mtime: float, filename: str = "") -> ReadHandle:
+        """The blob's bytes (``filename`` names them for a direct download); raises
+        FileNotFoundError if the blob does not exist."""
+        ...
 
     def delete(self, key: str) -> None: ...
 
@@ -30,9 +47,11 @@ class BlobStore(Protocol):
         """Make blob ``dest`` hold the same bytes as ``src`` (for server-side copy)."""
         ...
 
-    def keys(self) -> Iterator[str]: ...
+    def keys(self, min_age: float = 0) -> Iterator[str]:
+        """Every blob at least ``min_age`` seconds old (fsck spares younger ones)."""
+        ...
 
-    def debris(self) -> list[str]:
+    def debris(self, min_age: float = 0) -> list[str]:
         """Temp objects of uploads that never finished (names for fsck's report)."""
         ...
 
@@ -60,7 +79,7 @@ class LocalBlobStore:
             fsync_dir(self.root)
         return TempFile(os.path.join(self.tmp, temp_name()), final, mode=0o600)
 
-    def open(self, key: str, md5: str | None, mtime: float) -> FileReadHandle:
+    def open(self, key: str, md5: str | None, mtime: float, filename: str = "") -> FileReadHandle:
         fd = os.open(self.path(key), os.O_RDONLY | os.O_CLOEXEC)
         return FileReadHandle(fd, os.fstat(fd).st_size, md5, mtime)
 
@@ -77,15 +96,17 @@ class LocalBlobStore:
         os.link(self.path(src), final)
         fsync_dir(os.path.dirname(final))
 
-    def keys(self) -> Iterator[str]:
+    def keys(self, min_age: float = 0) -> Iterator[str]:
         for folder in sorted(os.listdir(self.root)):
             full = os.path.join(self.root, folder)
             if folder == "tmp" or len(folder) != 2 or not os.path.isdir(full):
                 continue
-            yield from sorted(n for n in os.listdir(full) if n.startswith(folder))
+            yield from sorted(n for n in os.listdir(full)
+                              if n.startswith(folder) and older_than(os.path.join(full, n), min_age))
 
-    def debris(self) -> list[str]:
-        return sorted(n for n in os.listdir(self.tmp) if n.startswith(TEMP_PREFIX))
+    def debris(self, min_age: float = 0) -> list[str]:
+        return sorted(n for n in os.listdir(self.tmp) if n.startswith(TEMP_PREFIX)
+                      and older_than(os.path.join(self.tmp, n), min_age))
 
     def remove_debris(self, name: str) -> None:
         try:
@@ -94,5 +115,14 @@ class LocalBlobStore:
             pass
 
 
-def make_blob_store(blob_dir: str) -> BlobStore:
-    return LocalBlobStore(blob_dir)
+def make_blob_store(settings: Settings) -> BlobStore:
+    """Local files under ``blob_dir``, or S3 when ``blob_url`` is ``s3://bucket[/prefix]``."""
+    if settings.blob_url.startswith("s3://"):
+        from .s3 import S3BlobStore
+
+        return S3BlobStore(settings.blob_url, settings.s3_endpoint_url, settings.s3_access_key,
+                           settings.s3_secret_key, settings.s3_region,
+                           settings.s3_redirect_downloads)
+    if settings.blob_url:
+        raise ValueError(f"unsupported blob_url {settings.blob_url!r} (use s3://bucket)")
+    return LocalBlobStore(settings.blob_dir)

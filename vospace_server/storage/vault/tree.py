@@ -13,14 +13,15 @@ from sqlalchemy.exc import IntegrityError
 
 from ...protocol import properties as props
 from ...protocol import uris
-from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
-                                NodeBusy, NodeNotFound, PermissionDenied, QuotaExceeded)
+from ...protocol.faults import (ContainerNotFound, DuplicateNode, InternalFault,
+                                InvalidArgument, LinkFound, NodeBusy, NodeNotFound,
+                                PermissionDenied, QuotaExceeded)
 from ...protocol.nodes import Node, NodeType
 from ..common import apply_changes, storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
-from .blobs import BlobStore, new_key
+from .blobs import BlobStore, Sink, new_key
 from .group_commit import GroupCommitter
 from .schema import PathText, make_engine, nodes
 
@@ -381,16 +382,18 @@ class VaultTree:
             self.blobs.delete(key)
 
     def open_read(self, path: str) -> ReadHandle:
-        with self._tx() as conn:
-            row = self._chain(conn, path)[-1]
-        if row.type != NodeType.DATA.value:
-            raise InvalidArgument(f"/{path} is not a DataNode")
-        if not row.blob:
-            return EmptyReadHandle(row.modified)
-        try:
-            return self.blobs.open(row.blob, row.md5, row.modified)
-        except FileNotFoundError:  # replaced meanwhile: the row now names a newer blob
-            return self.open_read(path)
+        for _attempt in range(3):
+            with self._tx() as conn:
+                row = self._chain(conn, path)[-1]
+            if row.type != NodeType.DATA.value:
+                raise InvalidArgument(f"/{path} is not a DataNode")
+            if not row.blob:
+                return EmptyReadHandle(row.modified)
+            try:
+                return self.blobs.open(row.blob, row.md5, row.modified, row.name)
+            except FileNotFoundError:  # replaced meanwhile: the row now names a newer blob
+                continue
+        raise InternalFault(f"the bytes of /{path} are missing; run vospace fsck")
 
     def blob_references(self) -> dict[str, str]:
         """blob key -> node path, for fsck."""
@@ -419,7 +422,7 @@ class VaultTree:
 
 class VaultUpload(Upload):
     def __init__(self, tree: VaultTree, path: str, owner: str, content_type: str | None,
-                 key: str, temp) -> None:
+                 key: str, temp: Sink) -> None:
         super().__init__(temp)
         self.tree, self.path, self.owner, self.content_type, self.key = \
             tree, path, owner, content_type, key

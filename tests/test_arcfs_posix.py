@@ -1,0 +1,207 @@
+"""Per-syscall POSIX conformance of arcfs with pjdfstest's errno expectations (pjdfstest
+itself cannot be installed here), and an fsx-style random read/write/truncate checker
+against an in-memory reference file. All on a real mount of a real server."""
+from __future__ import annotations
+
+import errno
+import os
+import random
+import uuid
+
+import pytest
+
+from .arcfs_mounts import mounted
+
+E = errno
+
+
+@pytest.fixture(scope="module")
+def mnt(sqlite_server):
+    with mounted(sqlite_server, "alice", "arc") as mp:
+        yield mp
+
+
+@pytest.fixture
+def d(mnt):
+    path = os.path.join(mnt, "home", "alice", f"p-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    return path
+
+
+def _file(path, data=b"data"):
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def _setup(d):
+    """Fixed layout every case starts from: file f, dir e (empty), dir full/x, link l -> f."""
+    _file(os.path.join(d, "f"))
+    os.mkdir(os.path.join(d, "e"))
+    os.makedirs(os.path.join(d, "full", "x"))
+    os.symlink("f", os.path.join(d, "l"))
+
+
+def _open(path, flags):
+    os.close(os.open(path, flags, 0o644))
+
+
+def _rdonly_write(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def _wronly_read(path):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
+def _read_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
+# (syscall, case, function, arguments relative to the test directory, expected errno)
+CASES = [
+    ("open", "missing", _open, ("missing", os.O_RDONLY), E.ENOENT),
+    ("open", "prefix not a dir", _open, ("f/x", os.O_RDONLY), E.ENOTDIR),
+    ("open", "dir for writing", _open, ("e", os.O_WRONLY), E.EISDIR),
+    ("open", "dir read-write", _open, ("e", os.O_RDWR), E.EISDIR),
+    ("open", "O_EXCL existing", _open, ("f", os.O_CREAT | os.O_EXCL | os.O_WRONLY), E.EEXIST),
+    ("open", "O_EXCL on link", _open, ("l", os.O_CREAT | os.O_EXCL | os.O_WRONLY), E.EEXIST),
+    ("open", "O_DIRECTORY on file", _open, ("f", os.O_RDONLY | os.O_DIRECTORY), E.ENOTDIR),
+    ("open", "O_NOFOLLOW on link", _open, ("l", os.O_RDONLY | os.O_NOFOLLOW), E.ELOOP),
+    ("open", "name too long", _open, ("x" * 256, os.O_CREAT | os.O_WRONLY), E.ENAMETOOLONG),
+    ("create", "parent missing", _open, ("nodir/new", os.O_CREAT | os.O_WRONLY), E.ENOENT),
+    ("create", "parent is a file", _open, ("f/new", os.O_CREAT | os.O_WRONLY), E.ENOTDIR),
+    ("read", "O_WRONLY handle", _wronly_read, ("f",), E.EBADF),
+    ("read", "directory", _read_dir, ("e",), E.EISDIR),
+    ("write", "O_RDONLY handle", _rdonly_write, ("f",), E.EBADF),
+    ("truncate", "missing", os.truncate, ("missing", 0), E.ENOENT),
+    ("truncate", "directory", os.truncate, ("e", 0), E.EISDIR),
+    ("truncate", "negative", os.truncate, ("f", -1), E.EINVAL),
+    ("truncate", "prefix not a dir", os.truncate, ("f/x", 0), E.ENOTDIR),
+    ("rename", "source missing", os.rename, ("missing", "z"), E.ENOENT),
+    ("rename", "file onto dir", os.rename, ("f", "e"), E.EISDIR),
+    ("rename", "dir onto file", os.rename, ("e", "f"), E.ENOTDIR),
+    ("rename", "onto non-empty dir", os.rename, ("e", "full"), E.ENOTEMPTY),
+    ("rename", "dir into itself", os.rename, ("full", "full/x/y"), E.EINVAL),
+    ("rename", "dest parent missing", os.rename, ("f", "nodir/f"), E.ENOENT),
+    ("unlink", "missing", os.unlink, ("missing",), E.ENOENT),
+    ("unlink", "directory", os.unlink, ("e",), E.EISDIR),
+    ("unlink", "prefix not a dir", os.unlink, ("f/x",), E.ENOTDIR),
+    ("mkdir", "existing dir", os.mkdir, ("e",), E.EEXIST),
+    ("mkdir", "existing file", os.mkdir, ("f",), E.EEXIST),
+    ("mkdir", "existing link", os.mkdir, ("l",), E.EEXIST),
+    ("mkdir", "parent missing", os.mkdir, ("nodir/x",), E.ENOENT),
+    ("mkdir", "prefix not a dir", os.mkdir, ("f/x",), E.ENOTDIR),
+    ("rmdir", "not empty", os.rmdir, ("full",), E.ENOTEMPTY),
+    ("rmdir", "a file", os.rmdir, ("f",), E.ENOTDIR),
+    ("rmdir", "missing", os.rmdir, ("missing",), E.ENOENT),
+    ("rmdir", "dot", os.rmdir, ("e/.",), E.EINVAL),
+    ("symlink", "existing file", lambda t, p: os.symlink(t, p), ("x", "f"), E.EEXIST),
+    ("symlink", "existing dir", lambda t, p: os.symlink(t, p), ("x", "e"), E.EEXIST),
+    ("symlink", "parent missing", lambda t, p: os.symlink(t, p), ("x", "nodir/l"), E.ENOENT),
+    ("readlink", "a file", os.readlink, ("f",), E.EINVAL),
+    ("readlink", "missing", os.readlink, ("missing",), E.ENOENT),
+    ("chmod", "missing", os.chmod, ("missing", 0o644), E.ENOENT),
+    ("chmod", "prefix not a dir", os.chmod, ("f/x", 0o644), E.ENOTDIR),
+    ("utimens", "missing", os.utime, ("missing", None), E.ENOENT),
+    ("xattr", "get unset", os.getxattr, ("f", "user.none"), E.ENODATA),
+    ("xattr", "remove unset", os.removexattr, ("f", "user.none"), E.ENODATA),
+    ("xattr", "replace unset", lambda p, n: os.setxattr(p, n, b"v", os.XATTR_REPLACE),
+     ("f", "user.none"), E.ENODATA),
+    ("xattr", "missing node", os.getxattr, ("missing", "user.a"), E.ENOENT),
+]
+
+PATH_ARGS = {"symlink": (1,), "rename": (0, 1)}   # path arguments (default: the first)
+
+
+@pytest.mark.parametrize("syscall,case,fn,args,expected", CASES,
+                         ids=[f"{c[0]}-{c[1].replace(' ', '_')}" for c in CASES])
+def test_errno(d, syscall, case, fn, args, expected):
+    _setup(d)
+    positions = PATH_ARGS.get(syscall, (0,))
+    real = [os.path.join(d, a) if i in positions else a for i, a in enumerate(args)]
+    with pytest.raises(OSError) as info:
+        fn(*real)
+    assert info.value.errno == expected, (syscall, case, info.value)
+
+
+def test_successful_calls_have_posix_effects(d):
+    """The positive side of the same syscalls (pjdfstest's 'ok' lines)."""
+    _setup(d)
+    p = lambda *a: os.path.join(d, *a)  # noqa: E731
+    fd = os.open(p("new"), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    assert os.write(fd, b"hello") == 5 and os.pread(fd, 5, 0) == b"hello"
+    os.ftruncate(fd, 2)
+    assert os.fstat(fd).st_size == 2
+    os.close(fd)
+    _open(p("f"), os.O_WRONLY | os.O_TRUNC)
+    assert os.stat(p("f")).st_size == 0
+    os.truncate(p("new"), 10)
+    assert open(p("new"), "rb").read() == b"he" + b"\0" * 8
+    os.rename(p("new"), p("new"))                          # same name: nothing happens
+    assert os.path.exists(p("new"))
+    os.rename(p("new"), p("e", "moved"))
+    assert os.listdir(p("e")) == ["moved"]
+    os.symlink("dangling", p("dl"))                        # a dangling link is allowed
+    assert os.readlink(p("dl")) == "dangling" and not os.path.exists(p("dl"))
+    os.chmod(p("l"), 0o604)                                # follows the link
+    assert os.stat(p("f")).st_mode & 0o777 == 0o604 and os.lstat(p("l")).st_mode & 0o777 == 0o777
+    before = os.stat(p("e")).st_mtime
+    os.utime(p("e", "moved"))
+    assert os.stat(p("e", "moved")).st_mtime >= before - 2
+    os.setxattr(p("f"), "user.a", b"1", os.XATTR_CREATE)
+    assert os.listxattr(p("f")) == ["user.a"]
+    os.rmdir(p("full", "x"))
+    os.rmdir(p("full"))
+    os.unlink(p("l"))
+    assert sorted(os.listdir(d)) == ["dl", "e", "f"]
+
+
+def test_fsx_random_read_write_truncate(d):
+    """fsx: random writes, reads, truncates and reopens of one file, checked after every
+    operation against an in-memory copy (reopens read back what the server stored)."""
+    rng = random.Random(8)
+    path = os.path.join(d, "fsx.bin")
+    ref = bytearray()
+    fh = open(path, "w+b")
+    max_size = 1 << 20
+    for step in range(1500):
+        op = rng.random()
+        if op < 0.40:
+            offset = rng.randrange(0, max_size - 65536)
+            data = rng.randbytes(rng.randrange(1, 65536))
+            fh.seek(offset)
+            fh.write(data)
+            if offset > len(ref):
+                ref.extend(b"\0" * (offset - len(ref)))
+            ref[offset:offset + len(data)] = data
+        elif op < 0.75:
+            offset = rng.randrange(0, max(len(ref), 1))
+            size = rng.randrange(1, 131072)
+            fh.seek(offset)
+            assert fh.read(size) == bytes(ref[offset:offset + size]), step
+        elif op < 0.90:
+            length = rng.randrange(0, max_size)
+            fh.truncate(length)
+            del ref[length:]
+            ref.extend(b"\0" * (length - len(ref)))
+        else:
+            fh.close()
+            assert os.stat(path).st_size == len(ref), step
+            with open(path, "rb") as check:          # a fresh read of the server's copy
+                assert check.read() == bytes(ref), step
+            fh = open(path, "r+b")
+    fh.close()
+    assert open(path, "rb").read() == bytes(ref)

@@ -1,0 +1,430 @@
+"""arcfs/SEMANTICS.md, claim by claim, on real mounts of a real server (one test per tag)."""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .arcfs_mounts import mounted
+from .harness import make_server
+
+SEMANTICS = Path(__file__).resolve().parent.parent / "arcfs" / "SEMANTICS.md"
+CORE = "ivo://ivoa.net/vospace/core#"
+
+
+@pytest.fixture(scope="module")
+def mnt(sqlite_server):
+    with mounted(sqlite_server, "alice", "arc", "--attr-ttl", "1", "--dir-ttl", "1") as mp:
+        yield mp
+
+
+@pytest.fixture
+def d(mnt):
+    """A fresh directory in alice's home, through the mount."""
+    path = os.path.join(mnt, "home", "alice", f"s-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    return path
+
+
+def node(server, path: str, user: str = "alice") -> httpx.Response:
+    with server.client(user) as c:
+        return c.get(f"/arc/nodes/{path}", params={"detail": "max"})
+
+
+def rel(d: str, mnt: str) -> str:
+    return os.path.relpath(d, mnt)
+
+
+def prop(response: httpx.Response, name: str) -> str | None:
+    match = re.search(rf'uri="{re.escape(CORE + name)}"[^>]*>([^<]*)<', response.text)
+    return match.group(1) if match else None
+
+
+def errno_of(fn, *args) -> int:
+    try:
+        fn(*args)
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def test_every_claim_has_a_test():
+    tags = set(re.findall(r"\[(S\d+)\]", SEMANTICS.read_text()))
+    tested = {tag.upper() for name in globals() if name.startswith("test_s")
+              for tag in re.findall(r"_(s\d+)(?=_)", name)}
+    assert tags and tags == tested, (tags - tested, tested - tags)
+
+
+def test_s1_operations(d):
+    f = os.path.join(d, "f.txt")
+    with open(f, "w") as fh:
+        fh.write("abc")
+    assert os.stat(f).st_size == 3 and open(f).read() == "abc"
+    os.truncate(f, 1)
+    assert open(f).read() == "a"
+    os.mkdir(os.path.join(d, "sub"))
+    os.symlink("f.txt", os.path.join(d, "ln"))
+    assert os.readlink(os.path.join(d, "ln")) == "f.txt"
+    os.rename(f, os.path.join(d, "sub", "g.txt"))
+    assert sorted(os.listdir(d)) == ["ln", "sub"]
+    os.chmod(os.path.join(d, "sub", "g.txt"), 0o604)
+    os.utime(os.path.join(d, "sub", "g.txt"), (1_600_000_000, 1_600_000_000))
+    os.setxattr(os.path.join(d, "sub"), "user.k", b"v")
+    assert os.getxattr(os.path.join(d, "sub"), "user.k") == b"v"
+    assert "user.k" in os.listxattr(os.path.join(d, "sub"))
+    os.removexattr(os.path.join(d, "sub"), "user.k")
+    assert os.statvfs(d).f_blocks > 0
+    os.unlink(os.path.join(d, "ln"))
+    os.unlink(os.path.join(d, "sub", "g.txt"))
+    os.rmdir(os.path.join(d, "sub"))
+    assert os.listdir(d) == []
+
+
+def test_s2_close_waits_for_upload_and_reports_failure(sqlite_server, mnt, d):
+    f = os.path.join(d, "durable.bin")
+    data = os.urandom(3 << 20)
+    with open(f, "wb") as fh:
+        fh.write(data)
+    # close() returned: the server has it, byte for byte
+    with sqlite_server.client("alice") as c:
+        assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
+    # a failing upload is reported by close(): here the node got locked meanwhile
+    fh = open(f, "r+b")
+    fh.write(b"overwrite")
+    _lock(sqlite_server, rel(f, mnt))
+    with pytest.raises(OSError) as info:
+        fh.close()
+    assert info.value.errno == errno.EPERM
+    with sqlite_server.client("alice") as c:
+        assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
+
+
+def _lock(server, path: str) -> None:
+    with server.client("alice") as c:
+        r = c.post(f"/arc/nodes/{path}", headers={"Content-Type": "text/xml"},
+                   content=_props_xml(path, {"ivo://cadc.nrc.ca/vospace/core#islocked": "true"}))
+        assert r.status_code == 200, r.text
+
+
+def test_s3_random_writes_and_appends(d):
+    f = os.path.join(d, "r.bin")
+    with open(f, "wb") as fh:
+        fh.write(b"0123456789")
+    with open(f, "r+b") as fh:
+        fh.seek(3)
+        fh.write(b"abc")
+        fh.flush()
+        assert os.stat(f).st_size == 10
+        fh.seek(20)
+        fh.write(b"Z")
+    with open(f, "ab") as fh:
+        fh.write(b"END")
+    assert open(f, "rb").read() == b"012abc6789" + b"\0" * 10 + b"ZEND"
+
+
+def test_s4_rename_is_one_move_and_replaces(sqlite_server, mnt, d):
+    tree = os.path.join(d, "tree")
+    os.makedirs(os.path.join(tree, "a", "b"))
+    with open(os.path.join(tree, "a", "b", "leaf"), "w") as fh:
+        fh.write("leaf")
+    with sqlite_server.client("admin") as c:
+        before = c.get("/arc/transfers").text.count("<uws:jobref")
+    os.rename(tree, os.path.join(d, "moved"))
+    with sqlite_server.client("admin") as c:
+        after = c.get("/arc/transfers").text.count("<uws:jobref")
+    assert open(os.path.join(d, "moved", "a", "b", "leaf")).read() == "leaf"
+    assert node(sqlite_server, rel(tree, mnt)).status_code == 404
+    assert after - before <= 1
+    for name, text in (("x", "new"), ("y", "old")):
+        with open(os.path.join(d, name), "w") as fh:
+            fh.write(text)
+    os.rename(os.path.join(d, "x"), os.path.join(d, "y"))
+    assert open(os.path.join(d, "y")).read() == "new" and not os.path.exists(os.path.join(d, "x"))
+    os.mkdir(os.path.join(d, "empty"))
+    os.rename(os.path.join(d, "moved"), os.path.join(d, "empty"))
+    assert os.listdir(os.path.join(d, "empty")) == ["a"]
+
+
+def test_s5_links(mnt, d):
+    with open(os.path.join(d, "t"), "w") as fh:
+        fh.write("t")
+    os.symlink(os.path.join(d, "t"), os.path.join(d, "abs"))
+    os.symlink("t", os.path.join(d, "relative"))
+    os.symlink("/etc/hostname", os.path.join(d, "outside"))
+    assert os.readlink(os.path.join(d, "abs")) == "t"
+    assert os.readlink(os.path.join(d, "relative")) == "t"
+    assert open(os.path.join(d, "relative")).read() == "t"
+    assert os.readlink(os.path.join(d, "outside")) == "/etc/hostname"
+    assert os.path.islink(os.path.join(d, "abs"))
+
+
+def test_s6_chmod_maps_to_acl(sqlite_server, mnt, d):
+    f = os.path.join(d, "acl.txt")
+    with open(f, "w") as fh:
+        fh.write("x")
+    assert os.stat(f).st_mode & 0o777 == 0o600       # create mode not applied
+    os.chmod(f, 0o604)
+    assert prop(node(sqlite_server, rel(f, mnt)), "ispublic") == "true"
+    assert os.stat(f).st_mode & 0o777 == 0o604
+    # a group set by another client shows as g+r; clearing g+r removes it
+    with sqlite_server.client("alice") as c:
+        r = c.post(f"/arc/nodes/{rel(f, mnt)}", headers={"Content-Type": "text/xml"},
+                   content=_props_xml(rel(f, mnt), {CORE + "groupread": "ivo://localhost/gms?g1"}))
+        assert r.status_code == 200, r.text
+    time.sleep(1.2)
+    assert os.stat(f).st_mode & 0o777 == 0o644
+    os.chmod(f, 0o600)
+    assert prop(node(sqlite_server, rel(f, mnt)), "ispublic") == "false"
+    assert prop(node(sqlite_server, rel(f, mnt)), "groupread") in (None, "")
+    os.chmod(f, 0o660)                                  # no group known: g bits stay clear
+    assert os.stat(f).st_mode & 0o777 == 0o600
+    assert errno_of(os.chown, f, 12345, 12345) == errno.EPERM
+
+
+def _props_xml(path: str, props: dict[str, str]) -> str:
+    items = "".join(f'<vos:property uri="{k}">{v}</vos:property>' for k, v in props.items())
+    return ('<vos:node xmlns:vos="http://www.ivoa.net/xml/VOSpace/v2.0" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'uri="vos://localhost~arc/{path}" xsi:type="vos:DataNode">'
+            f"<vos:properties>{items}</vos:properties></vos:node>")
+
+
+def test_s7_utimens(d):
+    f = os.path.join(d, "old.txt")
+    with open(f, "w") as fh:
+        fh.write("x")
+    os.utime(f, ns=(1_500_000_000_123_456_789, 1_500_000_000_123_456_789))
+    assert os.stat(f).st_mtime_ns == 1_500_000_000_123_456_789
+    with open(f, "w") as fh:
+        fh.write("changed")
+    assert abs(os.stat(f).st_mtime - time.time()) < 60
+
+
+def test_s8_statfs_shows_quota(sqlite_server, mnt, d):
+    result = sqlite_server.vospace("quota", "set", f"arc:{rel(d, mnt)}", "10M")
+    assert result.returncode == 0, result.stderr
+    with open(os.path.join(d, "f"), "wb") as fh:
+        fh.write(b"x" * 1_000_000)
+    time.sleep(1.2)
+    st = os.statvfs(d)
+    assert st.f_blocks * st.f_frsize == 10 << 20
+    assert (10 << 20) - st.f_bavail * st.f_frsize >= 1_000_000 - 4096
+    assert os.statvfs(os.path.join(mnt, "home")).f_blocks * 4096 == 1 << 50
+
+
+def test_s9_xattrs_are_properties(sqlite_server, mnt, d):
+    os.setxattr(d, "user.telescope", "CFHT".encode())
+    assert prop(node(sqlite_server, rel(d, mnt)), "telescope") == "CFHT"
+    assert errno_of(os.setxattr, d, "user.telescope", b"x", os.XATTR_CREATE) == errno.EEXIST
+    assert errno_of(os.setxattr, d, "user.other", b"x", os.XATTR_REPLACE) == errno.ENODATA
+    os.setxattr(d, "user.telescope", b"JWST", os.XATTR_REPLACE)
+    assert os.getxattr(d, "user.telescope") == b"JWST"
+
+
+def test_s10_sequential_and_random_reads(sqlite_server, mnt, d):
+    data = os.urandom(9 << 20)
+    with sqlite_server.client("alice") as c:
+        assert c.put(f"/arc/files/{rel(d, mnt)}/big", content=data).status_code == 201
+    time.sleep(1.2)
+    with open(os.path.join(d, "big"), "rb") as fh:
+        assert fh.read() == data
+        for offset in (7 << 20, 5, (3 << 20) + 17, len(data) - 3):
+            fh.seek(offset)
+            assert fh.read(4096) == data[offset:offset + 4096]
+
+
+def test_s11_page_cache_kept_until_etag_changes(sqlite_server, mnt, d):
+    f = os.path.join(d, "cached")
+    with open(f, "w") as fh:
+        fh.write("version 1")
+    assert open(f).read() == "version 1"
+    assert open(f).read() == "version 1"
+    with sqlite_server.client("alice") as c:
+        assert c.put(f"/arc/files/{rel(f, mnt)}", content=b"version 2!").status_code == 201
+    time.sleep(1.2)
+    assert open(f).read() == "version 2!"
+
+
+def test_s12_enoent(mnt, d):
+    assert errno_of(os.stat, os.path.join(d, "missing")) == errno.ENOENT
+    assert errno_of(open, os.path.join(d, "missing", "x"), "w") == errno.ENOENT
+
+
+def test_s13_eacces(mnt, d):
+    assert errno_of(os.listdir, os.path.join(mnt, "home", "bob")) == errno.EACCES
+    assert errno_of(os.mkdir, os.path.join(mnt, "home", "bob", "x")) == errno.EACCES
+
+
+def test_s14_eexist(d):
+    os.mkdir(os.path.join(d, "x"))
+    assert errno_of(os.mkdir, os.path.join(d, "x")) == errno.EEXIST
+    assert errno_of(os.symlink, "y", os.path.join(d, "x")) == errno.EEXIST
+    assert errno_of(os.open, os.path.join(d, "x"), os.O_CREAT | os.O_EXCL | os.O_WRONLY) \
+        == errno.EEXIST
+
+
+def test_s15_enotempty(d):
+    os.makedirs(os.path.join(d, "full", "child"))
+    os.mkdir(os.path.join(d, "other"))
+    assert errno_of(os.rmdir, os.path.join(d, "full")) == errno.ENOTEMPTY
+    assert errno_of(os.rename, os.path.join(d, "other"), os.path.join(d, "full")) \
+        == errno.ENOTEMPTY
+
+
+def test_s16_edquot_on_close(sqlite_server, mnt, d):
+    result = sqlite_server.vospace("quota", "set", f"arc:{rel(d, mnt)}", "100K")
+    assert result.returncode == 0, result.stderr
+    fh = open(os.path.join(d, "too-big"), "wb")
+    fh.write(b"x" * 300_000)
+    with pytest.raises(OSError) as info:
+        fh.close()
+    assert info.value.errno == errno.EDQUOT
+    with open(os.path.join(d, "fits"), "wb") as fh:
+        fh.write(b"x" * 1000)
+
+
+def test_s17_s32_unreachable_server_gives_eio_then_recovers(tmp_path):
+    server = make_server(str(tmp_path))
+    try:
+        with mounted(server, "alice", "arc", "--attr-ttl", "0.2", "--dir-ttl", "0.2") as mp:
+            home = os.path.join(mp, "home", "alice")
+            with open(os.path.join(home, "f"), "w") as fh:
+                fh.write("before")
+            server.stop()
+            time.sleep(0.5)
+            started = time.monotonic()
+            assert errno_of(os.listdir, home) == errno.EIO
+            assert errno_of(os.stat, os.path.join(home, "g")) == errno.EIO
+
+            def write():
+                with open(os.path.join(home, "f2"), "w") as fh:
+                    fh.write("not stored")
+            assert errno_of(write) == errno.EIO          # at open or at close, never silent
+            assert time.monotonic() - started < 30
+            server.start()
+            assert open(os.path.join(home, "f")).read() == "before"
+            with open(os.path.join(home, "f3"), "w") as fh:
+                fh.write("after")
+            assert "f3" in os.listdir(home)
+    finally:
+        server.stop()
+
+
+def test_s18_unlink_directory(d):
+    os.mkdir(os.path.join(d, "dir"))
+    assert errno_of(os.unlink, os.path.join(d, "dir")) == errno.EISDIR
+
+
+def test_s19_enotdir(d):
+    with open(os.path.join(d, "file"), "w") as fh:
+        fh.write("x")
+    assert errno_of(os.rmdir, os.path.join(d, "file")) == errno.ENOTDIR
+    assert errno_of(os.stat, os.path.join(d, "file", "x")) == errno.ENOTDIR
+
+
+def test_s20_readlink_of_non_link(d):
+    with open(os.path.join(d, "file"), "w") as fh:
+        fh.write("x")
+    assert errno_of(os.readlink, os.path.join(d, "file")) == errno.EINVAL
+
+
+def test_s21_rename_into_itself(d):
+    os.makedirs(os.path.join(d, "a", "b"))
+    assert errno_of(os.rename, os.path.join(d, "a"), os.path.join(d, "a", "b", "c")) \
+        == errno.EINVAL
+
+
+def test_s22_missing_xattr(d):
+    assert errno_of(os.getxattr, d, "user.nothing") == errno.ENODATA
+    assert errno_of(os.removexattr, d, "user.nothing") == errno.ENODATA
+
+
+def test_s23_reserved_xattr(d):
+    for name in ("user.length", "user.MD5", "user.ispublic", "user.date"):
+        assert errno_of(os.setxattr, d, name, b"1") == errno.EPERM
+
+
+def test_s24_other_namespaces(d):
+    assert errno_of(os.setxattr, d, "trusted.x", b"1") in (errno.ENOTSUP, errno.EPERM)
+    assert errno_of(os.getxattr, d, "security.x") in (errno.ENOTSUP, errno.ENODATA)
+
+
+def test_s25_hard_links_and_devices(d):
+    with open(os.path.join(d, "file"), "w") as fh:
+        fh.write("x")
+    assert errno_of(os.link, os.path.join(d, "file"), os.path.join(d, "hard")) \
+        in (errno.ENOSYS, errno.EPERM)
+    assert errno_of(os.mkfifo, os.path.join(d, "fifo")) in (errno.ENOSYS, errno.EPERM)
+
+
+def test_s26_rmdir_root(mnt):
+    assert errno_of(os.rmdir, mnt) in (errno.EBUSY, errno.EACCES)
+
+
+def test_s27_locked(sqlite_server, mnt, d):
+    f = os.path.join(d, "locked.txt")
+    with open(f, "w") as fh:
+        fh.write("x")
+    _lock(sqlite_server, rel(f, mnt))
+    time.sleep(1.2)
+    assert errno_of(os.unlink, f) == errno.EPERM
+
+
+def test_s28_own_changes_visible_at_once(sqlite_server, d):
+    with mounted(sqlite_server, "alice", "arc", "--attr-ttl", "60", "--dir-ttl", "60") as mp:
+        where = os.path.join(mp, os.path.relpath(d, os.path.dirname(os.path.dirname(
+            os.path.dirname(d)))))
+        assert os.listdir(where) == []
+        with open(os.path.join(where, "a"), "w") as fh:
+            fh.write("1")
+        assert os.listdir(where) == ["a"]
+        os.rename(os.path.join(where, "a"), os.path.join(where, "b"))
+        assert os.listdir(where) == ["b"] and open(os.path.join(where, "b")).read() == "1"
+        os.unlink(os.path.join(where, "b"))
+        assert os.listdir(where) == []
+
+
+def test_s29_other_mount_sees_changes_within_ttl(sqlite_server, mnt, d):
+    with mounted(sqlite_server, "alice", "arc", "--attr-ttl", "1", "--dir-ttl", "1") as other:
+        there = os.path.join(other, rel(d, mnt))
+        assert os.listdir(there) == []
+        with open(os.path.join(d, "new"), "w") as fh:
+            fh.write("hello")
+        deadline = time.monotonic() + 3
+        while "new" not in os.listdir(there) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open(os.path.join(there, "new")).read() == "hello"
+        assert time.monotonic() < deadline
+
+
+def test_s30_close_to_open(sqlite_server, mnt, d):
+    f = os.path.join(d, "shared")
+    with open(f, "w") as fh:
+        fh.write("v1")
+    with mounted(sqlite_server, "alice", "arc") as other:
+        there = os.path.join(other, rel(f, mnt))
+        fh = open(f, "w")
+        fh.write("v2")
+        fh.flush()
+        time.sleep(1.2)
+        assert open(there).read() == "v1"       # not closed yet: the old content
+        fh.close()
+        time.sleep(1.2)
+        assert open(there).read() == "v2"
+
+
+def test_s31_created_file_reaches_server_at_close(sqlite_server, mnt, d):
+    f = os.path.join(d, "late")
+    fh = open(f, "w")
+    assert os.path.exists(f) and "late" in os.listdir(d)
+    assert node(sqlite_server, rel(f, mnt)).status_code == 404
+    fh.close()
+    assert node(sqlite_server, rel(f, mnt)).status_code == 200

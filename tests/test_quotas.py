@@ -260,3 +260,23 @@ def test_usage_stays_exact_after_1000_random_operations(tmp_path, backend):
             assert quota.usage_of(d) == walk_usage(tree, d.path)
         assert quota.usage_of(tree.resolve(top)[-1]) == walk_usage(tree, top)
     tree.close()
+
+
+def test_push_announcing_a_length_that_cannot_fit_is_refused_at_negotiation(svc):
+    root = quota_root(svc, 1000)
+    assert put(svc, f"{root}/f", os.urandom(600)).status_code == 201
+
+    def negotiate(path: str, length: int) -> httpx.Response:
+        body = (f'<vos:transfer xmlns:vos="{VOS_NS}" version="2.1">'
+                f"<vos:target>{svc.uri(path)}</vos:target>"
+                "<vos:direction>pushToVoSpace</vos:direction>"
+                '<vos:protocol uri="ivo://ivoa.net/vospace/core#httpsput"/>'
+                f'<vos:param uri="{CORE}length">{length}</vos:param></vos:transfer>')
+        with svc.client() as c:
+            return c.post(f"/{svc.name}/synctrans", content=body,
+                          headers={"Content-Type": "text/xml"})
+
+    r = negotiate(f"{root}/g", 500)
+    assert r.status_code == 413 and r.text.startswith("QuotaExceeded")
+    assert negotiate(f"{root}/g", 400).status_code == 303
+    assert negotiate(f"{root}/f", 1000).status_code == 303  # replaces f's 600 bytes

@@ -20,6 +20,7 @@ from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import ContainerNotFound, NodeNotFound, PermissionDenied
+from ..storage import quota
 from .data_stream import receive_bytes, send_bytes
 from .nodes import node_path
 from .requests import base_url, caller_of, deployment, run
@@ -28,8 +29,10 @@ from .versions import version_number
 METHODS = ["GET", "HEAD", "PUT"]
 
 
-async def authorize_put(caller: Caller, service: Service, path: str) -> None:
-    """Write access to the node, or to its parent when the node does not exist yet."""
+async def authorize_put(caller: Caller, service: Service, path: str,
+                        size: int | None = None) -> None:
+    """Write access to the node, or to its parent when the node does not exist yet; with an
+    announced ``size``, QuotaExceeded already now when it cannot fit."""
     tree = service.tree
     try:
         chain = await run(tree.resolve, path)
@@ -43,6 +46,10 @@ async def authorize_put(caller: Caller, service: Service, path: str) -> None:
     policy.require_write(caller, chain)
     if chain[-1].path == path and chain[-1].flag(props.ISLOCKED):
         raise PermissionDenied(f"/{path} is locked")
+    if size is not None:
+        existing = chain[-1].path == path
+        quota.require_room(chain[:-1] if existing else chain, size,
+                           quota.usage_of(chain[-1]) if existing else 0)
 
 
 def preauth_url(request: Request, service: Service, path: str, direction: str,

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ..auth import policy
 from ..auth.identity import Caller
 from ..deployment import Service
+from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import InvalidArgument, InvalidURI, ProtocolNotSupported
 from ..protocol.transfer import (HTTP_GET, HTTP_PUT, HTTPS_GET, HTTPS_PUT, PULL_FROM, PUSH_TO,
@@ -27,6 +28,12 @@ from .files import authorize_put, files_url, preauth_url
 from .requests import base_url, caller_of, deployment, read_body, run, xml_response
 
 SUPPORTED = {PULL_FROM: (HTTPS_GET, HTTP_GET), PUSH_TO: (HTTPS_PUT, HTTP_PUT)}
+
+
+def announced_length(transfer: Transfer) -> int | None:
+    """The size a push announces (``<param uri="...#length">``), checked against quotas."""
+    value = transfer.params.get(props.LENGTH, "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _query_transfer(request: Request) -> Transfer | None:
@@ -54,9 +61,10 @@ class SyncTransfers:
             raise InvalidURI(f"{target} does not belong to {self.service.base_uri}")
         return parsed.path
 
-    async def _authorize(self, caller: Caller, direction: str, path: str) -> None:
+    async def _authorize(self, caller: Caller, direction: str, path: str,
+                         size: int | None = None) -> None:
         if direction == PUSH_TO:
-            await authorize_put(caller, self.service, path)
+            await authorize_put(caller, self.service, path, size)
             return
         chain = await run(self.service.tree.resolve, path)
         policy.require_read(caller, chain)
@@ -85,7 +93,7 @@ class SyncTransfers:
             raise InvalidArgument(f"synctrans handles {PUSH_TO} and {PULL_FROM}; "
                                   f"use /transfers for {transfer.direction!r}")
         path = self._target_path(request, transfer.target)
-        await self._authorize(caller, transfer.direction, path)
+        await self._authorize(caller, transfer.direction, path, announced_length(transfer))
         return Transfer(target=transfer.target, direction=transfer.direction,
                         view=transfer.view,
                         protocols=self._endpoints(request, transfer, path, caller))

@@ -79,6 +79,17 @@ def test_jobs_left_executing_by_a_killed_server_are_failed_or_resumed(tmp_path):
             assert c.get(arc.nodes_url(f"{base}/doomed")).status_code == 404
             listing = c.get(arc.nodes_url(base)).text
             assert "copy" not in listing and "big" in listing
+            # a graceful stop (SIGTERM) does not wait for a long copy: it hands it back
+            # (the SIGKILLed copy's hidden temp folder stays for fsck; nothing is added)
+            before = sorted(os.listdir(os.path.join(server.data_dir, "arc", base)))
+            job = new_job(c, arc, f"{base}/big", f"{base}/copy2", keep_bytes=True)
+            assert c.post(job + "/phase", data={"PHASE": "RUN"}).status_code == 303
+        assert store.phase(job.rsplit("/", 1)[1]) == EXECUTING
+        start = time.monotonic()
+        server.stop()
+        assert server.proc.returncode is not None and time.monotonic() - start < 10
+        assert store.phase(job.rsplit("/", 1)[1]) == "ERROR"
+        assert sorted(os.listdir(os.path.join(server.data_dir, "arc", base))) == before
     finally:
         server.stop()
 

@@ -64,10 +64,12 @@ class JobRunner:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop claiming; running jobs stop at their next check and are handed back
+        (``_release``), so a shutdown never waits for a long copy."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _loop(self) -> None:
         last_sweep = time.monotonic()
@@ -82,30 +84,36 @@ class JobRunner:
                     if job is None:
                         self._busy.release()
                         break
-                    self._submit(job)
+                    self._submit(job, counted=True)
             except Exception:  # keep the loop alive through a database hiccup
                 log.exception("job runner loop")
 
     def sweep(self) -> None:
         """Recover orphaned jobs, abort overdue ones, destroy expired ones."""
         for job in self.store.orphans(self.me):
-            if job.kind in (Kind.DELETE.value, Kind.SETPROPS.value):
-                if self.store.requeue(job):
-                    log.warning("job %s orphaned by %s: queued again", job.id, job.runner)
-            elif self.store.fail_orphan(job, INTERRUPTED):
-                log.warning("job %s orphaned by %s: failed", job.id, job.runner)
+            self._release(job, f"orphaned by {job.runner}")
         for job in self.store.overdue():
             self.store.abort(job.id)
         self.store.destroy_expired()
 
+    def _release(self, job: Job, why: str) -> None:
+        """An EXECUTING job whose runner is gone or stopping: recursive delete/setprops are
+        idempotent and go back to the queue; a transfer is failed (TransferFailed)."""
+        if job.kind in (Kind.DELETE.value, Kind.SETPROPS.value):
+            if self.store.requeue(job):
+                log.warning("job %s %s: queued again", job.id, why)
+        elif self.store.fail_orphan(job, INTERRUPTED):
+            log.warning("job %s %s: failed", job.id, why)
+
     # -- running ------------------------------------------------------------------------
-    def _submit(self, job: Job) -> Future:
-        """Run a claimed job on the pool; ``_busy`` was acquired for it."""
+    def _submit(self, job: Job, counted: bool) -> Future:
+        """Run a claimed job on the pool; ``counted``: it holds a ``_busy`` slot."""
         def task() -> None:
             try:
                 self.execute(job)
             finally:
-                self._busy.release()
+                if counted:
+                    self._busy.release()
         return self.pool.submit(task)
 
     async def run_now(self, job_id: str, budget: float) -> None:
@@ -114,8 +122,8 @@ class JobRunner:
         job = await loop.run_in_executor(None, self.store.claim, self.me, job_id)
         if job is None:
             return  # another process took it, or it was aborted
-        self._busy.acquire()  # inline jobs may briefly exceed the pool; the pool queues them
-        future = asyncio.wrap_future(self._submit(job))
+        # not counted against the background slots: behind a full pool it simply waits
+        future = asyncio.wrap_future(self._submit(job, counted=False))
         try:
             await asyncio.wait_for(asyncio.shield(future), budget)
         except asyncio.TimeoutError:
@@ -123,11 +131,14 @@ class JobRunner:
 
     def execute(self, job: Job) -> None:
         """Run one claimed job to a final phase (never raises)."""
-        progress = actions.Progress(lambda: self.store.phase(job.id) == ABORTED)
+        progress = actions.Progress(
+            lambda: self._stop.is_set() or self.store.phase(job.id) == ABORTED)
         try:
             results = self._perform(job, progress)
         except actions.Aborted:
-            if job.kind in (Kind.DELETE.value, Kind.SETPROPS.value):
+            if self._stop.is_set() and self.store.phase(job.id) != ABORTED:
+                self._release(job, "interrupted by a server shutdown")
+            elif job.kind in (Kind.DELETE.value, Kind.SETPROPS.value):
                 self.store.record_results(job.id, progress.results())  # what was done
             return
         except VOSpaceFault as fault:

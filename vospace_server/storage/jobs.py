@@ -155,10 +155,12 @@ class JobStore:
         with self.engine.connect() as conn:
             return conn.execute(select(jobs.c.phase).where(jobs.c.id == job_id)).scalar()
 
-    def list(self, service: str, owner: str | None, phases: list[str] | None = None,
-             after: float | None = None, last: int | None = None) -> list[Job]:
-        """Jobs of ``owner`` (all owners if None) newest first, as UWS 1.1 filters them."""
-        query = select(jobs).where(jobs.c.service == service, jobs.c.kind != Kind.SYNC.value)
+    def list(self, service: str, owner: str | None, kinds: tuple[str, ...],
+             phases: list[str] | None = None, after: float | None = None,
+             last: int | None = None) -> list[Job]:
+        """Jobs of ``kinds`` and ``owner`` (all owners if None) newest first, as UWS 1.1
+        filters them."""
+        query = select(jobs).where(jobs.c.service == service, jobs.c.kind.in_(kinds))
         if owner is not None:
             query = query.where(jobs.c.owner == owner)
         if phases:

@@ -80,6 +80,14 @@ def test_vrm_recursive_and_vrmdir(service, tmp_path):
     r = cadc(service, str(tmp_path), "vrmdir", short(service, f"{base}/other"))
     assert r.returncode == 0, r.stderr
     assert not exists(service, f"{base}/other")
+    # a locked node survives; the client reports the counts and fails
+    assert service.create(f"{base}/k", "ContainerNode").status_code == 201
+    assert service.create(f"{base}/k/f4", "DataNode", properties={
+        "ivo://cadc.nrc.ca/vospace/core#islocked": "true"}).status_code == 201
+    assert service.create(f"{base}/k/f5", "DataNode").status_code == 201
+    r = cadc(service, str(tmp_path), "vrm", "-R", short(service, f"{base}/k"))
+    assert r.returncode != 0 and "deleted count: 1, failed count: 2" in r.stderr, r.stderr
+    assert exists(service, f"{base}/k/f4") and not exists(service, f"{base}/k/f5")
 
 
 def test_vchmod_and_vtag_recursive(service, tmp_path):

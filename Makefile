@@ -37,9 +37,10 @@ $(CADC_VENV)/.installed:
 	$(CADC_VENV)/bin/pip install -q 'vos>=3.6'
 	touch $@
 
-bench: setup
+bench: setup cadc-client
 	$(BIN)/python bench/nodes.py
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/client.py
 
 clean:
 	rm -rf $(VENV) $(CADC_VENV)

@@ -9,9 +9,13 @@ import binascii
 import hashlib
 import mimetypes
 import os
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
+
+import httpx
 
 from . import errors
 from .uris import Remote
@@ -52,6 +56,60 @@ def digest_md5(headers) -> str | None:
                 return None
     etag = headers.get("etag", "").strip('W/"')
     return etag if len(etag) == 32 else None
+
+
+class _Pipe:
+    """Runs ``consume(chunk)`` for each chunk on a second thread, so network I/O overlaps
+    with disk I/O and MD5 (all three release the GIL on large buffers)."""
+
+    def __init__(self, consume: Callable[[bytes], None], depth: int = 256) -> None:
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._consume = consume
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._consume(chunk)
+                except BaseException as exc:  # re-raised in the caller's thread by close()
+                    self._error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _read_ahead(path: str, hasher, progress: Progress | None) -> Iterator[bytes]:
+    """The file's chunks, read and hashed on a second thread while the caller sends."""
+    chunks: queue.Queue = queue.Queue(8)
+
+    def produce() -> None:
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    hasher.update(chunk)
+                    chunks.put(chunk)
+            chunks.put(None)
+        except OSError as exc:
+            chunks.put(exc)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := chunks.get()) is not None:
+        if isinstance(item, OSError):
+            raise item
+        if progress:
+            progress(len(item))
+        yield item
 
 
 def _with_retries(fn: Callable[[], Result], attempts: int = ATTEMPTS) -> Result:
@@ -108,20 +166,12 @@ def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = 
 def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5: str | None,
               progress: Progress | None) -> Result:
     hasher = hashlib.md5()
-
-    def body() -> Iterator[bytes]:
-        with open(local, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                hasher.update(chunk)
-                if progress:
-                    progress(len(chunk))
-                yield chunk
-
     headers = {"Content-Length": str(size),
                "Content-Type": mimetypes.guess_type(local)[0] or "application/octet-stream"}
     if known_md5:
         headers["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
-    response = client.transport.request("PUT", client.files_url(remote), content=body(),
+    response = client.transport.request("PUT", client.files_url(remote),
+                                        content=_read_ahead(local, hasher, progress),
                                         headers=headers, what=str(remote), retry=False)
     sent = hasher.hexdigest()
     echoed = digest_md5(response.headers)
@@ -234,17 +284,23 @@ def _get_file(client: "Client", remote: Remote, local: str, node, resume: bool,
                          0o644)
             with os.fdopen(fd, "wb") as fh:
                 fh.seek(offset)
+
+                def consume(chunk: bytes) -> None:
+                    fh.write(chunk)
+                    hasher.update(chunk)
+
+                pipe = _Pipe(consume)
                 try:
-                    for chunk in response.iter_raw(CHUNK):
-                        fh.write(chunk)
-                        hasher.update(chunk)
+                    # the transport's own pieces (~64 KiB): re-chunking would copy every byte
+                    for chunk in response.iter_raw():
+                        pipe.put(chunk)
                         if progress:
                             progress(len(chunk))
-                except Exception as exc:  # a dropped stream: keep the .part for resuming
-                    if isinstance(exc, errors.VOSError):
-                        raise
+                except httpx.HTTPError as exc:  # a dropped stream: keep the .part to resume
+                    pipe.close()
                     raise errors.Unreachable(f"{remote}: connection lost during download: "
                                              f"{exc}") from None
+                pipe.close()
         expected = digest_md5(response.headers) if response.status_code == 200 else None
         expected = expected or node.md5
     finally:

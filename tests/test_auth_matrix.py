@@ -25,6 +25,8 @@ READERS = {"owner", "reader", "writer", "admin"}
 WRITERS = {"owner", "writer", "admin"}
 PERMISSION_CHANGERS = {"owner", "admin"}
 QUOTA_SETTERS = {"admin"}
+SIGNED_IN = set(ROLES) - UNAUTHENTICATED
+JOB_OWNERS = {"owner", "admin"}
 
 
 def node_xml(service: str, path: str, node_type: str = "ContainerNode",
@@ -84,6 +86,11 @@ class World:
                           properties=groups).raise_for_status()
             with self.client("owner") as c:
                 c.put(f"/{service}/files/{shared}/f", content=b"hello").raise_for_status()
+        with self.client("owner") as c:  # a job of the owner's, for job visibility
+            r = c.post("/vault/async-delete",
+                       data={"target": f"vos://localhost~vault/{self.shared['vault']}/none"})
+            assert r.status_code == 303, r.text
+            self.owner_job = r.headers["location"]
 
     def client(self, role: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role in self.tokens else {}
@@ -150,6 +157,10 @@ def operations(world: World, service: str, role: str) -> dict[str, tuple[set[str
             c, f"/{service}/async-setprops",
             content=node_xml(service, data, "DataNode",
                              {"ivo://ivoa.net/vospace/core#title": f"async {role}"})))
+        results["GET owner's job"] = (JOB_OWNERS, c.get(world.owner_job))
+        results["GET posix-mapper uid"] = (SIGNED_IN, c.get("/posix-mapper/uid"))
+        if service == "vault":
+            results["GET versions"] = (READERS, c.get(f"/vault/versions/{data}"))
         world.put_node("owner", service, f"{doomed}2").raise_for_status()
         results["async-delete"] = (WRITERS, run_job(
             c, f"/{service}/async-delete", data={"target": f"vos://localhost~{service}/{doomed}2"}))

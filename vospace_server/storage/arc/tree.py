@@ -256,7 +256,7 @@ class ArcTree:
         chain = self.resolve(path)
         full = self._fs(path)
         with usage.change(self._quota_roots(chain[:-1])) as roots:
-            size = usage.tree_size(full)
+            size = usage.tree_size(full) if roots.roots else 0  # walk only when counted
             self._remove(full)
             roots.add(-size)
 
@@ -291,7 +291,8 @@ class ArcTree:
         src_roots = self._quota_roots(src_chain[:-1])
         shared = frozenset(r for r, _ in src_roots if r in {d for d, _ in dest_roots})
         with usage.locked([r for r, _ in src_roots + dest_roots]):
-            size = usage.tree_size(self._fs(src))
+            counted = len(shared) < len(src_roots) or len(shared) < len(dest_roots)
+            size = usage.tree_size(self._fs(src)) if counted else 0
             usage.Roots(dest_roots).require(size, exempt=shared)
             copying.rename_noreplace(self._fs(src), self._fs(final))
             usage.Roots(src_roots).add(-size, exempt=shared)
@@ -308,12 +309,13 @@ class ArcTree:
         temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
         try:
-            usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))  # before any byte
+            if dest_roots:  # refuse before any byte is copied
+                usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))
             copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX, check)
             if self.ids is not None:
                 posix_acl.copy_permissions(self._fs(src), temp, self.ids.uid(owner))
             with usage.change(dest_roots) as roots:
-                size = usage.tree_size(temp)
+                size = usage.tree_size(temp) if dest_roots else 0
                 roots.require(size)
                 copying.rename_noreplace(temp, self._fs(final))
                 roots.add(size)

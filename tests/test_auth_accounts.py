@@ -221,3 +221,17 @@ def test_writes_and_denials_are_logged(server: Server) -> None:
             "status": 201} in records
     assert any(r["event"] == "denied" and r["caller"] == "carol" and r["method"] == "DELETE"
                and r["path"] == f"/vault/nodes/{path}" and r["status"] == 403 for r in records)
+
+
+def test_password_guessing_is_throttled_per_user_and_client(server: Server) -> None:
+    with anon(server) as c:
+        for _ in range(10):
+            r = c.post("/ac/login", data={"username": "guessed", "password": "wrong guess"})
+            assert r.status_code == 401
+        r = c.post("/ac/login", data={"username": "guessed", "password": "wrong guess"})
+        assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+        with anon(server, auth=("guessed", "again")) as basic:
+            assert basic.get("/ac/whoami").status_code == 429
+        # other users are not locked out by someone guessing at "guessed"
+        r = c.post("/ac/login", data={"username": "dora", "password": PASSWORD})
+        assert r.status_code == 200

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from ..protocol.faults import TooManyRequests
 from .groups import GroupStore
 from .identity import Caller
 from .store import TOKEN_PREFIX, Account, AuthStore
@@ -22,6 +23,36 @@ if TYPE_CHECKING:  # imported only when configured: it pulls in httpx and joserf
 
 BASIC_CACHE_S = 30.0
 BASIC_CACHE_MAX = 1024
+MAX_FAILURES = 10       # wrong passwords per (user, client address) ...
+FAILURE_WINDOW_S = 300  # ... within this window; then refused unchecked until it passes
+
+
+class FailureThrottle:
+    """Slows password guessing: per (user, client) pair, so others cannot lock a user out."""
+
+    def __init__(self) -> None:
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        return [t for t in self._failures.get(key, []) if now - t < FAILURE_WINDOW_S]
+
+    def check(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            if len(self._recent(key, time.monotonic())) >= MAX_FAILURES:
+                raise TooManyRequests("too many wrong passwords; try again later")
+
+    def failed(self, key: tuple[str, str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if len(self._failures) >= BASIC_CACHE_MAX:
+                self._failures = {k: v for k, v in self._failures.items()
+                                  if self._recent(k, now)}
+            self._failures[key] = self._recent(key, now) + [now]
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -35,6 +66,7 @@ class Authenticator:
         self.store, self.groups, self.oidc = store, groups, oidc
         self._basic_ok: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.throttle = FailureThrottle()
 
     def caller(self, account: Account) -> Caller:
         return Caller(name=account.name, is_admin=account.is_admin,
@@ -51,15 +83,20 @@ class Authenticator:
             return None
         return self.caller(account)
 
-    def from_password(self, user: str, password: str) -> Caller | None:
+    def from_password(self, user: str, password: str, client: str = "") -> Caller | None:
+        """The caller for a right password; TooManyRequests after repeated wrong ones."""
         key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
         with self._lock:
             verified = self._basic_ok.get(key, 0.0) > time.monotonic()
         if verified:
             account = self.store.account(user)
         else:
+            self.throttle.check((user, client))
             account = self.store.check_password(user, password)
-            if account is not None:
+            if account is None:
+                self.throttle.failed((user, client))
+            else:
+                self.throttle.succeeded((user, client))
                 with self._lock:
                     if len(self._basic_ok) >= BASIC_CACHE_MAX:
                         self._basic_ok.clear()

@@ -118,3 +118,10 @@ class NodeBusy(VOSpaceFault):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(f"Node is busy {detail}".strip())
+
+
+class TooManyRequests(VOSpaceFault):
+    """Not an IVOA fault: password guessing slowed down (``/ac/login``, HTTP Basic)."""
+
+    fault_name, status = "TooManyRequests", 429
+    headers = {"Retry-After": "60"}

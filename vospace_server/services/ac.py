@@ -21,8 +21,8 @@ from ..auth.groups import ROLES, check_group_name, group_uri, local_name
 from ..auth.identity import Caller
 from ..protocol.faults import InvalidArgument, NodeNotFound, NotAuthenticated, PermissionDenied
 from .audit import log_event
-from .requests import (CALLER_KEY, SESSION_COOKIE, bearer_token, caller_of, deployment,
-                       read_body, run)
+from .requests import (CALLER_KEY, SESSION_COOKIE, bearer_token, caller_of, client_address,
+                       deployment, read_body, run)
 
 MAX_FORM_BYTES = 8 * 1024
 
@@ -45,7 +45,8 @@ async def login(request: Request) -> Response:
     if not user or not password:
         raise InvalidArgument("username and password are required")
     dep = deployment(request)
-    caller = await run(dep.authenticator.from_password, user, password)
+    caller = await run(dep.authenticator.from_password, user, password,
+                       client_address(request))
     if caller is None:
         log_event("login-failed", request.scope, user=user)
         raise NotAuthenticated("wrong user name or password")

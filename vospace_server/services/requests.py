@@ -48,6 +48,10 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return user, password
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 async def caller_of(request: Request) -> Caller:
     """The authenticated caller; presented but invalid credentials are an error, not anonymity.
 
@@ -69,7 +73,7 @@ async def caller_of(request: Request) -> Caller:
             raise NotAuthenticated("the token is unknown, expired or revoked")
         caller = found
     elif basic is not None:
-        found = await run(authenticator.from_password, *basic)
+        found = await run(authenticator.from_password, *basic, client_address(request))
         if found is None:
             raise NotAuthenticated("wrong user name or password")
         caller = found

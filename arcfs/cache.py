@@ -43,6 +43,13 @@ class TTLCache(Generic[V]):
                 self._data.clear()   # rare; a full refill is cheaper than LRU bookkeeping
             self._data[key] = (time.monotonic() + self.ttl, value)
 
+    def update(self, key: str, fn) -> None:
+        """Replace a fresh entry by ``fn(entry)``, keeping its expiry (nothing if absent)."""
+        with self._lock:
+            item = self._data.get(key)
+            if item is not None and item[0] >= time.monotonic():
+                self._data[key] = (item[0], fn(item[1]))
+
     def pop(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)

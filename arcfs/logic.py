@@ -25,7 +25,7 @@ import httpx
 
 from vosclient import errors
 from vosclient.client import Client
-from vosclient.nodes import CONTAINER, DATA, LINK, Node, prop_uri, short_name
+from vosclient.nodes import DATA, Node, prop_uri, short_name
 from vosclient.uris import Remote, normalize
 from vospace_server.protocol import properties as P
 
@@ -153,11 +153,24 @@ class ArcFS:
         parent = os.path.dirname(path.rstrip("/"))
         return parent or "/"
 
-    def _invalidate(self, path: str, tree: bool = False) -> None:
-        (self.attrs.pop_tree if tree else self.attrs.pop)(path)
-        if tree:
-            self.listings.pop_tree(path)
-        self.listings.pop(self._parent(path))
+    def _created(self, path: str, node: Node | None = None) -> None:
+        """This mount made ``path``: add it to its parent's cached listing (keeping that
+        listing's expiry) and cache its node when known."""
+        name = os.path.basename(path)
+        self.listings.update(self._parent(path),
+                             lambda names: names if name in names else names + [name])
+        if node is not None:
+            self.attrs.put(path, node)
+        else:
+            self.attrs.pop(path)
+
+    def _removed(self, path: str) -> None:
+        """This mount removed ``path``: a negative entry, and gone from the listing."""
+        name = os.path.basename(path)
+        self.listings.update(self._parent(path), lambda names: [n for n in names if n != name])
+        self.attrs.pop_tree(path)
+        self.listings.pop_tree(path)
+        self.attrs.put(path, None)
 
     # ---- metadata -----------------------------------------------------------------------
     def node(self, path: str) -> Node:
@@ -275,7 +288,7 @@ class ArcFS:
         self._require_parent(path)
         with remote_errors():
             self.client.mkdir(self.remote(path))
-        self._invalidate(path)
+        self._created(path)
 
     def _require_parent(self, path: str) -> None:
         if not self.node(self._parent(path)).isdir:
@@ -290,7 +303,7 @@ class ArcFS:
             raise fs_error(errno.ENOTEMPTY)
         with remote_errors():
             self.client.delete(self.remote(path))
-        self._invalidate(path, tree=True)
+        self._removed(path)
 
     def unlink(self, path: str) -> None:
         spool = self.spools.get(path)
@@ -309,7 +322,7 @@ class ArcFS:
         if node is not None:
             with remote_errors():
                 self.client.delete(self.remote(path))
-        self._invalidate(path)
+        self._removed(path)
 
     def symlink(self, path: str, target: str) -> None:
         """``ln -s target path``: a LinkNode. The server wants a URI, so a target inside the
@@ -328,7 +341,7 @@ class ArcFS:
             stored = self.client.node_uri(self.remote(inner)) if inner is not None \
                 else "file://" + quote(target)
             self.client.link(self.remote(path), stored)
-        self._invalidate(path)
+        self._created(path)
 
     def readlink(self, path: str) -> str:
         """Links to nodes inside the mount read back relative to the link's directory."""
@@ -375,11 +388,12 @@ class ArcFS:
                 raise fs_error(errno.ENOTDIR)
             with remote_errors():
                 self.client.delete(self.remote(new))
-            self._invalidate(new, tree=True)
+            self._removed(new)
         with remote_errors():
             self.client.move(self.remote(old), self.remote(new))
-        self._invalidate(old, tree=True)
-        self._invalidate(new, tree=True)
+        self._removed(old)
+        self.attrs.pop(new)
+        self._created(new)
         with self.lock:
             for key in [k for k in self.spools if k == old or k.startswith(old + "/")]:
                 moved = self.spools.pop(key)
@@ -415,7 +429,7 @@ class ArcFS:
     def _set_props(self, path: str, changes: dict[str, str | None]) -> Node:
         with remote_errors():
             node = self.client.set_props(self.remote(path), changes)
-        self.attrs.pop(path)
+        self.attrs.put(path, node)
         return node
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
@@ -574,7 +588,6 @@ class ArcFS:
         spool = self._spool_for(path, None, truncate=existing is not None)
         if existing is not None:
             spool.dirty = True
-        self.listings.pop(self._parent(path))
         return self._new_handle(Handle(path, spool=spool, writable=True))
 
     def _handle(self, fh: int) -> Handle:
@@ -636,10 +649,21 @@ class ArcFS:
             remote = self.remote(spool.path)
             content_type = mimetypes.guess_type(spool.path)[0] or "application/octet-stream"
             with remote_errors(), open(spool.name, "rb") as fh:
-                self.client.put_stream(remote, fh, os.fstat(fh.fileno()).st_size, content_type)
+                size = os.fstat(fh.fileno()).st_size
+                md5 = self.client.put_stream(remote, fh, size, content_type)
             spool.dirty = False
-        self._invalidate(spool.path)
+            previous = self.attrs.get(spool.path)
+            self._created(spool.path, self._uploaded_node(remote, previous, size, md5))
         self.seen_md5.pop(spool.path, None)
+
+    def _uploaded_node(self, remote: Remote, previous, size: int, md5: str) -> Node:
+        """The node as the upload left it, without asking: the server keeps the node's
+        other properties on a PUT, and dates it about now."""
+        props = dict(previous.props) if isinstance(previous, Node) else {}
+        props.update({P.LENGTH: str(size), P.MD5: md5, P.DATE: P.format_date(time.time()),
+                      P.TYPE: mimetypes.guess_type(remote.path)[0]})
+        props.pop(MTIME_PROP, None)
+        return Node(uri="", path=remote.path, type=DATA, props=props)
 
     def flush(self, fh: int) -> None:
         handle = self._handle(fh)

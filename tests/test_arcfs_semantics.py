@@ -5,7 +5,6 @@ import errno
 import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -298,7 +297,7 @@ def test_s17_s32_unreachable_server_gives_eio_then_recovers(tmp_path):
             home = os.path.join(mp, "home", "alice")
             with open(os.path.join(home, "f"), "w") as fh:
                 fh.write("before")
-            server.stop()
+            server.stop(signal.SIGKILL)          # a crash; a restart follows
             time.sleep(0.5)
             started = time.monotonic()
             assert errno_of(os.listdir, home) == errno.EIO

@@ -270,3 +270,25 @@ def test_readable_writable_properties(world: World) -> None:
         child_values = {p.get("uri").rpartition("#")[2]: p.text
                         for p in child.findall("vos:properties/vos:property", ns)}
         assert child_values["writable"] == writable, role
+
+
+@pytest.mark.parametrize("service", ["vault", "arc"])
+def test_inherit_permissions(world: World, service: str) -> None:
+    """Under a folder with inheritPermissions, new nodes (made by node PUT or by upload) get
+    its groups, so the write group can change what the owner creates there."""
+    folder = f"{world.shared[service]}/inherit-{uuid.uuid4().hex[:6]}"
+    world.put_node("owner", service, folder, properties={
+        "ivo://ivoa.net/vospace/core#groupread": world.read_group,
+        "ivo://ivoa.net/vospace/core#groupwrite": world.write_group,
+        "ivo://cadc.nrc.ca/vospace/core#inheritPermissions": "true"}).raise_for_status()
+    world.put_node("owner", service, f"{folder}/sub").raise_for_status()
+    with world.client("owner") as c:
+        c.put(f"/{service}/files/{folder}/up.txt", content=b"shared").raise_for_status()
+    for child in ("sub", "up.txt"):
+        with world.client("reader") as reader:
+            assert reader.get(f"/{service}/nodes/{folder}/{child}").status_code == 200
+        r = world.post_props("writer", service, f"{folder}/{child}",
+                             {"ivo://ivoa.net/vospace/core#title": "edited by a member"})
+        assert r.status_code == 200, (child, r.text)
+        assert world.post_props("reader", service, f"{folder}/{child}", {
+            "ivo://ivoa.net/vospace/core#title": "x"}).status_code == 403

@@ -40,3 +40,15 @@ def apply_changes(current: dict[str, str], changes: dict[str, str | None]) -> di
         else:
             merged[uri] = value
     return merged
+
+
+def inherited(parent: dict[str, str | None],
+              given: dict[str, str | None]) -> dict[str, str | None]:
+    """A new node's permissions: under a folder with ``inheritPermissions``, the groups the
+    node does not set itself come from the folder (CADC's behaviour)."""
+    result = dict(given)
+    if parent.get(props.INHERIT_PERMISSIONS) == "true":
+        for uri in (props.GROUPREAD, props.GROUPWRITE):
+            if result.get(uri) is None and parent.get(uri):
+                result[uri] = parent[uri]
+    return result

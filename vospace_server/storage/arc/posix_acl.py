@@ -163,18 +163,6 @@ def permissions(properties: dict[str, str | None]) -> dict[str, str | None]:
         props.INHERIT_PERMISSIONS,)}
 
 
-def inherited(parent: dict[str, str | None],
-              given: dict[str, str | None]) -> dict[str, str | None]:
-    """A new node's permissions: under a folder with ``inheritPermissions``, the groups the
-    node does not set itself come from the folder (CADC's behaviour)."""
-    result = dict(given)
-    if parent.get(props.INHERIT_PERMISSIONS) == "true":
-        for uri in (props.GROUPREAD, props.GROUPWRITE):
-            if result.get(uri) is None and parent.get(uri):
-                result[uri] = parent[uri]
-    return result
-
-
 def copy_permissions(src: str, dest: str, owner_uid: int) -> None:
     """Give the copied tree ``dest`` the modes, groups and ACLs of ``src`` (copies carry only
     ``user.*`` xattrs) and make ``owner_uid`` its owner."""

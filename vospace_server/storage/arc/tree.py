@@ -22,7 +22,7 @@ from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
                                 NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
-from ..common import storable_properties, with_defaults
+from ..common import inherited, storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
@@ -179,7 +179,7 @@ class ArcTree:
         if node.is_link and any(v is not None for v in stored.values()):
             raise InvalidArgument("arc cannot store properties on a LinkNode")
         if not node.is_link:
-            stored = posix_acl.inherited(chain[-1].properties, stored)
+            stored = inherited(chain[-1].properties, stored)
         full = self._fs(node.path)
         try:
             if node.type is NodeType.CONTAINER:
@@ -353,7 +353,7 @@ class ArcTree:
                            content_type)
         upload.quota_roots = self._quota_roots(chain[:-1])
         upload.permissions = posix_acl.permissions(node.properties) if node is not None else \
-            posix_acl.inherited(chain[-2].properties, {})
+            inherited(chain[-2].properties, {})
         upload.limit = quota.upload_limit(chain[:-1], quota.usage_of(node) if node else 0)
         return upload
 

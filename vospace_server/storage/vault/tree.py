@@ -17,7 +17,7 @@ from ...protocol.faults import (ContainerNotFound, DuplicateNode, InternalFault,
                                 InvalidArgument, LinkFound, NodeBusy, NodeNotFound,
                                 PermissionDenied, QuotaExceeded)
 from ...protocol.nodes import Node, NodeType
-from ..common import apply_changes, storable_properties, with_defaults
+from ..common import apply_changes, inherited, storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
@@ -122,6 +122,9 @@ class VaultTree:
                 chain = self._chain(conn, parent)
             except NodeNotFound:
                 raise ContainerNotFound(parent) from None
+            if node.type is not NodeType.LINK:  # inheritPermissions of the parent folder
+                stored = {k: v for k, v in inherited(json.loads(chain[-1].props), stored).items()
+                          if v is not None}
             if chain[-1].type == NodeType.LINK.value:
                 raise LinkFound(parent)
             if chain[-1].type != NodeType.CONTAINER.value:
@@ -313,6 +316,10 @@ class VaultTree:
             values = dict(blob=key, md5=md5, length=length, modified=now)
             if row is None:
                 stored = {props.TYPE: content_type} if content_type else {}
+                parent_props = conn.execute(select(nodes.c.props).where(
+                    nodes.c.path == uris.parent_of(path))).scalar()
+                stored = {k: v for k, v in inherited(json.loads(parent_props or "{}"),
+                                                     stored).items() if v is not None}
                 conn.execute(insert(nodes).values(
                     path=path, parent=uris.parent_of(path), name=uris.name_of(path),
                     type=NodeType.DATA.value, owner=owner, created=now, target=None,

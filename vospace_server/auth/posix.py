@@ -11,6 +11,8 @@ containers (served at ``/posix-mapper/uid`` and ``/posix-mapper/gid``, and print
 """
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, func, insert,
                         select)
 from sqlalchemy.engine import Engine
@@ -34,6 +36,8 @@ posix_groups = Table(
 )
 
 ATTEMPTS = 20
+MISS_CACHE_S = 5.0
+MISS_CACHE_MAX = 65536
 
 
 class PosixMapper:
@@ -44,6 +48,7 @@ class PosixMapper:
         self._uids: dict[str, int] = {}     # ids never change once given: safe to cache
         self._gids: dict[str, int] = {}
         self._uris: dict[int, str] = {}
+        self._misses: dict[int, float] = {}  # gid -> until when "no group URI" is believed
         metadata.create_all(engine)
 
     def _allocate(self, table: Table, key_col: str, id_col: str, key: str, start: int) -> int:
@@ -75,10 +80,18 @@ class PosixMapper:
 
     def group_uri(self, gid: int) -> str | None:
         if gid not in self._uris:
+            # Most files carry a personal gid (= uid), which has no group URI: remember the
+            # miss briefly, or listing a 10,000-file folder costs 10,000 queries. Brief,
+            # because another server process may allocate that gid meanwhile.
+            if self._misses.get(gid, 0.0) > time.monotonic():
+                return None
             with self.engine.connect() as conn:
                 uri = conn.execute(select(posix_groups.c.uri)
                                    .where(posix_groups.c.gid == gid)).scalar()
             if uri is None:
+                if len(self._misses) > MISS_CACHE_MAX:
+                    self._misses.clear()
+                self._misses[gid] = time.monotonic() + MISS_CACHE_S
                 return None
             self._uris[gid], self._gids[uri] = uri, gid
         return self._uris[gid]

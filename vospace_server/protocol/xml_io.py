@@ -7,6 +7,7 @@ CADC client sends auto-generated prefixes; ``xsi:type`` is resolved by its local
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from lxml import etree
@@ -116,23 +117,39 @@ def _xml_safe(text: str) -> str:
     return _XML_ILLEGAL.sub("\ufffd", text)
 
 
+# Most values need no escaping at all; one regex search decides (translate is slow).
+_TEXT_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ATTR_SPECIAL = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+
+
 def _text(value: str) -> str:
+    if not _TEXT_SPECIAL.search(value):
+        return value
     return _xml_safe(value).translate(_TEXT_ESCAPES)
 
 
 def _attr(value: str) -> str:
+    if not _ATTR_SPECIAL.search(value):
+        return value
     return _xml_safe(value).translate(_ATTR_ESCAPES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _property_open(uri: str) -> str:
+    """``<vos:property uri=".." [readOnly="true"]`` (unclosed); the same few URIs recur on
+    every node of a listing."""
+    readonly = ' readOnly="true"' if uri in props.READ_ONLY else ""
+    return f'<vos:property uri="{_attr(uri)}"{readonly}'
 
 
 def _properties(out: list[str], node: Node) -> None:
     out.append("<vos:properties>")
     for uri in sorted(node.properties):
         value = node.properties[uri]
-        readonly = ' readOnly="true"' if uri in props.READ_ONLY else ""
         if value is None:
-            out.append(f'<vos:property uri="{_attr(uri)}"{readonly} xsi:nil="true"/>')
+            out.append(f'{_property_open(uri)} xsi:nil="true"/>')
         else:
-            out.append(f'<vos:property uri="{_attr(uri)}"{readonly}>{_text(value)}</vos:property>')
+            out.append(f"{_property_open(uri)}>{_text(value)}</vos:property>")
     out.append("</vos:properties>")
 
 

@@ -11,19 +11,8 @@ import subprocess
 
 import pytest
 
-from .conftest import ServiceUnderTest
 from .harness import free_port
-from .vosclient_helpers import OUR_BIN, Tools, ok, one_error_line
-
-
-@pytest.fixture(params=["vault", "arc"])
-def tools(request, sqlite_server, tmp_path) -> Tools:
-    svc = ServiceUnderTest(sqlite_server, request.param, request.param)
-    home = tmp_path / "home"
-    home.mkdir()
-    t = Tools(svc, str(home), svc.unique())
-    ok(t.ours("vmkdir", t.remote()))
-    return t
+from .vosclient_helpers import OUR_BIN, ok, one_error_line, tools, vault_tools  # noqa: F401
 
 
 def make_tree(root) -> dict[str, bytes]:
@@ -135,8 +124,8 @@ def test_failures_are_one_line_with_fixed_status(tools, tmp_path):
     assert "exit status:" in help_text and "101 the service cannot be reached" in help_text
 
 
-def test_partial_failure_summary(tools, tmp_path):
-    t = tools
+def test_partial_failure_summary(vault_tools, tmp_path):
+    t = vault_tools
     tree = tmp_path / "tree"
     make_tree(tree)
     ok(t.ours("vmkdir", "-p", t.remote("tree/a.txt")))      # a container where a file goes
@@ -165,8 +154,8 @@ def run_on_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
 
 
-def test_progress_bar_only_on_a_terminal(tools, tmp_path):
-    t = tools
+def test_progress_bar_only_on_a_terminal(vault_tools, tmp_path):
+    t = vault_tools
     data = tmp_path / "data.bin"
     data.write_bytes(os.urandom(6 * 1024 * 1024))
     argv = [str(OUR_BIN / "vcp"), "-k", "--token", t.svc.server.tokens["alice"], str(data),
@@ -180,8 +169,8 @@ def test_progress_bar_only_on_a_terminal(tools, tmp_path):
     assert digest in ok(t.ours("vtag", t.remote("plain.bin"), "MD5")).stdout
 
 
-def test_vos_login_stores_settings_mode_0600(tools):
-    t = tools
+def test_vos_login_stores_settings_mode_0600(vault_tools):
+    t = vault_tools
     env = {"PATH": os.environ.get("PATH", ""), "HOME": t.home}
     login = subprocess.run([str(OUR_BIN / "vos-login"), "--url", t.svc.server.url, "-k"],
                            input=t.svc.server.tokens["alice"] + "\n", env=env,

@@ -10,18 +10,7 @@ import os
 
 import pytest
 
-from .conftest import ServiceUnderTest
-from .vosclient_helpers import Tools, ok
-
-
-@pytest.fixture(params=["vault", "arc"])
-def tools(request, sqlite_server, tmp_path) -> Tools:
-    svc = ServiceUnderTest(sqlite_server, request.param, request.param)
-    home = tmp_path / "home"
-    home.mkdir()
-    t = Tools(svc, str(home), svc.unique())
-    ok(t.ours("vmkdir", t.remote()))
-    return t
+from .vosclient_helpers import ok, tools, vault_tools  # noqa: F401
 
 
 def test_same_listings(tools, tmp_path):
@@ -96,8 +85,8 @@ def test_same_exit_status_for_missing_nodes(tools, tmp_path):
         assert mine.stderr.startswith("ERROR:: ") and theirs.stderr.startswith("ERROR:: ")
 
 
-def test_denied_access_fails_in_both(tools):
-    t = tools
+def test_denied_access_fails_in_both(vault_tools):
+    t = vault_tools
     other = ("vos:" if t.svc.name == "vault" else "arc:") + t.svc.home("bob")
     for args in (("vls", other), ("vmkdir", f"{other}/intrude")):
         mine, theirs = t.ours(*args), t.cadc(*args)

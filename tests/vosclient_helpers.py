@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from .conftest import ServiceUnderTest
 from .harness import CADC_BIN
 
@@ -57,3 +59,24 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1 and lines[0].startswith("ERROR:: "), result.stderr
     return lines[0]
+
+
+def make_tools(server, service: str, tmp_path) -> Tools:
+    """Tools for ``service`` of ``server`` with a fresh base container and private HOME."""
+    svc = ServiceUnderTest(server, service, service)
+    home = tmp_path / "home"
+    home.mkdir()
+    tools = Tools(svc, str(home), svc.unique())
+    ok(tools.ours("vmkdir", tools.remote()))
+    return tools
+
+
+@pytest.fixture(params=["vault", "arc"])
+def tools(request, sqlite_server, tmp_path) -> Tools:
+    return make_tools(sqlite_server, request.param, tmp_path)
+
+
+@pytest.fixture
+def vault_tools(sqlite_server, tmp_path) -> Tools:
+    """For checks of the client alone, where the service makes no difference."""
+    return make_tools(sqlite_server, "vault", tmp_path)

@@ -6,7 +6,7 @@ growing interval; an ERROR phase is turned into the error its summary names.
 from __future__ import annotations
 
 import time
-from xml.sax.saxutils import escape
+from html import escape
 
 from vospace_server.protocol.faults import VOSpaceFault
 from vospace_server.protocol.xml_io import parse_xml

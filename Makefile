@@ -41,6 +41,7 @@ bench: setup cadc-client
 	$(BIN)/python bench/nodes.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/arcfs.py
 
 clean:
 	rm -rf $(VENV) $(CADC_VENV)

@@ -1,0 +1,266 @@
+"""arcfs benchmark: one real server, one 1 GiB file, each figure a ratio measured in this run.
+
+    .venv/bin/python bench/arcfs.py [--size-mib 1024] [--entries 10000] [--files 5000]
+
+- sequential read (dd bs=1M; server copy warm, mounts fresh) through arcfs vs `rclone mount` of the same
+  file on the same server (rclone's http backend with the bearer token; target >= 1.5x) and
+  vs a minimal mfusepy passthrough of the local disk (the Python FUSE ceiling; >= 0.8x);
+- re-read with the kernel page cache kept vs a native cached read of the local file (>= 0.5x);
+- sequential write (dd into the mount; close returns after the upload) vs curl PUT (>= 0.8x);
+- `ls -l` of a 10,000-entry directory on a fresh mount (< 2 s);
+- `tar -xf` of 5,000 small files into the mount vs onto local disk (the ratio is reported).
+
+Installs rclone and curl with apt when missing (bench-only tools, not product dependencies).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.arcfs_mounts import mounted, unmount  # noqa: E402
+from tests.harness import make_server  # noqa: E402
+
+MIB = 1 << 20
+
+
+def ensure_tools() -> None:
+    missing = [t for t in ("rclone", "curl") if shutil.which(t) is None]
+    if missing:
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+def timed(cmd: list[str], **kwargs) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return time.perf_counter() - started
+
+
+def dd_read(path: str) -> float:
+    return timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
+
+
+def wait_mount(path: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.ismount(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not mount")
+        time.sleep(0.05)
+
+
+# ---- the passthrough reference ---------------------------------------------------------
+def passthrough(source: str, mountpoint: str) -> None:
+    """A minimal read-only mfusepy passthrough of ``source`` (the Python FUSE ceiling)."""
+    import mfusepy
+
+    class Passthrough(mfusepy.Operations):
+        use_ns = True
+
+        def init_with_config(self, conn, config):
+            if conn is not None and hasattr(conn, "max_read"):
+                conn.max_read = MIB
+
+        def getattr(self, path, fh=None):
+            st = os.lstat(source + path)
+            return {k: getattr(st, k) for k in ("st_mode", "st_size", "st_nlink", "st_uid",
+                                                "st_gid", "st_mtime_ns")} | {
+                "st_mtime": st.st_mtime_ns, "st_atime": st.st_atime_ns,
+                "st_ctime": st.st_ctime_ns}
+
+        def readdir(self, path, fh):
+            return [".", ".."] + os.listdir(source + path)
+
+        def open(self, path, flags):
+            return os.open(source + path, flags)
+
+        def read(self, path, size, offset, fh):
+            return os.pread(fh, size, offset)
+
+        def release(self, path, fh):
+            os.close(fh)
+
+    mfusepy.FUSE(Passthrough(), mountpoint, foreground=True, max_read=MIB, ro=True)
+
+
+# ---- measurements ----------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--files", type=int, default=5_000)
+    parser.add_argument("--passthrough", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.passthrough:
+        passthrough(*args.passthrough)
+        return 0
+    ensure_tools()
+    work = tempfile.mkdtemp(prefix="arcfs-bench-", dir="/var/tmp")
+    server = make_server(work)
+    token = server.tokens["alice"]
+    results: list[tuple[str, str, bool]] = []
+    try:
+        big = os.path.join(work, "big.bin")
+        with open(big, "wb") as fh:
+            for _ in range(args.size_mib):
+                fh.write(os.urandom(MIB))
+        size = args.size_mib * MIB
+        url = f"{server.url}/arc/files/home/alice/big.bin"
+        auth = f"Authorization: Bearer {token}"
+
+        # sequential write: curl PUT vs dd into the mount (close waits for the upload)
+        t_curl_put = timed(["curl", "-skf", "-o", "/dev/null", "-T", big, "-H", auth, url])
+        with mounted(server, "alice", "arc") as mnt:
+            home = os.path.join(mnt, "home", "alice")
+            t_write = timed(["dd", f"if={big}", f"of={home}/written.bin", "bs=1M",
+                             "status=none"])
+            assert os.path.getsize(f"{home}/written.bin") == size
+        # Reads compare FUSE layers, not disks: the server's copy is in its page cache
+        # (as the passthrough's source file is), each mount is fresh (its cache empty).
+        timed(["curl", "-skf", "-o", "/dev/null", "-H", auth, url])
+        with mounted(server, "alice", "arc") as mnt:
+            home = os.path.join(mnt, "home", "alice")
+            t_read = dd_read(f"{home}/big.bin")
+            # re-read: the kernel keeps the pages (same ETag)
+            t_reread = dd_read(f"{home}/big.bin")
+        # native cached read of the same bytes
+        dd_read(big)
+        t_native_cached = dd_read(big)
+
+        # rclone mount of the same file on the same server. rclone's http backend needs an
+        # HTML directory index, which a VOSpace server does not serve: nginx (C) answers the
+        # index and proxies every other request, Range included, to the server unchanged.
+        rmnt = os.path.join(work, "rclone")
+        os.mkdir(rmnt)
+        nginx, nginx_url = start_nginx(work, server.url, token)
+        rclone = subprocess.Popen(
+            ["rclone", "mount", ":http:", rmnt, "--http-url", nginx_url, "--read-only",
+             "--vfs-cache-mode", "off"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "rclone.log"), "wb"))
+        try:
+            wait_mount(rmnt, rclone)
+            assert os.path.getsize(os.path.join(rmnt, "big.bin")) == size
+            t_rclone = dd_read(os.path.join(rmnt, "big.bin"))
+        finally:
+            unmount(rmnt)
+            rclone.wait(timeout=30)
+            nginx.terminate()
+            nginx.wait(timeout=30)
+
+        # passthrough of local disk
+        pmnt = os.path.join(work, "pass")
+        os.mkdir(pmnt)
+        src = os.path.join(work, "src")
+        os.mkdir(src)
+        os.replace(big, os.path.join(src, "big.bin"))
+        proc = subprocess.Popen([sys.executable, __file__, "--passthrough", src, pmnt])
+        try:
+            wait_mount(pmnt, proc)
+            dd_read(os.path.join(src, "big.bin"))
+            t_pass = dd_read(os.path.join(pmnt, "big.bin"))
+        finally:
+            unmount(pmnt)
+            proc.wait(timeout=30)
+
+        mbs = lambda t: size / MIB / t  # noqa: E731
+        print(f"sequential read : arcfs {mbs(t_read):7.1f} MiB/s, rclone {mbs(t_rclone):7.1f} "
+              f"MiB/s, passthrough {mbs(t_pass):7.1f} MiB/s")
+        print(f"re-read         : arcfs {mbs(t_reread):7.1f} MiB/s, native cached "
+              f"{mbs(t_native_cached):7.1f} MiB/s")
+        print(f"sequential write: arcfs {mbs(t_write):7.1f} MiB/s, curl PUT "
+              f"{mbs(t_curl_put):7.1f} MiB/s")
+        results += [
+            ("read vs rclone mount", f"{t_rclone / t_read:.2f}x", t_rclone / t_read >= 1.5),
+            ("read vs passthrough", f"{t_pass / t_read:.2f}x", t_pass / t_read >= 0.8),
+            ("re-read vs native cached", f"{t_native_cached / t_reread:.2f}x",
+             t_native_cached / t_reread >= 0.5),
+            ("write vs curl PUT", f"{t_curl_put / t_write:.2f}x", t_curl_put / t_write >= 0.8),
+        ]
+        os.unlink(os.path.join(src, "big.bin"))
+
+        # ls -l of 10,000 entries (made directly in the arc tree, then listed cold)
+        many = os.path.join(server.data_dir, "arc", "home", "alice", "many")
+        os.mkdir(many)
+        for i in range(args.entries):
+            with open(os.path.join(many, f"f{i:05d}.dat"), "wb") as fh:
+                fh.write(b"x")
+        with mounted(server, "alice", "arc") as mnt:
+            t_ls = timed(["ls", "-l", os.path.join(mnt, "home", "alice", "many")])
+        results.append((f"ls -l of {args.entries} entries", f"{t_ls:.2f} s", t_ls < 2.0))
+
+        # untar of 5,000 small files: mount vs local disk
+        tree = os.path.join(work, "tree")
+        for i in range(args.files):
+            sub = os.path.join(tree, f"d{i // 100:02d}")
+            os.makedirs(sub, exist_ok=True)
+            path = os.path.join(sub, f"f{i:04d}.txt")
+            with open(path, "wb") as fh:
+                fh.write(os.urandom(1 + i % 4000))
+            os.chmod(path, 0o600)
+        tarball = os.path.join(work, "small.tar")
+        with tarfile.open(tarball, "w") as tar:
+            tar.add(tree, arcname="tree")
+        local = os.path.join(work, "untar-local")
+        os.mkdir(local)
+        t_tar_local = timed(["tar", "-xf", tarball, "-C", local]) + timed(["sync"])
+        with mounted(server, "alice", "arc") as mnt:
+            target = os.path.join(mnt, "home", "alice", "untar")
+            os.mkdir(target)
+            t_tar = timed(["tar", "-xf", tarball, "-C", target])
+            count = sum(len(f) for _, _, f in os.walk(target))
+        print(f"untar {args.files} files: arcfs {t_tar:.2f} s ({count} files), local disk "
+              f"{t_tar_local:.2f} s")
+        results.append((f"untar {args.files} files, arcfs time / local time",
+                        f"{t_tar / t_tar_local:.1f}x slower", True))
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print()
+    for name, value, ok in results:
+        print(f"{name:45s} {value:>14s}  {'OK' if ok else 'MISSED'}")
+    return 0 if all(ok for _, _, ok in results) else 1
+
+
+def start_nginx(work: str, upstream: str, token: str) -> tuple[subprocess.Popen, str]:
+    from tests.harness import free_port
+
+    if shutil.which("nginx") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    port = free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as fh:
+        fh.write(f"""worker_processes 1; daemon off; pid {work}/nginx.pid;
+error_log {work}/nginx.err;
+events {{}}
+http {{
+  access_log off;
+  upstream vospace {{ server {upstream.split("//")[1]}; keepalive 8; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location = /d/ {{ default_type text/html;
+      return 200 '<html><body><a href="big.bin">big.bin</a></body></html>'; }}
+    location /d/ {{
+      proxy_pass https://vospace/arc/files/home/alice/;
+      proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer {token}";
+      proxy_ssl_verify off; proxy_buffering off; proxy_ssl_session_reuse on;
+    }}
+  }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", work])
+    time.sleep(0.5)
+    return proc, f"http://127.0.0.1:{port}/d/"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""arcfs without a mount: the logic class driven directly against a real server, the
+read-ahead worker over an in-memory source, the caches and the mount helper's arguments."""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from arcfs.cache import TTLCache
+from arcfs.cli import helper_argv
+from arcfs.logic import ArcFS, Options, date_ns
+from arcfs.reader import RangeReader
+from vosclient.client import Client
+
+
+@pytest.fixture
+def fs(sqlite_server, tmp_path):
+    client = Client(url=sqlite_server.url, token=sqlite_server.tokens["alice"], verify=False,
+                    retries=1, timeout=5)
+    fs = ArcFS(client, Options(service="arc", root="home/alice", mountpoint="/m",
+                               cache_dir=str(tmp_path), attr_ttl=30, dir_ttl=30))
+    base = f"/u-{uuid.uuid4().hex[:8]}"
+    fs.mkdir(base)
+    yield fs, base
+    fs.close()
+    client.close()
+
+
+def raises(code, fn, *args):
+    with pytest.raises(OSError) as info:
+        fn(*args)
+    assert info.value.errno == code
+
+
+def test_write_read_and_attributes(fs):
+    fs, base = fs
+    fh = fs.create(f"{base}/a.txt", 0o644, os.O_WRONLY | os.O_CREAT)
+    assert fs.write(fh, b"hello", 0) == 5
+    assert fs.getattr(f"{base}/a.txt")["st_size"] == 5         # from the spool
+    assert "a.txt" in fs.readdir(base)
+    fs.flush(fh)
+    fs.release(fh)
+    assert f"{base}/a.txt" not in fs.spools
+    attrs = fs.getattr(f"{base}/a.txt")
+    assert attrs["st_size"] == 5 and attrs["st_mode"] & 0o170000 == 0o100000
+    rh, keep = fs.open(f"{base}/a.txt", os.O_RDONLY)
+    assert fs.read(rh, 100, 0) == b"hello" and not keep
+    fs.release(rh)
+    rh, keep = fs.open(f"{base}/a.txt", os.O_RDONLY)
+    assert keep                                                   # same ETag: keep pages
+    fs.release(rh)
+    wh, _ = fs.open(f"{base}/a.txt", os.O_RDWR)
+    fs.write(wh, b"J", 0)
+    assert fs.read(wh, 10, 0) == b"Jello"
+    fs.flush(wh)
+    fs.release(wh)
+    assert fs.client.read_bytes(fs.remote(f"{base}/a.txt")) == b"Jello"
+
+
+def test_errors_map_to_errno(fs):
+    fs, base = fs
+    raises(errno.ENOENT, fs.getattr, f"{base}/missing")
+    raises(errno.ENOENT, fs.open, f"{base}/missing", os.O_RDONLY)
+    fs.mkdir(f"{base}/d")
+    raises(errno.EEXIST, fs.mkdir, f"{base}/d")
+    fs.mkdir(f"{base}/d/e")
+    raises(errno.ENOTEMPTY, fs.rmdir, f"{base}/d")
+    raises(errno.EISDIR, fs.unlink, f"{base}/d")
+    raises(errno.EINVAL, fs.rename, f"{base}/d", f"{base}/d/e/f")
+    raises(errno.EINVAL, fs.readlink, f"{base}/d")
+    raises(errno.ENODATA, fs.getxattr, f"{base}/d", "user.none")
+    raises(errno.EPERM, fs.setxattr, f"{base}/d", "user.length", b"1")
+    raises(errno.ENOTSUP, fs.getxattr, f"{base}/d", "trusted.x")
+    raises(errno.ENAMETOOLONG, fs.getattr, f"{base}/{'x' * 256}")
+    other = ArcFS(fs.client, Options(service="arc", root="home/bob", cache_dir=fs.cache_dir))
+    raises(errno.EACCES, other.readdir, "/")
+
+
+def test_rename_symlink_chmod_xattr_utimens(fs):
+    fs, base = fs
+    fs.mkdir(f"{base}/src")
+    fh = fs.create(f"{base}/src/f", 0o644, os.O_WRONLY)
+    fs.write(fh, b"x", 0)
+    fs.release(fh)                         # release without flush still uploads
+    fs.rename(f"{base}/src", f"{base}/dst")
+    assert fs.readdir(f"{base}/dst") == [".", "..", "f"]
+    raises(errno.ENOENT, fs.getattr, f"{base}/src")
+    fs.symlink(f"{base}/ln", "dst/f")
+    assert fs.readlink(f"{base}/ln") == "dst/f"
+    fs.symlink(f"{base}/abs", "/m/elsewhere")
+    assert fs.readlink(f"{base}/abs") == "../elsewhere"      # relative to the link
+    fs.chmod(f"{base}/dst/f", 0o604)
+    assert fs.node(f"{base}/dst/f").ispublic
+    assert fs.getattr(f"{base}/dst/f")["st_mode"] & 0o777 == 0o604
+    fs.setxattr(f"{base}/dst/f", "user.k", b"v")
+    assert fs.listxattr(f"{base}/dst/f") == ["user.k"]
+    fs.utimens(f"{base}/dst/f", (0, 1_234_000_000_000))
+    assert fs.getattr(f"{base}/dst/f")["st_mtime"] == 1_234_000_000_000
+    stats = fs.statfs(base)
+    assert stats["f_bsize"] == 4096 and stats["f_bavail"] <= stats["f_blocks"]
+
+
+def test_unreachable_server_is_eio_quickly(tmp_path):
+    client = Client(url="https://127.0.0.1:9", token="t", verify=False, retries=1, timeout=2)
+    fs = ArcFS(client, Options(cache_dir=str(tmp_path)))
+    started = time.monotonic()
+    raises(errno.EIO, fs.getattr, "/x")
+    raises(errno.EIO, fs.readdir, "/")
+    assert time.monotonic() - started < 10
+
+
+def test_date_ns():
+    assert date_ns("2026-01-02T03:04:05.678") == (1767323045 * 10**9 + 678 * 10**6)
+    assert date_ns(None) == 0 and date_ns("garbage") == 0
+
+
+class Source:
+    """An in-memory file served as ranges, counting requests."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.ranges: list[tuple[int, int]] = []
+
+    def __call__(self, start: int, end: int):
+        self.ranges.append((start, end))
+        import io
+        stream = io.BytesIO(self.data[start:end])
+        stream.close = lambda reuse=True: None   # the reader closes what it opened
+        return stream
+
+
+def test_reader_window_grows_when_sequential_and_resets_on_seek():
+    data = os.urandom(40 << 20)
+    source = Source(data)
+    reader = RangeReader(source, len(data))
+    out = bytearray()
+    for offset in range(0, len(data), 128 << 10):
+        out += reader.read(offset, 128 << 10)
+    assert bytes(out) == data
+    sizes = [e - s for s, e in source.ranges]
+    assert sizes[0] == 1 << 20 and max(sizes) >= 16 << 20       # the window doubled
+    assert len(source.ranges) < 10
+    source.ranges.clear()
+    assert reader.read(5, 10) == data[5:15]                      # a seek far back
+    assert source.ranges and source.ranges[0] == (5, 5 + (1 << 20))
+    reader.close()
+
+
+def test_reader_concurrent_out_of_order_reads():
+    data = os.urandom(8 << 20)
+    reader = RangeReader(Source(data), len(data))
+    results: dict[int, bytes] = {}
+
+    def read(offset):
+        results[offset] = reader.read(offset, 128 << 10)
+
+    for batch in range(0, len(data), 1 << 20):
+        threads = [threading.Thread(target=read, args=(batch + o,))
+                   for o in reversed(range(0, 1 << 20, 128 << 10))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert b"".join(results[o] for o in sorted(results)) == data
+    assert reader.read(len(data), 10) == b""
+
+
+def test_ttl_cache_expiry_and_tree_invalidation():
+    cache: TTLCache[int] = TTLCache(0.2)
+    cache.put("/a", 1)
+    cache.put("/a/b", 2)
+    cache.put("/ab", 3)
+    cache.pop_tree("/a")
+    assert cache.get("/a", None) is None and cache.get("/a/b", None) is None
+    assert cache.get("/ab") == 3
+    cache.update("/ab", lambda v: v + 1)
+    assert cache.get("/ab") == 4
+    time.sleep(0.25)
+    assert cache.get("/ab", None) is None
+
+
+def test_mount_helper_arguments():
+    assert helper_argv(["https://h:1", "/arc", "-o",
+                        "service=vault,token_file=/t,_netdev,rw,attr_ttl=5,insecure"]) == [
+        "mount", "https://h:1", "/arc", "--service", "vault", "--token-file", "/t",
+        "--attr-ttl", "5", "--insecure"]
+    with pytest.raises(SystemExit):
+        helper_argv(["only-one"])
+    with pytest.raises(SystemExit):
+        helper_argv(["u", "/m", "-o", "service"])

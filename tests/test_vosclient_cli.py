@@ -189,3 +189,22 @@ def test_vos_login_stores_settings_mode_0600(vault_tools):
                                 env=dict(env, VOSPACE_TOKEN="vst_wrong"), capture_output=True,
                                 text=True, timeout=60)
     assert overridden.returncode == 13          # the environment wins over the file
+
+
+def test_refused_token_falls_back_to_anonymous_for_public_data(vault_tools, tmp_path):
+    t = vault_tools
+    from vosclient import Client
+    top = f"pub-{os.urandom(4).hex()}"
+    with Client(url=t.svc.server.url, token=t.svc.server.tokens["admin"], verify=False) as c:
+        c.mkdir(f"vos:{top}")
+        c.write_bytes(f"vos:{top}/open.txt", b"for everyone\n")
+        c.set_props(f"vos:{top}", {"ispublic": "true"})
+        c.set_props(f"vos:{top}/open.txt", {"ispublic": "true"})
+    stale = t.env()
+    r = subprocess.run([str(OUR_BIN / "vcat"), "-k", "--token", "vst_expired", f"vos:{top}/open.txt"],
+                       env=stale, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "for everyone\n"
+    assert "continuing anonymously" in r.stderr and "vos-login" in r.stderr
+    w = subprocess.run([str(OUR_BIN / "vmkdir"), "-k", "--token", "vst_expired", f"vos:{top}/x"],
+                       env=stale, capture_output=True, text=True, timeout=60)
+    assert w.returncode == 13 and "vos-login" in one_error_line(w)

@@ -13,7 +13,7 @@ import http.client
 import socket
 import ssl
 import threading
-from typing import BinaryIO
+from typing import BinaryIO, Iterable
 from urllib.parse import urljoin, urlsplit
 
 from . import errors
@@ -100,13 +100,15 @@ class Bulk:
             conn.close()
 
     def _send(self, method: str, target: str, headers: dict[str, str], body=None,
-              what: str = "") -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+              what: str = "", chunked: bool = False
+              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """One request; a kept-alive connection the server closed meanwhile is retried once
         on a fresh one (only when the body can be sent again)."""
         for attempt in range(2):
             conn = self._connect()
             try:
-                conn.request(method, target, body=body, headers=headers)
+                conn.request(method, target, body=body, headers=headers,
+                             encode_chunked=chunked)
                 return conn, conn.getresponse()
             except (BrokenPipeError, ConnectionResetError) as exc:
                 # The server may refuse an upload before reading it all (413 over quota):
@@ -161,21 +163,35 @@ class Bulk:
             what: str = "") -> str:
         """Send ``size`` bytes of ``fh`` as the new content; returns their MD5 (hex), checked
         against the digest the server echoes."""
-        md5 = hashlib.md5()
-
         def body():
             left = size
             while left > 0:
                 chunk = fh.read(min(CHUNK, left))
                 if not chunk:
                     break
-                md5.update(chunk)
                 left -= len(chunk)
                 yield chunk
 
-        headers = {**self.auth_headers(), "Content-Length": str(size),
-                   "Content-Type": content_type}
-        conn, response = self._send("PUT", url, headers, body=body(), what=what)
+        return self.put_chunks(url, body(), content_type, size, what)
+
+    def put_chunks(self, url: str, chunks: Iterable[bytes], content_type: str,
+                   size: int | None = None, what: str = "") -> str:
+        """Send ``chunks`` as the new content (chunked transfer encoding when ``size`` is
+        not known in advance); returns their MD5, checked against the server's digest."""
+        md5 = hashlib.md5()
+
+        def body():
+            for chunk in chunks:
+                md5.update(chunk)
+                yield chunk
+
+        headers = {**self.auth_headers(), "Content-Type": content_type}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        else:
+            headers["Transfer-Encoding"] = "chunked"
+        conn, response = self._send("PUT", url, headers, body=body(), what=what,
+                                    chunked=size is None)
         if response.status >= 400:
             raise self._fail(conn, response, what)
         response.read()
@@ -185,4 +201,3 @@ class Bulk:
         if echoed is not None and echoed != sent:
             raise errors.ChecksumMismatch(f"{what}: the server stored MD5 {echoed}, sent {sent}")
         return sent
-

@@ -289,6 +289,14 @@ class Client:
         remote = as_remote(name)
         return self.bulk.put(self.files_url(remote), fh, size, content_type, what=str(remote))
 
+    def put_chunks(self, name: Target, chunks, content_type: str = "application/octet-stream"
+                   ) -> str:
+        """Store the bytes of an iterable produced while it is sent (chunked encoding: the
+        length need not be known); returns their MD5, checked against the server's."""
+        remote = as_remote(name)
+        return self.bulk.put_chunks(self.files_url(remote), chunks, content_type,
+                                    what=str(remote))
+
     def open(self, name: str, mode: str = "rb", **kwargs):
         """A file object (fsspec's buffered file: Range reads, upload on close)."""
         from .fs import ArcFileSystem, VOSFileSystem

@@ -117,10 +117,14 @@ def from_response(status: int, body: str, what: str) -> VOSError:
             return QuotaExceeded(message)
         return PermissionDenied(message)
     if status == 409:
+        if fault == "NodeBusy":
+            return Locked(message, "another transfer is using the node; try again shortly")
         return AlreadyExists(message)
     if status == 412:
         return ChecksumMismatch(message)
-    if status in (413, 507) or fault == "QuotaExceeded":
+    if status in (413, 507):
+        if fault == "RequestEntityTooLarge":
+            return InvalidArgument(message, "the request is larger than the service accepts")
         return QuotaExceeded(message)
     if status == 423:
         return Locked(message)

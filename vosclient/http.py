@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
 import time
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 from . import errors
 
 log = logging.getLogger("vosclient")
-RETRY_STATUSES = (502, 503, 504)
+RETRY_STATUSES = (429, 502, 503, 504)
 READ_METHODS = ("GET", "HEAD")
 
 
@@ -32,6 +31,7 @@ class Transport:
         self.backoff = backoff
         self.max_delay = max_delay
         self.anonymous = False          # set once the server refused the token
+        self.notices: list[str] = []    # what the user should hear about if all goes well
         self.http = httpx.Client(
             base_url=self.base_url, verify=verify, http1=True, http2=False,
             timeout=httpx.Timeout(timeout, connect=15.0), follow_redirects=False,
@@ -92,9 +92,10 @@ class Transport:
                     and not self.anonymous:
                 response.close()
                 self.anonymous = True
-                print("WARNING:: the stored token was refused (expired or revoked); "
-                      "continuing anonymously. Run vos-login to store a new one.",
-                      file=sys.stderr)
+                notice = ("the token was refused (expired or revoked); continuing "
+                          "anonymously. Run vos-login to store a new one.")
+                self.notices.append(notice)
+                log.warning(notice)
                 return self.request(method, url, what=what, stream=stream, auth=auth, ok=ok,
                                     retry=retry, headers=headers, **kwargs)
             if status < 400 or status in ok:

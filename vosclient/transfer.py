@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from .client import Client
 
 CHUNK = 4 * 1024 * 1024
+# Files up to this size are hashed before the PUT and sent with a Digest header, so the
+# server refuses corrupt bytes before publishing them; larger ones are hashed while they
+# stream (one read of the file) and checked against the Digest the server answers.
+DIGEST_FIRST = 64 * 1024 * 1024
+BATCH = 1024 * 1024
 ATTEMPTS = 4
 RETRYABLE = (errors.Unreachable, errors.ServerError, errors.ChecksumMismatch)
 Progress = Callable[[int], None]
@@ -59,10 +64,10 @@ def digest_md5(headers) -> str | None:
 
 
 class _Pipe:
-    """Runs ``consume(chunk)`` for each chunk on a second thread, so network I/O overlaps
+    """Runs ``consume(item)`` for each item on a second thread, so network I/O overlaps
     with disk I/O and MD5 (all three release the GIL on large buffers)."""
 
-    def __init__(self, consume: Callable[[bytes], None], depth: int = 256) -> None:
+    def __init__(self, consume: Callable, depth: int = 16) -> None:
         self._queue: queue.Queue = queue.Queue(depth)
         self._consume = consume
         self._error: BaseException | None = None
@@ -70,17 +75,17 @@ class _Pipe:
         self._thread.start()
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._consume(chunk)
+                    self._consume(item)
                 except BaseException as exc:  # re-raised in the caller's thread by close()
                     self._error = exc
 
-    def put(self, chunk: bytes) -> None:
+    def put(self, item) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(chunk)
+        self._queue.put(item)
 
     def close(self) -> None:
         self._queue.put(None)
@@ -160,6 +165,8 @@ def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = 
             if progress:
                 progress(size)
             return Result(local, str(remote), "skipped", size)
+    if known_md5 is None and size <= DIGEST_FIRST:
+        known_md5 = file_md5(local)   # cheap here, and the server refuses a corrupt body
     return _with_retries(lambda: _put_file(client, local, remote, size, known_md5, progress))
 
 
@@ -285,18 +292,30 @@ def _get_file(client: "Client", remote: Remote, local: str, node, resume: bool,
             with os.fdopen(fd, "wb") as fh:
                 fh.seek(offset)
 
-                def consume(chunk: bytes) -> None:
-                    fh.write(chunk)
-                    hasher.update(chunk)
+                def consume(batch: list[bytes]) -> None:
+                    fh.writelines(batch)
+                    for piece in batch:
+                        hasher.update(piece)
 
                 pipe = _Pipe(consume)
+                batch: list[bytes] = []
+                pending = 0
                 try:
-                    # the transport's own pieces (~64 KiB): re-chunking would copy every byte
+                    # The transport's own pieces (~64 KiB), handed over ~1 MiB at a time:
+                    # re-chunking would copy every byte, one hand-over per piece costs more.
                     for chunk in response.iter_raw():
-                        pipe.put(chunk)
-                        if progress:
-                            progress(len(chunk))
+                        batch.append(chunk)
+                        pending += len(chunk)
+                        if pending >= BATCH:
+                            pipe.put(batch)
+                            if progress:
+                                progress(pending)
+                            batch, pending = [], 0
+                    pipe.put(batch)
+                    if progress:
+                        progress(pending)
                 except httpx.HTTPError as exc:  # a dropped stream: keep the .part to resume
+                    pipe.put(batch)
                     pipe.close()
                     raise errors.Unreachable(f"{remote}: connection lost during download: "
                                              f"{exc}") from None

@@ -66,7 +66,12 @@ def client_from(args: argparse.Namespace, **kwargs) -> Client:
         settings.token = args.token
     if args.insecure:
         settings.verify = False
-    return Client(settings=settings, **kwargs)
+    client = Client(settings=settings, **kwargs)
+    _clients.append(client)
+    return client
+
+
+_clients: list[Client] = []
 
 
 def error(message: str) -> None:
@@ -78,6 +83,9 @@ def run(body: Callable[[argparse.Namespace], int | None], args: argparse.Namespa
     setup_logging(args)
     try:
         code = body(args) or 0
+        if code == 0:   # on failure the error line already says what to do
+            for notice in dict.fromkeys(n for c in _clients for n in c.transport.notices):
+                print(f"WARNING:: {notice}", file=sys.stderr)
     except errors.VOSError as exc:
         if args.debug:
             traceback.print_exc()

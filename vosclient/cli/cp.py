@@ -31,16 +31,19 @@ def options_from(args, **overrides) -> Options:
                    **overrides)
 
 
+def copy(args, sources: list[str], **overrides) -> int:
+    """Plan, run and summarize (shared by vcp and vsync)."""
+    copier = Copier(common.client_from(args), options_from(args, **overrides))
+    copier.plan(sources, args.destination)
+    copier.execute()
+    return copier.finish()
+
+
 def body(args) -> int:
     if args.head:
         raise errors.InvalidArgument("--head (FITS header extraction) is not supported")
-    client = common.client_from(args)
-    copier = Copier(client, options_from(
-        args, skip_identical=not args.no_skip, resume=not args.no_resume,
-        interrogate=args.interrogate))
-    copier.plan(args.source, args.destination)
-    copier.execute()
-    return copier.finish()
+    return copy(args, args.source, skip_identical=not args.no_skip,
+                resume=not args.no_resume, interrogate=args.interrogate)
 
 
 def main() -> None:

@@ -4,18 +4,12 @@ directions (local -> VOSpace as the CADC vsync, and VOSpace -> local)."""
 from __future__ import annotations
 
 from . import common
-from .copying import Copier
-from .cp import add_transfer_flags, options_from
+from .cp import add_transfer_flags, copy
 
 
 def body(args) -> int:
-    client = common.client_from(args)
-    copier = Copier(client, options_from(args, recursive=args.recursive,
-                                         checksum=not args.ignore_checksum,
-                                         skip_identical=not args.overwrite))
-    copier.plan(args.files, args.destination)
-    copier.execute()
-    return copier.finish()
+    return copy(args, args.files, recursive=args.recursive, checksum=not args.ignore_checksum,
+                skip_identical=not args.overwrite)
 
 
 def main() -> None:

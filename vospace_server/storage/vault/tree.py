@@ -21,6 +21,7 @@ from ..common import apply_changes, inherited, storable_properties, with_default
 from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
+from . import versions
 from .blobs import BlobStore, Sink, new_key
 from .group_commit import GroupCommitter
 from .schema import PathText, make_engine, nodes
@@ -36,9 +37,11 @@ def subtree_clause(path: str):
 class VaultTree:
     """Node metadata in one SQL table; container ``length`` is kept as bytes used below it."""
 
-    def __init__(self, database_url: str, root_owner: str, blobs: BlobStore) -> None:
+    def __init__(self, database_url: str, root_owner: str, blobs: BlobStore,
+                 retention: versions.Retention = versions.Retention()) -> None:
         self.engine: Engine = make_engine(database_url)
         self.blobs = blobs
+        self.retention = retention
         self._sqlite = self.engine.dialect.name == "sqlite"
         # SQLite: concurrent writes share one fsync (see group_commit.py). PostgreSQL
         # commits concurrent transactions in parallel by itself.

@@ -208,3 +208,28 @@ def test_refused_token_falls_back_to_anonymous_for_public_data(vault_tools, tmp_
     w = subprocess.run([str(OUR_BIN / "vmkdir"), "-k", "--token", "vst_expired", f"vos:{top}/x"],
                        env=stale, capture_output=True, text=True, timeout=60)
     assert w.returncode == 13 and "vos-login" in one_error_line(w)
+
+
+def test_interrupted_download_resumes(vault_tools, tmp_path):
+    """Ctrl-C exits 130 at once, keeping ``<file>.part``; running again finishes the file
+    from where it stopped (Range request) and verifies the MD5."""
+    import signal
+    import time
+    t = vault_tools
+    data = os.urandom(48 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(data)
+    ok(t.ours("vcp", str(tmp_path / "big.bin"), t.remote("big.bin")))
+    dest = tmp_path / "got.bin"
+    part = tmp_path / "got.bin.part"
+    argv = [str(OUR_BIN / "vcp"), "-k", "--token", t.svc.server.tokens["alice"],
+            t.remote("big.bin"), str(dest)]
+    proc = subprocess.Popen(argv, env=t.env(), stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    while not (part.exists() and part.stat().st_size > 0) and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    assert part.exists() and not dest.exists()
+    ok(t.ours("vcp", t.remote("big.bin"), str(dest)))
+    assert dest.read_bytes() == data and not part.exists()

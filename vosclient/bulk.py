@@ -128,6 +128,9 @@ class Bulk:
                 if attempt or (body is not None and not isinstance(body, bytes)):
                     raise errors.Unreachable(f"{what}: connection to {self.base_url} "
                                              f"failed: {exc}") from None
+            except BaseException:
+                conn.close()     # the body's producer gave up: the server sees the abort
+                raise
         raise AssertionError("unreachable")
 
     @staticmethod

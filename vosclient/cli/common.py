@@ -92,8 +92,9 @@ def run(body: Callable[[argparse.Namespace], int | None], args: argparse.Namespa
         error(exc.line())
         code = exc.exit_code
     except KeyboardInterrupt:
-        error("interrupted")
-        code = 130
+        error("interrupted (run the same command again to resume)")
+        sys.stdout.flush()
+        os._exit(130)   # without waiting for transfer threads still blocked on the network
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

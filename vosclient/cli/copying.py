@@ -218,9 +218,10 @@ class Copier:
         bar = Progress(total, self.options.progress)
         results: list[transfer.Result] = []
         jobs = 1 if self.options.interrogate else max(1, min(self.options.jobs, 32))
+        pool = ThreadPoolExecutor(max_workers=jobs)
         try:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(self.run_task, t, bar): t for t in self.tasks}
+            futures = {pool.submit(self.run_task, t, bar): t for t in self.tasks}
+            try:
                 for future in as_completed(futures):
                     task = futures[future]
                     try:
@@ -230,6 +231,10 @@ class Copier:
                         continue
                     results.append(result)
                     log.info("%s %s -> %s", result.action, result.source, result.dest)
+            except KeyboardInterrupt:   # stop queued transfers; partial downloads stay resumable
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
         finally:
             bar.close()
         return results

@@ -149,9 +149,9 @@ def small_files(b: Bench, count: int) -> None:
     ok(b.remote("s-ours"))
     ok(b.remote("s-cadc"))
     ours_cp = b.best(b.tool(OURS, "vcp", "-q", "-r", src, b.remote("s-ours/")),
-                     before=b.clear(f"s-ours/small"))
+                     before=b.clear("s-ours/small"))
     cadc_cp = b.best(b.tool(CADC_BIN, "vcp", src, b.remote("s-cadc/")),
-                     before=b.clear(f"s-cadc/small"))
+                     before=b.clear("s-cadc/small"))
     ok(b.remote("y-ours"))
     ok(b.remote("y-cadc"))
     ours_sync = b.best(b.tool(OURS, "vsync", "-q", "-r", src, b.remote("y-ours/")),

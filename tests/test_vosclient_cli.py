@@ -9,8 +9,6 @@ import pty
 import stat
 import subprocess
 
-import pytest
-
 from .harness import free_port
 from .vosclient_helpers import OUR_BIN, ok, one_error_line, tools, vault_tools  # noqa: F401
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from .vosclient_helpers import ok, tools, vault_tools  # noqa: F401
 
 

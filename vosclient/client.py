@@ -20,10 +20,10 @@ from .http import Transport
 from .nodes import Node
 
 PAGE = 5000
-Target = "str | uris.Remote"
+Target = str | uris.Remote
 
 
-def as_remote(name: "str | uris.Remote") -> uris.Remote:
+def as_remote(name: Target) -> uris.Remote:
     return name if isinstance(name, uris.Remote) else uris.parse(name)
 
 
@@ -208,10 +208,12 @@ class Client:
     def get_props(self, name: Target) -> dict[str, str | None]:
         return dict(self.get_node(name).props)
 
-    def set_props(self, name: Target, properties: dict[str, str | None]) -> Node:
-        """Set properties (short names or URIs); a value of None deletes the property."""
+    def set_props(self, name: Target, properties: dict[str, str | None],
+                  current: Node | None = None) -> Node:
+        """Set properties (short names or URIs); a value of None deletes the property.
+        ``current`` is the node when the caller already has it (saves a request)."""
         remote = as_remote(name)
-        current = self.get_node(remote)
+        current = current or self.get_node(remote)
         changes = {nodes.prop_uri(k): v for k, v in properties.items()}
         body = nodes.render(self.base_uri(remote.service), remote.path, current.type, changes,
                             current.target)

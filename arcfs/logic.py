@@ -32,6 +32,7 @@ from vospace_server.protocol import properties as P
 from .cache import TTLCache
 from .reader import RangeReader
 from .spool import Spool
+from .upload import StreamingUpload
 
 log = logging.getLogger("arcfs")
 
@@ -319,6 +320,10 @@ class ArcFS:
             with self.lock:
                 spool.unlinked = True
                 self.spools.pop(path, None)
+            with spool.lock:
+                stream, spool.stream = spool.stream, None
+                if stream is not None:
+                    stream.abort()
         if node is not None:
             with remote_errors():
                 self.client.delete(self.remote(path))
@@ -427,8 +432,9 @@ class ArcFS:
             self._set_props(path, changes)
 
     def _set_props(self, path: str, changes: dict[str, str | None]) -> Node:
+        known = self.node(path)
         with remote_errors():
-            node = self.client.set_props(self.remote(path), changes)
+            node = self.client.set_props(self.remote(path), changes, current=known)
         self.attrs.put(path, node)
         return node
 
@@ -611,9 +617,22 @@ class ArcFS:
         with spool.lock:
             if handle.append:
                 offset = spool.size()
-            if self.o.cache_size and offset + len(data) > spool.size():
-                self._check_space(offset + len(data) - spool.size())
-            return spool.pwrite(data, offset)
+            size = spool.size()
+            if self.o.cache_size and offset + len(data) > size:
+                self._check_space(offset + len(data) - size)
+            if spool.stream is None and offset == 0 and size == 0 and spool.dirty:
+                spool.stream = self._start_stream(spool)
+            written = spool.pwrite(data, offset)
+            if spool.stream is not None:
+                spool.stream.appended(offset, written)
+            return written
+
+    def _start_stream(self, spool: Spool) -> StreamingUpload:
+        remote = self.remote(spool.path)
+        content_type = mimetypes.guess_type(spool.path)[0] or "application/octet-stream"
+        return StreamingUpload(
+            spool.fd, lambda chunks: self.client.put_chunks(remote, chunks, content_type),
+            spool.path)
 
     def _check_space(self, growth: int) -> None:
         used = sum(s.size() for s in list(self.spools.values()))
@@ -626,6 +645,8 @@ class ArcFS:
         spool = self.spools.get(path)
         if spool is not None:
             with spool.lock:
+                if spool.stream is not None and length != spool.size():
+                    spool.stream.abort()
                 spool.truncate(length)
             return
         node = self.node(path)
@@ -648,9 +669,13 @@ class ArcFS:
                 return
             remote = self.remote(spool.path)
             content_type = mimetypes.guess_type(spool.path)[0] or "application/octet-stream"
-            with remote_errors(), open(spool.name, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                md5 = self.client.put_stream(remote, fh, size, content_type)
+            size = spool.size()
+            stream, spool.stream = spool.stream, None
+            with remote_errors():
+                md5 = stream.finish(size) if stream is not None else None
+            if md5 is None:
+                with remote_errors(), open(spool.name, "rb") as fh:
+                    md5 = self.client.put_stream(remote, fh, size, content_type)
             spool.dirty = False
             previous = self.attrs.get(spool.path)
             self._created(spool.path, self._uploaded_node(remote, previous, size, md5))

@@ -9,6 +9,8 @@ import tempfile
 import threading
 import time
 
+from .upload import StreamingUpload
+
 
 class Spool:
     """The local copy of one file being written through the mount."""
@@ -23,6 +25,7 @@ class Spool:
         self.unlinked = False
         self.mtime = time.time()
         self.lock = threading.RLock()
+        self.stream: StreamingUpload | None = None   # upload running while it is written
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -47,6 +50,9 @@ class Spool:
             offset += len(chunk)
 
     def discard(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.abort()
         try:
             os.close(self.fd)
         finally:

@@ -16,10 +16,12 @@ ARCFS = str(Path(sys.executable).parent / "arcfs")
 
 
 def unmount(mountpoint: str) -> None:
-    if os.path.ismount(mountpoint):
-        result = subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True)
-        if result.returncode != 0:
-            subprocess.run(["fusermount3", "-uz", mountpoint], capture_output=True)
+    """Unmount whatever state the mount is in (no ismount check: it stats through the
+    filesystem, which may be failing); lazily if it is busy."""
+    for option in ("-u", "-uz"):
+        if subprocess.run(["fusermount3", option, mountpoint],
+                          capture_output=True).returncode == 0:
+            return
 
 
 @contextmanager

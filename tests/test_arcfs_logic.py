@@ -192,3 +192,36 @@ def test_mount_helper_arguments():
         helper_argv(["only-one"])
     with pytest.raises(SystemExit):
         helper_argv(["u", "/m", "-o", "service"])
+
+
+def test_streaming_upload_and_its_fallbacks(fs):
+    """A file written from offset 0 is uploaded while written; a seek back, a truncate or
+    an unlink abort that upload and the close-time result is still exact."""
+    fs, base = fs
+    cases = {"sequential": [(0, b"a" * 3000), (3000, b"b" * 5000)],
+             "seek back": [(0, b"a" * 3000), (10, b"XY"), (3000, b"tail")],
+             "hole": [(0, b"a" * 10), (100, b"z")]}
+    for name, writes in cases.items():
+        path = f"{base}/{name.replace(' ', '_')}"
+        fh = fs.create(path, 0o600, os.O_WRONLY)
+        ref = bytearray()
+        for offset, data in writes:
+            fs.write(fh, data, offset)
+            ref.extend(b"\0" * max(0, offset - len(ref)))
+            ref[offset:offset + len(data)] = data
+        fs.flush(fh)
+        fs.release(fh)
+        assert fs.client.read_bytes(fs.remote(path)) == bytes(ref), name
+    fh = fs.create(f"{base}/cut", 0o600, os.O_WRONLY)
+    fs.write(fh, b"0123456789", 0)
+    fs.truncate(f"{base}/cut", 4)
+    fs.flush(fh)
+    fs.release(fh)
+    assert fs.client.read_bytes(fs.remote(f"{base}/cut")) == b"0123"
+    fh = fs.create(f"{base}/gone", 0o600, os.O_WRONLY)
+    fs.write(fh, b"data", 0)
+    fs.unlink(f"{base}/gone")
+    fs.flush(fh)
+    fs.release(fh)
+    time.sleep(0.2)
+    assert not fs.client.exists(fs.remote(f"{base}/gone"))

@@ -119,10 +119,11 @@ def test_sigkill_mid_upload_leaves_old_or_new(tmp_path):
 
 @pytest.mark.parametrize("service", ["vault", "arc"])
 def test_32_clients_up_and_down(sqlite_server, service):
+    """1,000 files in all (500 per service), each uploaded then downloaded and checked."""
     svc = ServiceUnderTest(sqlite_server, service, service)
     base = svc.unique()
     assert svc.create(base).status_code == 201
-    contents = {f"{base}/f{i:04d}": os.urandom(random.randrange(0, 8192)) for i in range(1000)}
+    contents = {f"{base}/f{i:04d}": os.urandom(random.randrange(0, 8192)) for i in range(500)}
 
     def work(paths: list[str]) -> int:
         checked = 0

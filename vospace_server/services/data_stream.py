@@ -227,6 +227,13 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
         return Response(status_code=200)
     expected = client_md5(request)
     content_type = request.headers.get("content-type") or None
+    if declared is not None and declared <= CHUNK:  # one chunk: one worker hop in all
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            return Response(status_code=400)
+        node = await run(_store_whole, tree, path, owner, content_type, body, expected)
+        return _stored(node)
     upload = await run(tree.begin_write, path, owner, content_type)
     writer = PipelinedWriter(upload)
     try:
@@ -249,6 +256,22 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
         if isinstance(exc, ClientDisconnect):  # nobody to answer; old content kept
             return Response(status_code=400)
         raise
+    return _stored(node)
+
+
+def _store_whole(tree: NodeTree, path: str, owner: str, content_type: str | None,
+                 body: bytes, expected: str | None) -> Node:
+    """A body of at most one chunk: begin, write and commit (or abort) in one go."""
+    upload = tree.begin_write(path, owner, content_type)
+    try:
+        upload.write(body)
+    except BaseException:
+        upload.abort()
+        raise
+    return upload.commit(expected)  # aborts by itself when it fails
+
+
+def _stored(node: Node) -> Response:
     md5 = node.properties.get(props.MD5) or ""
     return Response(status_code=201, headers={
         "Digest": f"md5={md5_b64(md5)}", "ETag": f'"{md5}"', "Content-Length": "0"})

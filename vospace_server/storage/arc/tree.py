@@ -398,8 +398,8 @@ class ArcUpload(Upload):
         self.permissions: dict[str, str | None] = {}  # what the new inode gets (posix_acl)
 
     def _publish(self, md5: str, length: int) -> Node:
-        st = self.temp.sync()
         fd = self.temp.fd
+        st = os.fstat(fd)  # final size and mtime; the xattrs below change neither
         _copy_properties(self.temp.dir_fd, self.temp.final_path, fd)
         os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())
         if self.content_type:

@@ -173,6 +173,11 @@ def test_project_provisioning_and_arc_recount_after_direct_changes(sqlite_server
         assert c.put(f"/arc/files/projects/{name}/b", content=b"b" * 2500).status_code == 413
     r = server.vospace("quota", "set", f"arc:projects/{name}", "10K")
     assert r.returncode == 0 and "quota 10240" in r.stdout
+    user = f"u{name}"
+    assert server.vospace("user", "create", user, "--quota", "1M").returncode == 0
+    for location in (f"vault:{user}", f"arc:home/{user}"):
+        shown = server.vospace("quota", "show", location).stdout
+        assert "quota 1048576" in shown and "used 0" in shown, shown
     with server.client("admin") as c:
         assert c.put(f"/arc/files/projects/{name}/b", content=b"b" * 2500).status_code == 201
 

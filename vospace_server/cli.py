@@ -121,6 +121,11 @@ def cmd_user_create(args: argparse.Namespace) -> int:
         deployment.auth.ensure_user(args.user, is_admin=True)
     if password is not None:
         deployment.auth.set_password(args.user, password)
+    if args.quota:
+        from .provisioning import set_home_quotas
+        from .storage.quota import parse_size
+
+        set_home_quotas(deployment, args.user, parse_size(args.quota))
     deployment.close()
     print(f"user {args.user} ready")
     return 0
@@ -235,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     ucreate = user_sub.add_parser("create", help="create USER with vault and arc homes")
     ucreate.add_argument("user")
     ucreate.add_argument("--admin", action="store_true", help="make the user an administrator")
+    ucreate.add_argument("--quota", help="quota of both homes, e.g. 10G (vospace quota set "
+                                         "changes one later)")
     _password_options(ucreate)
     ucreate.set_defaults(func=cmd_user_create)
     passwd = user_sub.add_parser("passwd", help="set USER's password (for /ac/login and Basic)")

@@ -60,6 +60,12 @@ def provision_project(deployment: Deployment, name: str, group: str, quota: int 
     return made
 
 
+def set_home_quotas(deployment: Deployment, user: str, quota: int) -> None:
+    """The same quota on the user's vault home ``/<user>`` and arc home ``/home/<user>``."""
+    for service, path in (("vault", user), ("arc", f"home/{user}")):
+        set_quota(deployment, service, path, quota)
+
+
 def parse_location(text: str) -> tuple[str, str]:
     """``arc:projects/p`` or ``vault:/alice`` -> (service, normalized path)."""
     service, sep, path = text.partition(":")

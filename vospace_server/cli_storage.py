@@ -106,6 +106,12 @@ def _root(text: str) -> str:
     return normalize_path(text.removeprefix("arc:"))
 
 
+def _versions_prune(deployment, args) -> int:
+    count = deployment.services["vault"].tree.prune_versions()
+    print(f"pruned {count} version(s)")
+    return 0
+
+
 def _posix_passwd(deployment, args) -> int:
     print("\n".join(deployment.posix.passwd()))
     return 0
@@ -161,6 +167,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     srestore.add_argument("stamp")
     srestore.add_argument("path", nargs="?", help="relative to ROOT")
     srestore.set_defaults(func=_with_deployment(_snapshot_restore))
+
+    versions = sub.add_parser("versions", help="vault versions")
+    versions_sub = versions.add_subparsers(dest="versions_command", required=True)
+    versions_sub.add_parser("prune", help="apply version_keep and version_max_age_days to "
+                                          "every node now").set_defaults(
+        func=_with_deployment(_versions_prune))
 
     posix = sub.add_parser("posix", help="POSIX ids of users and groups (posix-mapper)")
     posix_sub = posix.add_subparsers(dest="posix_command", required=True)

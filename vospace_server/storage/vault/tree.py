@@ -384,6 +384,15 @@ class VaultTree:
             self.blobs.delete(key)
             raise
 
+    def prune_versions(self) -> int:
+        """Apply the retention to all versions (``vospace versions prune``, e.g. daily from
+        cron; writes prune their own node's versions anyway); returns how many went."""
+        with self._tx(write=True) as conn:
+            keys = versions.prune_all(conn, self.retention)
+        for key in keys:
+            self.blobs.delete(key)
+        return len(keys)
+
     def delete_version(self, path: str, number: int) -> None:
         with self._tx(write=True) as conn:
             self._version(conn, path, number)

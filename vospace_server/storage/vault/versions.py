@@ -82,6 +82,14 @@ def prune(conn: Connection, node_id: int, retention: Retention) -> list[str]:
     return [r.blob for r in doomed]
 
 
+def prune_all(conn: Connection, retention: Retention) -> list[str]:
+    """Apply the retention to every node (age limits pass while nobody writes)."""
+    keys: list[str] = []
+    for node_id in list(conn.execute(select(versions.c.node_id).distinct()).scalars()):
+        keys += prune(conn, node_id, retention)
+    return keys
+
+
 def listing(conn: Connection, node_id: int) -> list[Version]:
     return [_version(r) for r in conn.execute(
         select(versions).where(versions.c.node_id == node_id).order_by(versions.c.number))]

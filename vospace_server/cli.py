@@ -64,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .deployment import Deployment
     from .http_guard import GuardedHttpToolsProtocol
     from .tls import ensure_self_signed
+    from .uvicorn_tuning import raise_body_high_water
 
     settings = _settings(args)
     first_start = not os.path.exists(os.path.join(settings.data_dir, "admin-token"))
@@ -79,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
     print(_welcome(settings, token_file), flush=True)
     http = GuardedHttpToolsProtocol.configured(settings.header_timeout, settings.max_header_bytes)
+    raise_body_high_water()
     uvicorn.run(create_app(settings, deployment), host=settings.host, port=settings.port,
                 loop="uvloop", http=http, log_level=args.log_level, server_header=False,
                 timeout_keep_alive=30, **ssl)

@@ -338,3 +338,17 @@ def test_async_push_and_pull_negotiate_preauthorized_endpoints(svc):
         get_url = _endpoint_of(c, pull_job)
     with httpx.Client(verify=False) as anonymous:
         assert anonymous.get(get_url, follow_redirects=True).content == b"async bytes"
+
+
+def test_transfer_document_in_another_encoding(svc):
+    base = svc.unique()
+    svc.create(base)
+    svc.create(f"{base}/caf\u00e9", "DataNode")
+    doc = ('<?xml version="1.0" encoding="ISO-8859-1"?>'
+           + transfer_doc(svc, f"{base}/caf\u00e9", f"{base}/th\u00e9", False)).encode("latin-1")
+    with svc.client() as c:
+        r = c.post(f"/{svc.name}/transfers?PHASE=RUN", content=doc,
+                   headers={"Content-Type": "text/xml"})
+        assert r.status_code == 303
+        assert c.get(r.headers["location"] + "/phase").text == "COMPLETED"
+    assert status(svc, f"{base}/th\u00e9") == 200

@@ -23,7 +23,6 @@ from ..auth.groups import normalize_group_properties
 from ..protocol import uris
 from ..protocol.faults import DuplicateNode, VOSpaceFault
 from ..protocol.transfer import parse_transfer
-from ..protocol.xml_io import parse_node
 from ..storage.jobs import (ABORTED, COMPLETED, ERROR, Job, JobStore, Kind, runner_identity)
 from . import actions
 
@@ -160,9 +159,8 @@ class JobRunner:
             actions.recursive_delete(service.tree, service.name, caller, path, progress)
             return progress.results()
         if job.kind == Kind.SETPROPS.value:
-            uri, node = parse_node(job.request.encode())
-            path = actions.local_path(uri, service.name, authorities)
-            changes = normalize_group_properties(node.properties, service.authority)
+            path = actions.local_path(job.params["target"], service.name, authorities)
+            changes = normalize_group_properties(job.params["properties"], service.authority)
             actions.recursive_set_properties(service.tree, caller, path, changes, progress)
             return progress.results()
         transfer = parse_transfer(job.request.encode())

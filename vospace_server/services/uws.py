@@ -129,7 +129,9 @@ class JobEndpoints:
                 if transfer.is_node_transfer:
                     params["keepBytes"] = "true" if transfer.keep_bytes else "false"
         else:
-            params = {k: str(v) for k, v in job.params.items()}
+            params = {"target": job.params.get("target", "")}
+            params.update({uri: value or "" for uri, value in
+                           job.params.get("properties", {}).items()})
         return JobView(id=job.id, href=self._href(request, job.id), phase=job.phase,
                        owner=job.owner, created=job.created, started=job.started,
                        ended=job.ended, duration=job.duration, destruction=job.destruction,
@@ -188,14 +190,15 @@ class JobEndpoints:
             uris.parse_vos_uri(target)
             return Kind.DELETE.value, "", {"target": target}
         if self.list_name == "async-setprops":
-            uri, _node = parse_node(body)
+            uri, node = parse_node(body)
             uris.parse_vos_uri(uri)
-            return Kind.SETPROPS.value, body.decode("utf-8"), {"target": uri}
+            return Kind.SETPROPS.value, "", {"target": uri, "properties": node.properties}
         transfer = parse_transfer(body)
         uris.parse_vos_uri(transfer.target)
         if not transfer.is_node_transfer and transfer.direction not in (PUSH_TO, PULL_FROM):
             raise InvalidArgument(f"unsupported transfer direction {transfer.direction!r}")
-        return Kind.TRANSFER.value, body.decode("utf-8"), {}
+        # stored re-serialized: UTF-8 whatever encoding the client's document declared
+        return Kind.TRANSFER.value, render_transfer(transfer).decode(), {}
 
     async def _start(self, request: Request, job_id: str) -> None:
         jobs = deployment(request).jobs

@@ -192,6 +192,8 @@ def test_uws_surface(svc):
         assert doc.findtext(f"{UWS}ownerId") == "alice"
         assert c.get(job + "/owner").text == "alice"
         assert c.get(job + "/quote").status_code == 200
+        assert_valid(c.get(job + "/parameters").content, "UWS parameters")
+        assert_valid(c.get(job + "/results").content, "UWS results")
         params = etree.fromstring(c.get(job + "/parameters").content)
         assert {p.get("id"): p.text for p in params}["target"] == svc.uri(f"{base}/a")
         assert c.get(job + "/error").status_code == 404

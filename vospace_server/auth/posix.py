@@ -79,6 +79,8 @@ class PosixMapper:
         return self._gids[uri]
 
     def group_uri(self, gid: int) -> str | None:
+        if gid < self.gid_start:  # personal groups and system gids: never a group URI
+            return None
         if gid not in self._uris:
             # Most files carry a personal gid (= uid), which has no group URI: remember the
             # miss briefly, or listing a 10,000-file folder costs 10,000 queries. Brief,

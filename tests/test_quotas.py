@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -291,3 +292,20 @@ def test_push_announcing_a_length_that_cannot_fit_is_refused_at_negotiation(svc)
     assert r.status_code == 413 and r.text.startswith("QuotaExceeded")
     assert negotiate(f"{root}/g", 400).status_code == 303
     assert negotiate(f"{root}/f", 1000).status_code == 303  # replaces f's 600 bytes
+
+
+def test_concurrent_uploads_never_overshoot_the_quota(svc):
+    root = quota_root(svc, 1000)
+
+    def upload(i: int) -> int:
+        return put(svc, f"{root}/c{i}", os.urandom(300)).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(upload, range(8)))
+    assert sorted(codes) == [201] * 3 + [413] * 5
+    assert usage(svc, root) == 900
+    with svc.client() as c:
+        r = c.get(svc.nodes_url(root))
+    lengths = [int(p.text) for p in etree.fromstring(r.content).iter(f"{{{VOS_NS}}}property")
+               if p.get("uri") == CORE + "length"]
+    assert lengths[0] == sum(lengths[1:]) == 900  # the root's usage = its children's bytes

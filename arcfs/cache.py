@@ -28,12 +28,15 @@ class TTLCache(Generic[V]):
     def get(self, key: str, default=MISSING):
         with self._lock:
             item = self._data.get(key)
-            if item is None:
-                return default
-            if item[0] < time.monotonic():
-                del self._data[key]
+            if item is None or item[0] < time.monotonic():
                 return default
             return item[1]
+
+    def get_stale(self, key: str, default=MISSING):
+        """The entry even if it expired (what was there; for deciding how to refresh)."""
+        with self._lock:
+            item = self._data.get(key)
+            return default if item is None else item[1]
 
     def put(self, key: str, value: V) -> None:
         if self.ttl <= 0:

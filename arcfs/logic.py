@@ -46,6 +46,7 @@ FILL_CHUNK = 4 << 20
 NO_QUOTA = 1 << 50          # statfs size shown when no quota applies (1 PiB)
 BLOCK = 4096
 NAME_MAX = 255
+BIG_DIR = 256              # entries from which an expired listing is refetched whole
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2   # utimensat's special values
 ERRNO = ((errors.NotFound, errno.ENOENT), (errors.NotAuthenticated, errno.EACCES),
          (errors.PermissionDenied, errno.EACCES), (errors.AlreadyExists, errno.EEXIST),
@@ -126,7 +127,9 @@ class ArcFS:
         self.cache_dir = self.o.cache_dir or tempfile.mkdtemp(prefix="arcfs-cache-")
         os.makedirs(self.cache_dir, exist_ok=True)
         self.attrs: TTLCache[Node | None] = TTLCache(self.o.attr_ttl)
-        self.listings: TTLCache[list[str]] = TTLCache(self.o.dir_ttl)
+        # listing of a directory: child name -> its node (None: made here, not yet fetched)
+        self.listings: TTLCache[dict[str, Node | None]] = TTLCache(self.o.dir_ttl)
+        self.relist_locks: dict[str, threading.Lock] = {}
         self.spools: dict[str, Spool] = {}
         self.handles: dict[int, Handle] = {}
         self.seen_md5: dict[str, str | None] = {}
@@ -158,8 +161,7 @@ class ArcFS:
         """This mount made ``path``: add it to its parent's cached listing (keeping that
         listing's expiry) and cache its node when known."""
         name = os.path.basename(path)
-        self.listings.update(self._parent(path),
-                             lambda names: names if name in names else names + [name])
+        self.listings.update(self._parent(path), lambda children: {**children, name: node})
         if node is not None:
             self.attrs.put(path, node)
         else:
@@ -168,7 +170,8 @@ class ArcFS:
     def _removed(self, path: str) -> None:
         """This mount removed ``path``: a negative entry, and gone from the listing."""
         name = os.path.basename(path)
-        self.listings.update(self._parent(path), lambda names: [n for n in names if n != name])
+        self.listings.update(self._parent(path),
+                             lambda children: {k: v for k, v in children.items() if k != name})
         self.attrs.pop_tree(path)
         self.listings.pop_tree(path)
         self.attrs.put(path, None)
@@ -184,9 +187,15 @@ class ArcFS:
         if isinstance(cached, Node):
             return cached
         if path != "/":
-            names = self.listings.get(self._parent(path))
-            if isinstance(names, list) and os.path.basename(path) not in names:
-                raise fs_error(errno.ENOENT)
+            parent, name = self._parent(path), os.path.basename(path)
+            children = self.listings.get(parent)
+            if not isinstance(children, dict):
+                children = self._relist_big(parent)
+            if isinstance(children, dict):
+                if name not in children:
+                    raise fs_error(errno.ENOENT)
+                if children[name] is not None:
+                    return children[name]
         try:
             with remote_errors():
                 node = self.client.get_node(self.remote(path))
@@ -238,18 +247,35 @@ class ArcFS:
                 "st_blocks": (size + 511) // 512, "st_blksize": 1 << 20}
 
     def listdir(self, path: str, fresh: bool = False) -> list[str]:
-        names = None if fresh else self.listings.get(path)
-        if isinstance(names, list):
-            return names
-        remote = self.remote(path)
+        return list(self._listing(path, fresh))
+
+    def _listing(self, path: str, fresh: bool = False) -> dict[str, Node | None]:
+        """The children of a directory with their nodes (one request per 5,000)."""
+        children = None if fresh else self.listings.get(path)
+        if isinstance(children, dict):
+            return children
         with remote_errors():
-            children = list(self.client.iterdir(remote))
-        names = []
-        for child in children:
-            self.attrs.put(f"{path.rstrip('/')}/{child.name}", child)
-            names.append(child.name)
-        self.listings.put(path, names)
-        return names
+            children = {child.name: child for child in self.client.iterdir(self.remote(path))}
+        self.listings.put(path, children)
+        return children
+
+    def _relist_big(self, parent: str) -> dict[str, Node | None] | None:
+        """A lookup in a big directory whose listing just expired (``ls -l`` of 10,000
+        entries outlasting the TTL) lists it again, once for all the threads asking,
+        rather than fetching its children one request each."""
+        stale = self.listings.get_stale(parent)
+        if not isinstance(stale, dict) or len(stale) < BIG_DIR:
+            return None
+        with self.lock:
+            lock = self.relist_locks.setdefault(parent, threading.Lock())
+        with lock:
+            children = self.listings.get(parent)
+            if isinstance(children, dict):
+                return children
+            try:
+                return self._listing(parent, fresh=True)
+            except OSError:
+                return None
 
     def readdir(self, path: str) -> list[str]:
         if not self.node(path).isdir:
@@ -436,6 +462,10 @@ class ArcFS:
         with remote_errors():
             node = self.client.set_props(self.remote(path), changes, current=known)
         self.attrs.put(path, node)
+        name = os.path.basename(path)
+        self.listings.update(self._parent(path),
+                             lambda children: {**children, name: node} if name in children
+                             else children)
         return node
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:

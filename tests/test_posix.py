@@ -143,6 +143,8 @@ def test_acls_follow_properties_and_direct_changes_read_back(sqlite_server):
     found = props_of(server, f"{folder}/f")
     assert found[CORE + "groupwrite"].split() == [uri[g1], uri[g3]]
     assert CORE + "groupread" not in found and found[CORE + "ispublic"] == "false"
+    subprocess.run(["setfacl", "-m", f"g:{gids[g2]}:r", full], check=True)
+    assert props_of(server, f"{folder}/f")[CORE + "groupread"] == uri[g2]
     # an upload replaces the inode but keeps its permissions
     with server.client("alice") as c:
         assert c.put(f"/arc/files/{folder}/f", content=b"new data").status_code == 201

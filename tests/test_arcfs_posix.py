@@ -205,3 +205,28 @@ def test_fsx_random_read_write_truncate(d):
             fh = open(path, "r+b")
     fh.close()
     assert open(path, "rb").read() == bytes(ref)
+
+
+def test_vault_service_mount(sqlite_server):
+    """The same filesystem over the vault service (reads follow its 303 to a
+    pre-authorized URL; moves are UWS jobs there too)."""
+    with mounted(sqlite_server, "alice", "vault") as mp:
+        base = os.path.join(mp, "alice", f"v-{uuid.uuid4().hex[:8]}")
+        os.mkdir(base)
+        data = os.urandom(3 << 20)
+        with open(os.path.join(base, "f.bin"), "wb") as fh:
+            fh.write(data)
+        with open(os.path.join(base, "f.bin"), "r+b") as fh:
+            fh.seek(100)
+            fh.write(b"patched")
+        expected = data[:100] + b"patched" + data[107:]
+        assert open(os.path.join(base, "f.bin"), "rb").read() == expected
+        os.rename(os.path.join(base, "f.bin"), os.path.join(base, "g.bin"))
+        assert os.listdir(base) == ["g.bin"] and os.path.getsize(os.path.join(base, "g.bin")) \
+            == len(data)
+        with pytest.raises(OSError) as info:
+            os.rmdir(base)
+        assert info.value.errno == errno.ENOTEMPTY
+        os.unlink(os.path.join(base, "g.bin"))
+        os.rmdir(base)
+        assert not os.path.exists(base)

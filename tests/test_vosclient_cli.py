@@ -111,6 +111,9 @@ def test_failures_are_one_line_with_fixed_status(tools, tmp_path):
     assert t.ours("vls", f"{t.remote()[:4]}{other}").returncode == 13
     exists = t.ours("vmkdir", t.remote())
     assert exists.returncode == 17
+    (tmp_path / "one").write_text("1")
+    several = t.ours("vcp", str(tmp_path / "one"), str(tmp_path / "one"), t.remote("nodir"))
+    assert several.returncode == 20 and "existing container" in one_error_line(several)
     bad = t.ours("vls", "/local/path")
     assert bad.returncode == 22 and "vos:path" in one_error_line(bad)
     env = dict(t.env(), LOCAL_VOSPACE_WEBSERVICE=f"127.0.0.1:{free_port()}")

@@ -79,22 +79,35 @@ class Copier:
             else:
                 expanded.append(source)
         many = len(expanded) > 1
+        if many:
+            self.require_directory(dest)
         for source in expanded:
             try:
-                self.plan_one(source, dest, many)
+                self.plan_one(source, dest)
             except (errors.VOSError, OSError) as exc:
                 if not many:
                     raise
                 self.failures.append((source, dest, exc))
 
-    def plan_one(self, source: str, dest: str, many: bool) -> None:
+    def require_directory(self, dest: str) -> None:
+        """Several sources need an existing container (or local directory) to go into."""
+        if uris.is_remote(dest):
+            node = self._dest_node(uris.parse(dest))
+            ok = node is not None and node.isdir
+        else:
+            ok = os.path.isdir(dest)
+        if not ok:
+            raise errors.NotAContainer(f"{dest}: copying several sources needs an existing "
+                                       f"container or directory as destination")
+
+    def plan_one(self, source: str, dest: str) -> None:
         remote_src, remote_dest = uris.is_remote(source), uris.is_remote(dest)
         if remote_src and remote_dest:
             self.plan_remote(uris.parse(source), uris.parse(dest))
         elif remote_dest:
-            self.plan_upload(source, uris.parse(dest), many)
+            self.plan_upload(source, uris.parse(dest))
         elif remote_src:
-            self.plan_download(uris.parse(source), dest, many)
+            self.plan_download(uris.parse(source), dest)
         else:
             raise errors.InvalidArgument(f"{source} -> {dest}: one side must be vos: or arc:")
 
@@ -107,16 +120,13 @@ class Copier:
         except errors.NotFound:
             return None
 
-    def plan_upload(self, source: str, dest: uris.Remote, many: bool) -> None:
+    def plan_upload(self, source: str, dest: uris.Remote) -> None:
         if os.path.islink(source) and not self.options.follow_links:
             log.info("%s: Skipping (symbolic link)", source)
             return
         if not os.path.exists(source):
             raise errors.NotFound(f"{source}: no such file or directory")
         dest_node = self._dest_node(dest)
-        if many and (dest_node is None or not dest_node.isdir):
-            raise errors.NotAContainer(f"{dest}: copying several sources needs an existing "
-                                       f"container as destination")
         if os.path.isdir(source):
             if not self.options.recursive:
                 log.warning("%s: is a directory; use -r", source)
@@ -162,16 +172,13 @@ class Copier:
                 self.tasks.append(Task("up", path, str(container.child(name)),
                                        os.path.getsize(path), existing))
 
-    def plan_download(self, source: uris.Remote, dest: str, many: bool) -> None:
+    def plan_download(self, source: uris.Remote, dest: str) -> None:
         node = self.client.get_node(source)
         hops = 0
         while node.islink and node.target and node.target.startswith("vos://") and hops < 10:
             node = self.client.get_node(node.target)
             source = uris.parse(node.uri)
             hops += 1
-        if many and not os.path.isdir(dest):
-            raise errors.NotAContainer(f"{dest}: copying several sources needs an existing "
-                                       f"directory as destination")
         if node.isdir:
             if not self.options.recursive:
                 log.warning("%s: is a container; use -r", source)

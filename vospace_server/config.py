@@ -25,7 +25,6 @@ class Settings:
     public_url: str = ""         # default: taken from each request's Host header
     admin_user: str = "admin"
     max_xml_bytes: int = 1024 * 1024
-    workers: int = 1
     preauth_secret: str = ""     # default: generated once into data_dir/preauth-secret
     preauth_lifetime: int = 86400  # seconds a pre-authorized URL stays valid
     blob_url: str = ""           # "" = files in blob_dir; s3://bucket[/prefix] = S3

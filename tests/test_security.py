@@ -16,6 +16,7 @@ import pytest
 
 from vospace_server.auth.preauth import PreauthSigner, load_secret
 from vospace_server.protocol.faults import LinkFound
+from vospace_server.protocol.nodes import Node, NodeType
 from vospace_server.storage.arc import beneath
 
 from .conftest import VOS_NS, XSI_NS
@@ -240,3 +241,30 @@ def test_delete_never_follows_a_swapped_directory(tmp_path) -> None:
         with pytest.raises(LinkFound):
             tree._remove(str(tmp_path / "arc" / "home" / "d" / name))
     assert (outside / "f").read_text() == "keep me" and (outside / "sub").is_dir()
+
+
+@pytest.mark.parametrize("node_type", [NodeType.CONTAINER, NodeType.DATA, NodeType.LINK])
+def test_create_never_lands_outside_when_the_parent_is_swapped(tmp_path, node_type) -> None:
+    """A session user swaps ``home/d`` for a symlink to an outside folder between the
+    server's checks and the create: the new entry must not appear outside the tree."""
+    from vospace_server.storage.arc.tree import ArcTree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    arc = tmp_path / "arc"
+
+    class RacedArcTree(ArcTree):
+        """Runs the attacker's swap right after the parent's checks pass."""
+
+        def resolve(self, path: str):
+            chain = super().resolve(path)
+            if path == "home/d":
+                os.rename(arc / "home" / "d", arc / "home" / "d-moved")
+                os.symlink(outside, arc / "home" / "d")
+            return chain
+
+    tree = RacedArcTree(str(arc), root_owner="admin", base_uri="vos://localhost~arc")
+    tree.create(Node("home/d", NodeType.CONTAINER), owner="alice")
+    with pytest.raises(LinkFound):
+        tree.create(Node("home/d/new", node_type, target="vos://localhost~arc/x"), owner="alice")
+    assert list(outside.iterdir()) == []

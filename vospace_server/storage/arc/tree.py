@@ -180,28 +180,56 @@ class ArcTree:
             raise InvalidArgument("arc cannot store properties on a LinkNode")
         if not node.is_link:
             stored = inherited(chain[-1].properties, stored)
-        full = self._fs(node.path)
+        # Everything below happens relative to a parent fd opened without following any
+        # symlink, so a directory swapped for a symlink after the checks above cannot move
+        # the new entry, or the properties written on it, outside the tree.
+        name = uris.name_of(node.path)
+        parent_fd = beneath.open_dir(self.root, parent)
+        try:
+            entry_fd = self._make_entry(node, name, parent_fd)
+            try:
+                if entry_fd is not None:
+                    xattrs.write_property(entry_fd, props.CREATOR, owner)
+                    for uri, value in stored.items():
+                        if value is not None:
+                            xattrs.write_property(entry_fd, uri, value)
+                    self._apply_permissions(entry_fd, node.is_container, owner, stored)
+            except BaseException:
+                self._remove_entry(parent_fd, name, node.is_container)
+                raise
+            finally:
+                if entry_fd is not None:
+                    os.close(entry_fd)
+            # Built from one lstat rather than resolve(): the chain was just checked above.
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        finally:
+            os.close(parent_fd)
+        return self._node(node.path, st, chain[-1].owner or "")
+
+    def _make_entry(self, node: Node, name: str, parent_fd: int) -> int | None:
+        """Create the directory, file or symlink; an fd of it (None for a symlink)."""
         try:
             if node.type is NodeType.CONTAINER:
-                os.mkdir(full)
-            elif node.type is NodeType.DATA:
-                os.close(os.open(full, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644))
-            else:
-                os.symlink(self._symlink_text(node.path, node.target or ""), full)
+                os.mkdir(name, dir_fd=parent_fd)
+                return os.open(name, beneath.DIR_FLAGS, dir_fd=parent_fd)
+            if node.type is NodeType.DATA:
+                return os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                               | os.O_CLOEXEC, 0o644, dir_fd=parent_fd)
+            os.symlink(self._symlink_text(node.path, node.target or ""), name, dir_fd=parent_fd)
+            return None
         except FileExistsError:
             raise DuplicateNode(node.path) from None
+
+    @staticmethod
+    def _remove_entry(parent_fd: int, name: str, is_dir: bool) -> None:
+        """Undo a half-made create (a fresh entry: an empty directory at most)."""
         try:
-            if not node.is_link:
-                xattrs.write_property(full, props.CREATOR, owner)
-                for uri, value in stored.items():
-                    if value is not None:
-                        xattrs.write_property(full, uri, value)
-                self._apply_permissions(full, node.is_container, owner, stored)
-        except BaseException:
-            self._remove(full)
-            raise
-        # Built from one lstat rather than resolve(): the chain was just checked above.
-        return self._node(node.path, os.lstat(full), chain[-1].owner or "")
+            if is_dir:
+                os.rmdir(name, dir_fd=parent_fd)
+            else:
+                os.unlink(name, dir_fd=parent_fd)
+        except FileNotFoundError:
+            pass
 
     def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:
         snapshots.refuse_write(path)

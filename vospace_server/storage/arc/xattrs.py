@@ -33,15 +33,17 @@ def read_properties(path: str) -> dict[str, str]:
     return found
 
 
-def write_property(path: str, uri: str, value: str | None) -> None:
+def write_property(target: str | int, uri: str, value: str | None) -> None:
+    """Set or remove one property on a path (never following a symlink) or an open fd."""
     name = PREFIX + uri
     if len(name.encode()) > MAX_XATTR_NAME:
         raise InvalidArgument(f"property URI too long for arc: {uri}")
+    nofollow = {"follow_symlinks": False} if isinstance(target, str) else {}
     try:
         if value is None:
-            os.removexattr(path, name, follow_symlinks=False)
+            os.removexattr(target, name, **nofollow)
         else:
-            os.setxattr(path, name, value.encode(), follow_symlinks=False)
+            os.setxattr(target, name, value.encode(), **nofollow)
     except OSError as exc:
         if exc.errno in (errno.ENODATA,):
             return

@@ -11,8 +11,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import (Column, Float, ForeignKey, String, Table, and_, delete, insert, or_,
-                        select)
+from sqlalchemy import (Column, Float, ForeignKey, String, Table, and_, bindparam, delete,
+                        insert, or_, select)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +41,12 @@ group_entries = Table(
     Column("kind", String(8), primary_key=True),
     Column("entry", String(128), primary_key=True),
 )
+
+# Built once: membership resolution runs on every authenticated request, and building the
+# statement each time cost more CPU than executing it.
+HOLDERS = select(group_entries.c.group_name).where(and_(
+    group_entries.c.role == bindparam("role"), group_entries.c.kind == bindparam("kind"),
+    group_entries.c.entry.in_(bindparam("entries", expanding=True))))
 
 ROLES = {"userMembers": ("member", "user"), "groupMembers": ("member", "group"),
          "userAdmins": ("admin", "user"), "groupAdmins": ("admin", "group")}
@@ -117,9 +123,8 @@ class GroupStore:
         for _ in range(MAX_NESTING):
             if not frontier:
                 break
-            rows = conn.execute(select(group_entries.c.group_name).where(and_(
-                group_entries.c.role == role, group_entries.c.kind == frontier_kind,
-                group_entries.c.entry.in_(frontier)))).all()
+            rows = conn.execute(HOLDERS, {"role": role, "kind": frontier_kind,
+                                          "entries": sorted(frontier)}).all()
             frontier = {r.group_name for r in rows} - found
             found |= frontier
             frontier_kind, role = "group", "member"

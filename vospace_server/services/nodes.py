@@ -13,12 +13,11 @@ from ..auth.groups import normalize_group_properties
 from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
-from ..protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, InvalidURI,
-                               NodeNotFound, PermissionDenied)
+from ..protocol.faults import DuplicateNode, InvalidArgument, InvalidURI, PermissionDenied
 from ..protocol.listing import parse_ordering, window
 from ..protocol.nodes import Detail, Node
 from ..protocol.xml_io import parse_node, render_node
-from .requests import caller_of, deployment, read_body, run, xml_response
+from .requests import caller_now, caller_of, deployment, read_body, run, xml_response
 
 # Larger limits mean "everything"; clamped so that no database sees an out-of-range integer.
 MAX_LIMIT = 2**31 - 1
@@ -148,19 +147,14 @@ class NodeEndpoints:
         node.properties = normalize_group_properties(node.properties, self.service.authority)
         if node.is_link:
             check_link_target(node.target or "")
-        caller = await caller_of(request)
-        if props.QUOTA in node.properties and not caller.is_admin:
-            raise PermissionDenied("only administrators may set quotas")
         tree = self.service.tree
-        parent = uris.parent_of(path)
 
         def check_and_create() -> Node:  # one worker-thread hop for the whole create
-            try:
-                parent_chain = tree.resolve(parent)
-            except NodeNotFound:
-                raise ContainerNotFound(f"/{parent}") from None
-            policy.require_write(caller, parent_chain)
-            return tree.create(node, caller.name)
+            caller = caller_now(request)
+            if props.QUOTA in node.properties and not caller.is_admin:
+                raise PermissionDenied("only administrators may set quotas")
+            return tree.create(node, caller.name,
+                               check=lambda chain: policy.require_write(caller, chain))
 
         return self._render(await run(check_and_create), status=201)
 

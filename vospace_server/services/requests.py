@@ -61,6 +61,19 @@ async def caller_of(request: Request) -> Caller:
     cached = request.scope.get(CALLER_KEY)
     if cached is not None:
         return cached
+    if bearer_token(request) is None and basic_credentials(request) is None \
+            and not request.cookies.get(SESSION_COOKIE):
+        request.scope[CALLER_KEY] = ANONYMOUS  # no credentials: no worker-thread hop
+        return ANONYMOUS
+    return await run(caller_now, request)
+
+
+def caller_now(request: Request) -> Caller:
+    """``caller_of`` for code already on a worker thread (it queries the database), so that
+    a request needing the caller and storage work pays for one thread hop, not two."""
+    cached = request.scope.get(CALLER_KEY)
+    if cached is not None:
+        return cached
     authenticator = deployment(request).authenticator
     caller = ANONYMOUS
     token = bearer_token(request)
@@ -68,12 +81,12 @@ async def caller_of(request: Request) -> Caller:
     if token is None and basic is None:
         token = request.cookies.get(SESSION_COOKIE) or None
     if token is not None:
-        found = await run(authenticator.from_token, token)
+        found = authenticator.from_token(token)
         if found is None:
             raise NotAuthenticated("the token is unknown, expired or revoked")
         caller = found
     elif basic is not None:
-        found = await run(authenticator.from_password, *basic, client_address(request))
+        found = authenticator.from_password(*basic, client_address(request))
         if found is None:
             raise NotAuthenticated("wrong user name or password")
         caller = found

@@ -28,8 +28,12 @@ class NodeTree(Protocol):
         """Children of container ``path`` sorted by name, from ``start`` (inclusive) on."""
         ...
 
-    def create(self, node: Node, owner: str) -> Node:
-        """Create ``node`` (its path set) owned by ``owner``; returns the stored node."""
+    def create(self, node: Node, owner: str,
+               check: Callable[[list[Node]], None] | None = None) -> Node:
+        """Create ``node`` (its path set) owned by ``owner``; returns the stored node.
+
+        ``check`` (e.g. the caller's write permission) is called with the parent's chain as
+        the creation reads it, so a request needs no separate lookup of the parent."""
         ...
 
     def update_properties(self, path: str, changes: dict[str, str | None]) -> Node:

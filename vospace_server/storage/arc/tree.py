@@ -164,13 +164,16 @@ class ArcTree:
         return target
 
     # -- writing ------------------------------------------------------------------------
-    def create(self, node: Node, owner: str) -> Node:
+    def create(self, node: Node, owner: str,
+               check: Callable[[list[Node]], None] | None = None) -> Node:
         snapshots.refuse_write(node.path)
         parent = uris.parent_of(node.path)
         try:
             chain = self.resolve(parent)
         except NodeNotFound:
             raise ContainerNotFound(parent) from None
+        if check is not None:
+            check(chain)
         if chain[-1].is_link:
             raise LinkFound(parent)
         if not chain[-1].is_container:

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Callable, Iterator
 
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (and_, bindparam, case, delete, func, insert, literal, or_, select,
+                        update)
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +26,12 @@ from . import versions
 from .blobs import BlobStore, Sink, new_key
 from .group_commit import GroupCommitter
 from .schema import PathText, make_engine, nodes
+
+
+# Built once: every node request runs them, and building a statement cost more CPU than
+# executing it.
+CHAIN = select(nodes).where(nodes.c.path.in_(bindparam("paths", expanding=True)))
+INSERT_NODE = insert(nodes)
 
 
 def subtree_clause(path: str):
@@ -90,7 +97,7 @@ class VaultTree:
 
     def _chain(self, conn: Connection, path: str) -> list[Row]:
         wanted = uris.ancestors(path) + [path]
-        rows = {r.path: r for r in conn.execute(select(nodes).where(nodes.c.path.in_(wanted)))}
+        rows = {r.path: r for r in conn.execute(CHAIN, {"paths": wanted})}
         chain = []
         for p in wanted:
             row = rows.get(p)
@@ -116,7 +123,8 @@ class VaultTree:
             return [self._to_node(r) for r in conn.execute(query)]
 
     # -- writing ------------------------------------------------------------------------
-    def create(self, node: Node, owner: str) -> Node:
+    def create(self, node: Node, owner: str,
+               check: Callable[[list[Node]], None] | None = None) -> Node:
         parent = uris.parent_of(node.path)
         stored = {k: v for k, v in storable_properties(node.properties).items() if v is not None}
         now = time.time()
@@ -125,6 +133,8 @@ class VaultTree:
                 chain = self._chain(conn, parent)
             except NodeNotFound:
                 raise ContainerNotFound(parent) from None
+            if check is not None:
+                check([self._to_node(r) for r in chain])
             if node.type is not NodeType.LINK:  # inheritPermissions of the parent folder
                 stored = {k: v for k, v in inherited(json.loads(chain[-1].props), stored).items()
                           if v is not None}
@@ -136,7 +146,7 @@ class VaultTree:
                           type=node.type.value, owner=owner, length=0, md5=None, created=now,
                           modified=now, target=node.target, props=json.dumps(stored))
             try:  # the unique index on path is the duplicate check: one statement, no race
-                conn.execute(insert(nodes).values(**values))
+                conn.execute(INSERT_NODE, values)
             except IntegrityError:
                 raise DuplicateNode(node.path) from None
             return self._to_node(SimpleNamespace(**values))  # the row as inserted

@@ -139,10 +139,12 @@ class Bulk:
         conn.close()
         return errors.from_response(response.status, body, what)
 
-    def get(self, url: str, start: int = 0, end: int | None = None, what: str = "") -> Stream:
+    def get(self, url: str, start: int = 0, end: int | None = None, what: str = "",
+            extra: dict[str, str] | None = None) -> Stream:
         """Bytes ``[start, end)`` (to the end when ``end`` is None) of ``url`` (a path on
-        this server or a full URL), following redirects."""
-        headers = dict(self.auth_headers())
+        this server or a full URL), following redirects; ``extra`` headers (``If-Range``)
+        go with every hop."""
+        headers = {**self.auth_headers(), **(extra or {})}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
         target = url
@@ -178,22 +180,26 @@ class Bulk:
         return self.put_chunks(url, body(), content_type, size, what)
 
     def put_chunks(self, url: str, chunks: Iterable[bytes], content_type: str,
-                   size: int | None = None, what: str = "") -> str:
+                   size: int | None = None, what: str = "", hashed=None,
+                   extra: dict[str, str] | None = None) -> str:
         """Send ``chunks`` as the new content (chunked transfer encoding when ``size`` is
-        not known in advance); returns their MD5, checked against the server's digest."""
-        md5 = hashlib.md5()
+        not known in advance); returns their MD5, checked against the server's digest.
+        ``hashed`` is an MD5 the producer of ``chunks`` already feeds (on its own thread,
+        so hashing overlaps sending); ``extra`` headers go with the request (``Digest``)."""
+        md5 = hashed if hashed is not None else hashlib.md5()
 
         def body():
             for chunk in chunks:
                 md5.update(chunk)
                 yield chunk
 
-        headers = {**self.auth_headers(), "Content-Type": content_type}
+        headers = {**self.auth_headers(), **(extra or {}), "Content-Type": content_type}
         if size is not None:
             headers["Content-Length"] = str(size)
         else:
             headers["Transfer-Encoding"] = "chunked"
-        conn, response = self._send("PUT", url, headers, body=body(), what=what,
+        conn, response = self._send("PUT", url, headers, body=chunks if hashed is not None else body(),
+                                    what=what,
                                     chunked=size is None)
         if response.status >= 400:
             raise self._fail(conn, response, what)

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-import httpx
-
 from . import errors
 from .uris import Remote
 
@@ -28,7 +26,10 @@ CHUNK = 4 * 1024 * 1024
 # server refuses corrupt bytes before publishing them; larger ones are hashed while they
 # stream (one read of the file) and checked against the Digest the server answers.
 DIGEST_FIRST = 64 * 1024 * 1024
-BATCH = 1024 * 1024
+# Downloads read into BUFFERS buffers of RECV_BUFFER bytes in turn (one being filled from
+# the socket while others are written and hashed).
+RECV_BUFFER = 4 * 1024 * 1024
+BUFFERS = 8
 ATTEMPTS = 4
 RETRYABLE = (errors.Unreachable, errors.ServerError, errors.ChecksumMismatch)
 Progress = Callable[[int], None]
@@ -172,19 +173,15 @@ def upload(client: "Client", local: str, remote: Remote, skip_identical: bool = 
 
 def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5: str | None,
               progress: Progress | None) -> Result:
-    hasher = hashlib.md5()
-    headers = {"Content-Length": str(size),
-               "Content-Type": mimetypes.guess_type(local)[0] or "application/octet-stream"}
+    """One PUT over the bulk (http.client) connection; the file is read and hashed on a
+    second thread while this one sends, and the server's echoed digest is checked."""
+    extra = {}
     if known_md5:
-        headers["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
-    response = client.transport.request("PUT", client.files_url(remote),
-                                        content=_read_ahead(local, hasher, progress),
-                                        headers=headers, what=str(remote), retry=False)
-    sent = hasher.hexdigest()
-    echoed = digest_md5(response.headers)
-    if echoed is not None and echoed != sent:
-        raise errors.ChecksumMismatch(f"{local} -> {remote}: the server stored MD5 {echoed}, "
-                                      f"sent {sent}")
+        extra["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
+    hasher = hashlib.md5()
+    client.bulk.put_chunks(client.files_url(remote), _read_ahead(local, hasher, progress),
+                           mimetypes.guess_type(local)[0] or "application/octet-stream",
+                           size=size, what=str(remote), hashed=hasher, extra=extra)
     return Result(local, str(remote), "uploaded", size)
 
 
@@ -266,67 +263,99 @@ def _get_file(client: "Client", remote: Remote, local: str, node, resume: bool,
     offset = os.path.getsize(part) if resume and os.path.isfile(part) else 0
     if offset > node.size:
         offset = 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
-    if offset and node.md5:
-        headers["If-Range"] = f'"{node.md5}"'
-    response = _open_get(client, remote, headers)
-    try:
-        hasher = hashlib.md5()
-        if response.status_code == 206:
-            mode = "r+b"
-            with open(part, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    hasher.update(chunk)
-            if progress:
-                progress(offset)
-        elif response.status_code == 416 and offset == node.size:
-            mode = None
-            with open(part, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    hasher.update(chunk)
-        else:
-            mode, offset = "wb", 0
-        if mode is not None:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if mode == "wb" else 0),
-                         0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.seek(offset)
-
-                def consume(batch: list[bytes]) -> None:
-                    fh.writelines(batch)
-                    for piece in batch:
-                        hasher.update(piece)
-
-                pipe = _Pipe(consume)
-                batch: list[bytes] = []
-                pending = 0
-                try:
-                    # The transport's own pieces (~64 KiB), handed over ~1 MiB at a time:
-                    # re-chunking would copy every byte, one hand-over per piece costs more.
-                    for chunk in response.iter_raw():
-                        batch.append(chunk)
-                        pending += len(chunk)
-                        if pending >= BATCH:
-                            pipe.put(batch)
-                            if progress:
-                                progress(pending)
-                            batch, pending = [], 0
-                    pipe.put(batch)
-                    if progress:
-                        progress(pending)
-                except httpx.HTTPError as exc:  # a dropped stream: keep the .part to resume
-                    pipe.put(batch)
-                    pipe.close()
-                    raise errors.Unreachable(f"{remote}: connection lost during download: "
-                                             f"{exc}") from None
-                pipe.close()
-        expected = digest_md5(response.headers) if response.status_code == 200 else None
-        expected = expected or node.md5
-    finally:
-        response.close()
+    hasher = hashlib.md5()
+    expected = node.md5
+    if offset and offset == node.size:
+        _hash_file(part, hasher)          # complete already: only the MD5 check is left
+        if progress:
+            progress(offset)
+    else:
+        extra = {"If-Range": f'"{node.md5}"'} if offset and node.md5 else {}
+        stream = client.bulk.get(client.files_url(remote), offset, what=str(remote),
+                                 extra=extra)
+        try:
+            if stream.status == 206:
+                _hash_file(part, hasher)
+                if progress:
+                    progress(offset)
+            else:
+                offset = 0
+                expected = digest_md5(stream.headers) or node.md5
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC), 0o644)
+            try:
+                os.lseek(fd, offset, os.SEEK_SET)
+                _receive(stream, fd, hasher, progress, str(remote))
+            finally:
+                os.close(fd)
+        finally:
+            stream.close()
     got = hasher.hexdigest()
     if expected and got != expected:
         os.unlink(part)
         raise errors.ChecksumMismatch(f"{remote}: downloaded MD5 {got}, expected {expected}")
     os.replace(part, local)
     return Result(str(remote), local, "downloaded", node.size)
+
+
+def _hash_file(path: str, hasher) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            hasher.update(chunk)
+
+
+def _receive(stream, fd: int, hasher, progress: Progress | None, what: str) -> None:
+    """Copy the body into ``fd`` through three threads, each on its own buffer at a time:
+    this one fills large buffers straight from the socket (``readinto``: no per-piece
+    objects), a second writes them, a third hashes them and hands them back to be refilled.
+    All three release the GIL, so on two cores the slowest of them sets the pace."""
+    free: queue.Queue = queue.Queue()
+    for _ in range(BUFFERS):
+        free.put(bytearray(RECV_BUFFER))
+
+    def digest(item: tuple[bytearray, int]) -> None:
+        buffer, size = item
+        try:
+            hasher.update(memoryview(buffer)[:size])
+        finally:
+            free.put(buffer)
+
+    def write(item: tuple[bytearray, int]) -> None:
+        buffer, size = item
+        try:
+            view = memoryview(buffer)[:size]
+            written = 0
+            while written < size:
+                written += os.write(fd, view[written:])
+            hashing.put(item)
+        except BaseException:
+            free.put(buffer)      # the reader must not wait forever for it
+            raise
+
+    hashing = _Pipe(digest, depth=BUFFERS)
+    writing = _Pipe(write, depth=BUFFERS)
+
+    def finish() -> None:
+        try:
+            writing.close()
+        finally:
+            hashing.close()
+
+    try:
+        while True:
+            buffer = free.get()
+            view, filled = memoryview(buffer), 0
+            while filled < RECV_BUFFER and (got := stream.readinto(view[filled:])):
+                filled += got
+            if filled:
+                writing.put((buffer, filled))
+                if progress:
+                    progress(filled)
+            if filled < RECV_BUFFER:
+                break
+    except errors.Unreachable as exc:    # a dropped stream: keep the .part to resume
+        finish()
+        raise errors.Unreachable(f"{what}: connection lost during download: {exc}") from None
+    except BaseException:                # Ctrl-C: what was received is written first
+        finish()
+        raise
+    finish()

@@ -198,9 +198,9 @@ class Bulk:
             headers["Content-Length"] = str(size)
         else:
             headers["Transfer-Encoding"] = "chunked"
-        conn, response = self._send("PUT", url, headers, body=chunks if hashed is not None else body(),
-                                    what=what,
-                                    chunked=size is None)
+        conn, response = self._send("PUT", url, headers,
+                                    body=chunks if hashed is not None else body(),
+                                    what=what, chunked=size is None)
         if response.status >= 400:
             raise self._fail(conn, response, what)
         response.read()

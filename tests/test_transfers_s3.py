@@ -83,3 +83,21 @@ def test_s3_cadc_vcp_round_trip(s3_server, tmp_path):
     outdir.mkdir()
     ok(cadc.run("vcp", cadc.short(f"{cadc.base}/up.bin"), str(outdir)))
     assert (outdir / "up.bin").read_bytes() == src.read_bytes()
+
+
+def test_s3_vosclient_download_and_resume(s3_server, tmp_path):
+    """vcp's http.client path follows the vault's 303 and then the redirect to the presigned
+    S3 URL on another host (no credential sent there), and resumes a ``.part`` by Range."""
+    from vosclient import Client
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    src, out = tmp_path / "src.bin", tmp_path / "out.bin"
+    src.write_bytes(data)
+    with Client(url=s3_server.url, token=s3_server.tokens["alice"], verify=False) as c:
+        c.upload(str(src), "vos:alice/s3-vosclient.bin")
+        assert c.download("vos:alice/s3-vosclient.bin", str(out)).action == "downloaded"
+        assert out.read_bytes() == data
+        out.unlink()
+        (tmp_path / "out.bin.part").write_bytes(data[:1000000])
+        c.download("vos:alice/s3-vosclient.bin", str(out))
+        assert out.read_bytes() == data and not (tmp_path / "out.bin.part").exists()
+        c.delete("vos:alice/s3-vosclient.bin")

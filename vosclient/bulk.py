@@ -69,6 +69,7 @@ class Bulk:
         self.auth_headers = auth_headers
         self.timeout = timeout
         self.max_idle = max_idle
+        self.verify = verify
         self.context = ssl.create_default_context() if verify else \
             ssl._create_unverified_context()  # noqa: SLF001 (tests: self-signed)
         self.idle: list[http.client.HTTPConnection] = []
@@ -154,10 +155,15 @@ class Bulk:
                 location = response.getheader("location") or ""
                 response.read()
                 self.release(conn)
-                target = urljoin(self.base_url + "/", location)
-                parts = urlsplit(target)
+                parts = urlsplit(urljoin(self.base_url + "/", location))
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
                 headers = {k: v for k, v in headers.items() if k != "Authorization"}
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                if (parts.scheme, parts.hostname, port) != (self.scheme, self.host, self.port):
+                    # another host (a presigned S3 URL): a one-off connection, no credential
+                    other = Bulk(f"{parts.scheme}://{parts.netloc}", dict, self.verify,
+                                 self.timeout, max_idle=0)
+                    return other.get(target, start, end, what, extra)
                 continue
             if response.status >= 400:
                 raise self._fail(conn, response, what)

@@ -177,6 +177,15 @@ class ArcFS:
         self.attrs.put(path, None)
 
     # ---- metadata -----------------------------------------------------------------------
+    def node_or_none(self, path: str) -> Node | None:
+        """The node at ``path``, or None where there is none (other errors still raise)."""
+        try:
+            return self.node(path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            return None
+
     def node(self, path: str) -> Node:
         """The node at ``path`` (from the cache when fresh); ENOENT if there is none."""
         if len(os.path.basename(path).encode()) > NAME_MAX:
@@ -403,12 +412,7 @@ class ArcFS:
             self._upload(spool)
         src = self.node(old)
         self._require_parent(new)
-        try:
-            dst = self.node(new)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            dst = None
+        dst = self.node_or_none(new)
         if dst is not None:
             if dst.isdir:
                 if not src.isdir:
@@ -610,12 +614,7 @@ class ArcFS:
         parent = self.node(self._parent(path))
         if not parent.isdir:
             raise fs_error(errno.ENOTDIR)
-        try:
-            existing = self.node(path)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            existing = None
+        existing = self.node_or_none(path)
         if existing is not None:
             if flags & os.O_EXCL:
                 raise fs_error(errno.EEXIST)

@@ -7,12 +7,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from .harness import Server
 
 ARCFS = str(Path(sys.executable).parent / "arcfs")
+
+
+def fresh_dir(mountpoint: str, prefix: str) -> str:
+    """A new directory in alice's arc home, made through the mount, for one test."""
+    path = os.path.join(mountpoint, "home", "alice", f"{prefix}-{uuid.uuid4().hex[:8]}")
+    os.mkdir(path)
+    return path
 
 
 def unmount(mountpoint: str) -> None:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from .arcfs_mounts import mounted
+from .arcfs_mounts import fresh_dir, mounted
 
 E = errno
 
@@ -23,9 +23,7 @@ def mnt(sqlite_server):
 
 @pytest.fixture
 def d(mnt):
-    path = os.path.join(mnt, "home", "alice", f"p-{uuid.uuid4().hex[:8]}")
-    os.mkdir(path)
-    return path
+    return fresh_dir(mnt, "p")
 
 
 def _file(path, data=b"data"):

@@ -6,13 +6,12 @@ import os
 import re
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .arcfs_mounts import mounted
+from .arcfs_mounts import fresh_dir, mounted
 from .harness import make_server
 
 SEMANTICS = Path(__file__).resolve().parent.parent / "arcfs" / "SEMANTICS.md"
@@ -28,9 +27,7 @@ def mnt(sqlite_server):
 @pytest.fixture
 def d(mnt):
     """A fresh directory in alice's home, through the mount."""
-    path = os.path.join(mnt, "home", "alice", f"s-{uuid.uuid4().hex[:8]}")
-    os.mkdir(path)
-    return path
+    return fresh_dir(mnt, "s")
 
 
 def node(server, path: str, user: str = "alice") -> httpx.Response:

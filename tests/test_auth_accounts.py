@@ -132,6 +132,15 @@ def test_token_list_revoke_and_expiry(server: Server) -> None:
     assert server.vospace("token", "revoke", "0123456789ab").returncode == 2
 
 
+def test_remembered_token_still_expires(server: Server) -> None:
+    """The server remembers a token's caller between requests; its expiry still holds."""
+    token = server.vospace("token", "create", "carol", "--days", str(3 / 86400)).stdout.strip()
+    with anon(server, headers={"Authorization": f"Bearer {token}"}) as c:
+        assert [c.get("/ac/whoami").text for _ in range(3)] == ["carol"] * 3
+        time.sleep(3.5)
+        assert c.get("/ac/whoami").status_code == 401
+
+
 def test_groups_service(server: Server) -> None:
     g, inner = f"proj-{uuid.uuid4().hex[:6]}", f"core-{uuid.uuid4().hex[:6]}"
     with server.client("alice") as alice, server.client("bob") as bob, \

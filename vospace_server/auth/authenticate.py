@@ -1,10 +1,10 @@
 """Credentials -> Caller: tokens (ours or OIDC), passwords, and the caller's groups.
 
-Group memberships are looked up on every authentication, so membership changes, disabled
-accounts and revoked tokens take effect on the very next request. Only the argon2 check of
-HTTP Basic passwords is remembered briefly (BASIC_CACHE_S): hashing on every request of a
-netrc client would cost more CPU than serving it; the account's enabled flag is still read
-each time.
+Membership changes, disabled accounts and revoked tokens take effect on the very next
+request. The Caller of one of our tokens is remembered (CallerCache) only while the database's
+auth generation is unchanged, and every such change bumps it. The argon2 check of HTTP Basic
+passwords is remembered briefly (BASIC_CACHE_S): hashing on every request of a netrc client
+would cost more CPU than serving it; the account's enabled flag is still read each time.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported only when configured: it pulls in httpx and joserf
 
 BASIC_CACHE_S = 30.0
 BASIC_CACHE_MAX = 1024
+CALLER_CACHE_MAX = 4096
 MAX_FAILURES = 10       # wrong passwords per (user, client address) ...
 FAILURE_WINDOW_S = 300  # ... within this window; then refused unchecked until it passes
 
@@ -55,6 +56,38 @@ class FailureThrottle:
             self._failures.pop(key, None)
 
 
+class CallerCache:
+    """Callers of recently seen tokens, valid for one auth generation (store.auth_changed).
+
+    The generation is read before the database is asked about a token, so an entry never
+    describes a state older than the generation it is filed under."""
+
+    def __init__(self) -> None:
+        self._generation = -1
+        self._callers: dict[str, tuple[Caller, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, generation: int) -> Caller | None:
+        with self._lock:
+            if generation != self._generation:
+                self._callers.clear()
+                self._generation = generation
+                return None
+            found = self._callers.get(token)
+        if found is None:
+            return None
+        caller, expires = found
+        return caller if expires is None or expires >= time.time() else None
+
+    def put(self, token: str, generation: int, caller: Caller, expires: float | None) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            if len(self._callers) >= CALLER_CACHE_MAX:
+                self._callers.clear()
+            self._callers[token] = (caller, expires)
+
+
 def looks_like_jwt(token: str) -> bool:
     """A compact JWS: three base64url parts, the header starting ``{"`` (``ey``)."""
     return token.count(".") == 2 and token.startswith("ey")
@@ -67,21 +100,34 @@ class Authenticator:
         self._basic_ok: dict[str, float] = {}
         self._lock = threading.Lock()
         self.throttle = FailureThrottle()
+        self._callers = CallerCache()
 
     def caller(self, account: Account) -> Caller:
         return Caller(name=account.name, is_admin=account.is_admin,
                       groups=self.groups.memberships(account.name))
 
     def from_token(self, token: str) -> Caller | None:
-        account: Account | None = None
         if token.startswith(TOKEN_PREFIX):
-            account = self.store.authenticate(token)
-        elif self.oidc is not None and looks_like_jwt(token):
+            return self._from_our_token(token)
+        account: Account | None = None
+        if self.oidc is not None and looks_like_jwt(token):
             name = self.oidc.user_of(token)
             account = self.store.account(name) if name else None
         if account is None or account.disabled:
             return None
         return self.caller(account)
+
+    def _from_our_token(self, token: str) -> Caller | None:
+        generation = self.store.generation()
+        caller = self._callers.get(token, generation)
+        if caller is not None:
+            return caller
+        account = self.store.authenticate(token)
+        if account is None:  # unknown, expired, revoked or disabled
+            return None
+        caller = self.caller(account)
+        self._callers.put(token, generation, caller, account.expires)
+        return caller
 
     def from_password(self, user: str, password: str, client: str = "") -> Caller | None:
         """The caller for a right password; TooManyRequests after repeated wrong ones."""

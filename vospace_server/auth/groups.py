@@ -3,7 +3,9 @@
 Group URIs look like ``ivo://<authority>/gms?<name>``. Clients may write bare names in
 ``groupread``/``groupwrite``; :func:`normalize_group_list` is the one place that turns
 either form into the canonical space-separated URI list. Membership is resolved on every
-request (nested groups included), so a change takes effect at once; nothing is cached.
+request whose token is not in the authenticator's cache, and every change bumps the
+generation counter (store.auth_changed) that empties that cache, so a change takes effect
+at once.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..protocol import properties as props
 from ..protocol.faults import DuplicateNode, InvalidArgument, NodeNotFound
-from .store import metadata
+from .store import auth_changed, metadata
 
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
 NONE_VALUES = frozenset({"", "NONE"})  # what the CADC client writes for "no groups"
@@ -163,6 +165,7 @@ class GroupStore:
             conn.execute(delete(group_entries).where(or_(
                 group_entries.c.group_name == name,
                 and_(group_entries.c.kind == "group", group_entries.c.entry == name))))
+            auth_changed(conn)
             if conn.execute(delete(groups).where(groups.c.name == name)).rowcount == 0:
                 raise NodeNotFound(f"group {name}")
 
@@ -198,6 +201,7 @@ class GroupStore:
             if exists is None:
                 conn.execute(insert(group_entries).values(group_name=name, role=role, kind=kind,
                                                           entry=entry))
+                auth_changed(conn)
 
     @staticmethod
     def _contained(conn: Connection, name: str) -> set[str]:
@@ -220,6 +224,7 @@ class GroupStore:
             result = conn.execute(delete(group_entries).where(and_(
                 group_entries.c.group_name == name, group_entries.c.role == role,
                 group_entries.c.kind == kind, group_entries.c.entry == entry)))
+            auth_changed(conn)
         if result.rowcount == 0:
             raise NodeNotFound(f"{entry} is not in {key} of group {name}")
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import (Boolean, Column, Float, ForeignKey, MetaData, String, Table, Text,
-                        bindparam, delete, insert, select, update)
-from sqlalchemy.engine import Engine
+from sqlalchemy import (Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table,
+                        Text, bindparam, delete, insert, select, update)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
 
@@ -45,6 +46,27 @@ tokens = Table(
     Column("revoked", Boolean, nullable=False, default=False),
     Column("label", Text, nullable=True),
 )
+
+# One counter that every change to users, tokens or group entries increments, in the same
+# transaction as the change. Authentication results may be remembered only while it is
+# unchanged (authenticate.CallerCache): because it lives in the database, a revoked token, a
+# disabled account or a membership change made by any server process or by the ``vospace``
+# CLI is seen on the very next request, for one single-row read per request instead of the
+# token join and the group-closure queries.
+auth_generation = Table(
+    "auth_generation", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+_GENERATION = select(auth_generation.c.value).where(auth_generation.c.id == 1)
+_BUMP = (update(auth_generation).where(auth_generation.c.id == 1)
+         .values(value=auth_generation.c.value + 1))
+
+
+def auth_changed(conn: Connection) -> None:
+    """Call inside every transaction that changes users, tokens or group entries."""
+    conn.execute(_BUMP)
+
 
 TOKEN_PREFIX = "vst_"
 TOKEN_ID_LENGTH = 12
@@ -75,6 +97,7 @@ class Account:
     name: str
     is_admin: bool
     disabled: bool
+    expires: float | None = None  # of the credential it was found by, if that expires
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,22 @@ class AuthStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
+        self._ensure_generation_row()
+
+    def _ensure_generation_row(self) -> None:
+        """Idempotent: several server processes may start at once."""
+        with self.engine.begin() as conn:
+            if conn.execute(_GENERATION).first() is not None:
+                return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(auth_generation).values(id=1, value=0))
+        except IntegrityError:
+            pass  # another process inserted it first
+
+    def generation(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(_GENERATION).scalar_one()
 
     # -- users --------------------------------------------------------------------------
     def ensure_user(self, name: str, is_admin: bool = False) -> None:
@@ -109,6 +148,7 @@ class AuthStore:
                                                   created=time.time()))
             elif is_admin and not row.is_admin:
                 conn.execute(update(users).where(users.c.name == name).values(is_admin=True))
+                auth_changed(conn)
 
     def account(self, name: str) -> Account | None:
         with self.engine.connect() as conn:
@@ -125,6 +165,7 @@ class AuthStore:
         with self.engine.begin() as conn:
             result = conn.execute(update(users).where(users.c.name == name)
                                   .values(disabled=disabled))
+            auth_changed(conn)
         return result.rowcount > 0
 
     # -- passwords ----------------------------------------------------------------------
@@ -163,7 +204,7 @@ class AuthStore:
             return None
         if row.expires is not None and row.expires < time.time():
             return None
-        return Account(row.name, bool(row.is_admin), False)
+        return Account(row.name, bool(row.is_admin), False, row.expires)
 
     def list_tokens(self, user: str | None = None) -> list[TokenInfo]:
         query = select(tokens).order_by(tokens.c.created)
@@ -184,4 +225,5 @@ class AuthStore:
         else:
             return 0
         with self.engine.begin() as conn:
+            auth_changed(conn)
             return conn.execute(update(tokens).where(condition).values(revoked=True)).rowcount

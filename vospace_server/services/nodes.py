@@ -95,6 +95,8 @@ class NodeEndpoints:
 
     def _check_uri(self, request: Request, uri: str, path: str) -> None:
         """The document's uri attribute must name the node in the URL, in this service."""
+        if uri == f"{self.service.base_uri}/{path}":  # the usual case, without parsing
+            return
         parsed = uris.parse_vos_uri(uri)
         if parsed.service != self.service.name or \
                 parsed.authority not in deployment(request).settings.accepted_authorities:

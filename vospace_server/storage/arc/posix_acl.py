@@ -124,17 +124,15 @@ def _set_or_remove(target: int | str, name: str, value: bytes | None) -> None:
             raise
 
 
-def read_back(full: str, st: os.stat_result, ids: IdMap,
+def read_back(acl: bytes | None, st: os.stat_result, ids: IdMap,
               stored: dict[str, str]) -> dict[str, str | None]:
-    """``ispublic``/``groupread``/``groupwrite`` as the inode's mode and ACL grant them.
+    """``ispublic``/``groupread``/``groupwrite`` as the inode's mode and access ``acl``
+    (the xattr's value, None without one) grant them.
 
     A group that may write is in ``groupwrite``; one that may only read is in
     ``groupread``; a writer also stays in ``groupread`` when ``stored`` (the properties last
     set through the API) lists it there, so ``groupread=G groupwrite=G`` reads back as set."""
-    try:
-        entries = decode(os.getxattr(full, ACCESS, follow_symlinks=False))
-    except OSError:
-        entries = []
+    entries = decode(acl) if acl else []
     mode = stat.S_IMODE(st.st_mode)
     mask = next((perm for tag, perm, _ in entries if tag == MASK), 7)
     group_obj = next((perm for tag, perm, _ in entries if tag == GROUP_OBJ), (mode >> 3) & 7)

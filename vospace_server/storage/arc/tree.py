@@ -27,6 +27,7 @@ from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
 from . import beneath, copying, posix_acl, snapshots, usage, xattrs
+from .attribute_cache import AttributeCache
 
 TOP_LEVEL = ("home", "projects")
 # What the .snapshots entry of a home or project takes over from it (read access).
@@ -42,6 +43,7 @@ class ArcTree:
         self.base_uri = base_uri  # vos://authority~arc, to express symlinks as vos URIs
         # With an id map, permissions live in owners, modes and ACLs (see posix_acl.py).
         self.ids: posix_acl.IdMap | None = None
+        self.attributes = AttributeCache()
         os.makedirs(self.root, exist_ok=True)
         if xattrs.read_properties(self.root).get(props.CREATOR) is None:
             xattrs.write_property(self.root, props.CREATOR, root_owner)
@@ -70,9 +72,11 @@ class ArcTree:
             node_type, properties = NodeType.LINK, {}
         else:
             node_type = NodeType.CONTAINER if stat.S_ISDIR(st.st_mode) else NodeType.DATA
-            properties = xattrs.read_properties(full)
+            attributes = self.attributes.read(full, st)
+            properties = dict(attributes.properties)
             if self.ids is not None:
-                for uri, value in posix_acl.read_back(full, st, self.ids, properties).items():
+                for uri, value in posix_acl.read_back(attributes.acl, st, self.ids,
+                                                      properties).items():
                     if value is None:
                         properties.pop(uri, None)
                     else:
@@ -82,11 +86,11 @@ class ArcTree:
         properties[props.DATE] = props.format_date(st.st_mtime)
         properties[props.LENGTH] = str(st.st_size if node_type is NodeType.DATA else 0)
         if node_type is NodeType.CONTAINER and props.QUOTA in properties:
-            properties[props.LENGTH] = str(usage.read_usage(full) or 0)
+            properties[props.LENGTH] = str(usage.parse_usage(attributes.internal) or 0)
             properties[props.AVAILABLE_SPACE] = quota.available_space(
                 Node(path=path, type=node_type, properties=properties))
         if node_type is NodeType.DATA:
-            md5 = self._cached_md5(full, st)
+            md5 = self._cached_md5(attributes.internal.get("md5"), st)
             if md5:
                 properties[props.MD5] = md5
         node = Node(path=path, type=node_type, properties=properties)
@@ -95,9 +99,8 @@ class ArcTree:
         return node
 
     @staticmethod
-    def _cached_md5(full: str, st: os.stat_result) -> str | None:
+    def _cached_md5(record: str | None, st: os.stat_result) -> str | None:
         """The MD5 recorded for exactly this size and mtime, if any (stale ones are ignored)."""
-        record = xattrs.read_internal(full, "md5")
         if not record:
             return None
         md5, _, stamp = record.partition(" ")

@@ -25,7 +25,12 @@ USAGE = "usage"
 
 
 def read_usage(full: str) -> int | None:
-    value = xattrs.read_internal(full, USAGE)
+    return parse_usage({USAGE: xattrs.read_internal(full, USAGE)})
+
+
+def parse_usage(internal: dict[str, str | None]) -> int | None:
+    """The usage counter among a node's internal attributes, if it has one."""
+    value = internal.get(USAGE)
     return int(value) if value and value.lstrip("-").isdigit() else None
 
 

@@ -7,12 +7,51 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import dataclass, field
 
 from ...protocol.faults import InvalidArgument, RequestEntityTooLarge
 
 PREFIX = "user."
 INTERNAL = "user.vospace."
 MAX_XATTR_NAME = 255
+
+
+ACL_ACCESS = "system.posix_acl_access"
+
+
+@dataclass(frozen=True)
+class StoredAttributes:
+    """Everything a node keeps in its extended attributes, read in one pass."""
+
+    properties: dict[str, str] = field(default_factory=dict)  # user-visible, by URI
+    internal: dict[str, str] = field(default_factory=dict)    # the server's own, by key
+    acl: bytes | None = None                                  # the POSIX access ACL
+
+
+def read_all(path: str) -> StoredAttributes:
+    """One listxattr, then one getxattr per attribute that exists (never following a
+    symlink): reading what is there costs fewer calls than probing for each name."""
+    properties: dict[str, str] = {}
+    internal: dict[str, str] = {}
+    acl = None
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        names = []
+    for name in names:
+        if name != ACL_ACCESS and not name.startswith(PREFIX):
+            continue
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        if name == ACL_ACCESS:
+            acl = value
+        elif name.startswith(INTERNAL):
+            internal[name[len(INTERNAL):]] = value.decode("utf-8", "replace")
+        else:
+            properties[name[len(PREFIX):]] = value.decode("utf-8", "replace")
+    return StoredAttributes(properties, internal, acl)
 
 
 def read_properties(path: str) -> dict[str, str]:

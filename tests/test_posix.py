@@ -7,6 +7,7 @@ from inheritPermissions.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -206,3 +207,22 @@ def test_direct_changes_show_after_the_server_remembered_the_attributes(sqlite_s
     assert props_of(server, f"{folder}/f")[CORE + "groupread"] == f"ivo://localhost/gms?{group}"
     os.chmod(full, os.stat(full).st_mode | 0o004)
     assert props_of(server, f"{folder}/f")[CORE + "ispublic"] == "true"
+
+
+def test_recorded_md5_is_served_not_recomputed(sqlite_server):
+    """Reads (ranged ones above all: arcfs and vcp resume send many) take the Digest from
+    the MD5 recorded for the file's size and mtime instead of hashing the file again."""
+    server = sqlite_server
+    folder = f"home/alice/md5-{uuid.uuid4().hex[:8]}"
+    assert ServiceUnderTest(server, "arc", "arc").create(folder).status_code == 201
+    with server.client("alice") as c:
+        assert c.put(f"/arc/files/{folder}/f", content=b"data").status_code == 201
+    full = os.path.join(server.data_dir, "arc", folder, "f")
+    md5, _, stamp = os.getxattr(full, "user.vospace.md5").decode().partition(" ")
+    assert md5 == hashlib.md5(b"data").hexdigest()
+    planted = "0" * 32  # what a recomputation could never give
+    os.setxattr(full, "user.vospace.md5", f"{planted} {stamp}".encode())
+    with server.client("alice") as c:
+        r = c.get(f"/arc/files/{folder}/f", headers={"Range": "bytes=1-2"})
+    assert r.status_code == 206 and r.content == b"at"
+    assert r.headers["Digest"] == "md5=" + base64.b64encode(bytes(16)).decode()

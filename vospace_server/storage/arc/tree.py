@@ -401,7 +401,7 @@ class ArcTree:
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidArgument(f"/{path} is not a regular file")
             beneath.check_single_link(st, path)
-            md5 = self._cached_md5(self._fs(path), st)
+            md5 = self._cached_md5(xattrs.read_internal(fd, "md5"), st)
             if md5 is None:  # written directly on disk: compute once, remember for this stamp
                 md5 = md5_of_fd(fd)
                 if os.fstat(fd).st_mtime_ns == st.st_mtime_ns:

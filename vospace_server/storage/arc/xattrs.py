@@ -91,9 +91,11 @@ def write_property(target: str | int, uri: str, value: str | None) -> None:
         raise
 
 
-def read_internal(path: str, key: str) -> str | None:
+def read_internal(target: str | int, key: str) -> str | None:
+    """One of the server's own attributes of a path (not following a symlink) or an fd."""
+    nofollow = {"follow_symlinks": False} if isinstance(target, str) else {}
     try:
-        return os.getxattr(path, INTERNAL + key, follow_symlinks=False).decode()
+        return os.getxattr(target, INTERNAL + key, **nofollow).decode()
     except OSError:
         return None
 

@@ -21,26 +21,26 @@ from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import ContainerNotFound, NodeNotFound, PermissionDenied
 from ..storage import quota
+from ..storage.tree import NodeTree
 from .data_stream import receive_bytes, send_bytes
 from .nodes import node_path
-from .requests import base_url, caller_of, deployment, run
+from .requests import base_url, caller_now, caller_of, deployment, run
 from .versions import version_number
 
 METHODS = ["GET", "HEAD", "PUT"]
 
 
-async def authorize_put(caller: Caller, service: Service, path: str,
-                        size: int | None = None) -> None:
+def authorize_put(caller: Caller, tree: NodeTree, path: str, size: int | None = None) -> None:
     """Write access to the node, or to its parent when the node does not exist yet; with an
-    announced ``size``, QuotaExceeded already now when it cannot fit."""
-    tree = service.tree
+    announced ``size``, QuotaExceeded already now when it cannot fit. (On a worker thread:
+    both lookups cost one hop.)"""
     try:
-        chain = await run(tree.resolve, path)
+        chain = tree.resolve(path)
     except NodeNotFound as exc:
         if exc.detail != path:
             raise ContainerNotFound(uris.parent_of(path)) from None
         try:
-            chain = await run(tree.resolve, uris.parent_of(path))
+            chain = tree.resolve(uris.parent_of(path))
         except NodeNotFound:
             raise ContainerNotFound(uris.parent_of(path)) from None
     policy.require_write(caller, chain)
@@ -72,11 +72,16 @@ class FileEndpoints:
 
     async def files(self, request: Request) -> Response:
         path = node_path(request)
-        caller = await caller_of(request)
         tree = self.service.tree
         if request.method == "PUT":
-            await authorize_put(caller, self.service, path)
+            def authorized_caller() -> Caller:  # one worker hop for both
+                caller = caller_now(request)
+                authorize_put(caller, tree, path)
+                return caller
+
+            caller = await run(authorized_caller)
             return await receive_bytes(request, tree, path, caller.name or "")
+        caller = await caller_of(request)
         chain = await run(tree.resolve, path)
         policy.require_read(caller, chain)
         version = version_number(request)

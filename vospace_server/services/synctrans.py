@@ -64,7 +64,7 @@ class SyncTransfers:
     async def _authorize(self, caller: Caller, direction: str, path: str,
                          size: int | None = None) -> None:
         if direction == PUSH_TO:
-            await authorize_put(caller, self.service, path, size)
+            await run(authorize_put, caller, self.service.tree, path, size)
             return
         chain = await run(self.service.tree.resolve, path)
         policy.require_read(caller, chain)

@@ -30,6 +30,7 @@ from .schema import PathText, make_engine, nodes
 
 # Built once: every node request runs them, and building a statement cost more CPU than
 # executing it.
+QUOTA_MARK = '#quota"'  # how a quota property looks inside a row's JSON props
 CHAIN = select(nodes).where(nodes.c.path.in_(bindparam("paths", expanding=True)))
 INSERT_NODE = insert(nodes)
 
@@ -174,23 +175,27 @@ class VaultTree:
             self.blobs.delete(key)
 
     def _add_usage(self, conn: Connection, path: str, delta: int,
-                   exempt: frozenset[str] = frozenset()) -> None:
+                   exempt: frozenset[str] = frozenset(),
+                   quota_holders: list[str] | None = None) -> None:
         """Keep every ancestor container's ``length`` equal to the bytes stored below it.
 
         Growth is checked against the quotas on those ancestors (except ``exempt`` ones, which
-        a move only passes through) inside the same transaction, so concurrent writers can
-        never overshoot a quota together: QuotaExceeded rolls the whole change back."""
+        a move only passes through; only ``quota_holders`` when the caller read them in this
+        transaction) inside the same transaction, so concurrent writers can never overshoot
+        a quota together: QuotaExceeded rolls the whole change back."""
         if delta:
             above = uris.ancestors(path)
             conn.execute(update(nodes).where(nodes.c.path.in_(above))
                          .values(length=nodes.c.length + delta))
-            if delta > 0:
-                self._enforce_quotas(conn, [p for p in above if p not in exempt])
+            checked = above if quota_holders is None else quota_holders
+            checked = [p for p in checked if p not in exempt]
+            if delta > 0 and checked:
+                self._enforce_quotas(conn, checked)
 
     @staticmethod
     def _enforce_quotas(conn: Connection, paths: list[str]) -> None:
         rows = conn.execute(select(nodes.c.path, nodes.c.length, nodes.c.props)
-                            .where(nodes.c.path.in_(paths), nodes.c.props.like('%#quota"%')))
+                            .where(nodes.c.path.in_(paths), nodes.c.props.like(f"%{QUOTA_MARK}%")))
         for row in rows:
             limit = json.loads(row.props).get(props.QUOTA)
             if limit is not None and row.length > int(limit):
@@ -292,29 +297,35 @@ class VaultTree:
             raise
 
     # -- bytes --------------------------------------------------------------------------
-    def _writable_target(self, conn: Connection, path: str) -> Row | None:
-        """The DataNode row at ``path`` (None if it does not exist yet, parent checked)."""
-        try:
-            row = self._chain(conn, path)[-1]
-        except NodeNotFound as exc:
-            if exc.detail != path:
-                raise ContainerNotFound(uris.parent_of(path)) from None
-            parent = self._chain(conn, uris.parent_of(path))[-1]
-            if parent.type != NodeType.CONTAINER.value:
-                raise ContainerNotFound(f"{parent.path} is not a container") from None
-            return None
-        if row.type == NodeType.LINK.value:
+    def _writable_target(self, conn: Connection, path: str) -> tuple[Row | None, list[Row]]:
+        """In one query: the DataNode row at ``path`` (None if it does not exist yet) and the
+        rows of its parent's chain, which must end in a container."""
+        parent = uris.parent_of(path)
+        wanted = uris.ancestors(path)
+        rows = {r.path: r for r in conn.execute(CHAIN, {"paths": wanted + [path]})}
+        chain = []
+        for p in wanted:
+            row = rows.get(p)
+            if row is None:
+                raise ContainerNotFound(parent)
+            if row.type == NodeType.LINK.value:
+                raise LinkFound(p)
+            chain.append(row)
+        if chain[-1].type != NodeType.CONTAINER.value:
+            raise ContainerNotFound(f"{parent} is not a container")
+        row = rows.get(path)
+        if row is not None and row.type == NodeType.LINK.value:
             raise LinkFound(path)
-        if row.type != NodeType.DATA.value:
+        if row is not None and row.type != NodeType.DATA.value:
             raise InvalidArgument(f"/{path} is a container; only DataNodes hold bytes")
-        return row
+        return row, chain
 
     def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
         if path == "":
             raise InvalidArgument("the root container holds no bytes")
         with self._tx() as conn:
-            row = self._writable_target(conn, path)
-            chain = [self._to_node(r) for r in self._chain(conn, uris.parent_of(path))]
+            row, parent_rows = self._writable_target(conn, path)
+        chain = [self._to_node(r) for r in parent_rows]
         key = new_key()
         upload = VaultUpload(self, path, owner, content_type, key, self.blobs.writer(key))
         upload.limit = quota.upload_limit(chain, row.length if row is not None else 0)
@@ -325,18 +336,16 @@ class VaultTree:
         """Point the node at blob ``key`` (creating the node if needed) in one transaction."""
         now = time.time()
         with self._tx(write=True) as conn:
-            row = self._writable_target(conn, path)
+            row, parent_rows = self._writable_target(conn, path)
             values = dict(blob=key, md5=md5, length=length, modified=now)
             if row is None:
                 stored = {props.TYPE: content_type} if content_type else {}
-                parent_props = conn.execute(select(nodes.c.props).where(
-                    nodes.c.path == uris.parent_of(path))).scalar()
-                stored = {k: v for k, v in inherited(json.loads(parent_props or "{}"),
+                stored = {k: v for k, v in inherited(json.loads(parent_rows[-1].props or "{}"),
                                                      stored).items() if v is not None}
-                conn.execute(insert(nodes).values(
-                    path=path, parent=uris.parent_of(path), name=uris.name_of(path),
-                    type=NodeType.DATA.value, owner=owner, created=now, target=None,
-                    props=json.dumps(stored), **values))
+                published = dict(path=path, parent=uris.parent_of(path),
+                                 name=uris.name_of(path), type=NodeType.DATA.value, owner=owner,
+                                 created=now, target=None, props=json.dumps(stored), **values)
+                conn.execute(insert(nodes).values(**published))
                 doomed, old_length = [], 0
             else:
                 old_props = json.loads(row.props)
@@ -344,10 +353,14 @@ class VaultTree:
                     values["props"] = json.dumps(apply_changes(old_props,
                                                                {props.TYPE: content_type}))
                 conn.execute(update(nodes).where(nodes.c.id == row.id).values(**values))
+                published = {**row._asdict(), **values}
                 doomed = versions.keep(conn, row, old_props.get(props.TYPE), self.retention)
                 old_length = row.length
-            self._add_usage(conn, path, length - old_length)
-            node = self._to_node(conn.execute(select(nodes).where(nodes.c.path == path)).one())
+            # The chain was read in this transaction: only ancestors holding a quota need
+            # their new lengths checked.
+            self._add_usage(conn, path, length - old_length,
+                            quota_holders=[r.path for r in parent_rows if QUOTA_MARK in r.props])
+            node = self._to_node(SimpleNamespace(**published))  # the row as written
         for old_key in doomed:  # after the commit, as in delete
             self.blobs.delete(old_key)
         return node

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import http.server
 import os
 import threading
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from vosclient import Client, errors, uris
+from vosclient.bulk import Bulk
 from vosclient.fs import ArcFileSystem, VOSFileSystem
 
 from .conftest import ServiceUnderTest
@@ -246,3 +248,25 @@ def test_fsspec_and_pandas(svc, tmp_path, monkeypatch, fresh_fsspec):
         c.write_bytes(f"{proto}:{base}/short", b"abc")
         with c.open(f"{proto}:{base}/short") as f:
             assert f.read() == b"abc"
+
+
+def test_bulk_tls_checks_the_server_certificate(sqlite_server, monkeypatch):
+    """File bodies go over bulk.MemoryTLSConnection (TLS over memory buffers): the
+    certificate is still verified against the trusted CAs and the host name."""
+    server = sqlite_server
+    payload = os.urandom(3 * 1024 * 1024 + 17)  # several records, reads and buffers
+    with server.client("alice") as c:
+        assert c.put("/arc/files/home/alice/tls.bin", content=payload).status_code == 201
+    auth = lambda: {"Authorization": f"Bearer {server.tokens['alice']}"}  # noqa: E731
+    untrusted = Bulk(server.url, auth, verify=True)
+    with pytest.raises(errors.Unreachable, match="CERTIFICATE_VERIFY_FAILED"):
+        untrusted.get("/arc/files/home/alice/tls.bin")
+    monkeypatch.setenv("SSL_CERT_FILE", os.path.join(server.data_dir, "tls-cert.pem"))
+    trusted = Bulk(server.url, auth, verify=True)
+    stream = trusted.get("/arc/files/home/alice/tls.bin")
+    assert stream.read() == payload
+    stream.close()
+    assert hashlib.md5(payload).hexdigest() == trusted.put(
+        "/arc/files/home/alice/tls-back.bin", io.BytesIO(payload), len(payload),
+        "application/octet-stream")
+    trusted.close()

@@ -17,10 +17,19 @@ from typing import BinaryIO, Iterable
 from urllib.parse import urljoin, urlsplit
 
 from . import errors
+from .tls_socket import MemoryTLSSocket
 from .transfer import digest_md5
 
 CHUNK = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class MemoryTLSConnection(http.client.HTTPSConnection):
+    """HTTPS whose TLS runs over memory buffers (see tls_socket: ~100x fewer syscalls)."""
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # the plain TCP socket, TCP_NODELAY set
+        self.sock = MemoryTLSSocket(self.sock, self._context, server_hostname=self.host)
 
 
 class Stream:
@@ -81,9 +90,8 @@ class Bulk:
             if self.idle:
                 return self.idle.pop()
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                               context=self.context,
-                                               blocksize=CHUNK)
+            return MemoryTLSConnection(self.host, self.port, timeout=self.timeout,
+                                       context=self.context, blocksize=CHUNK)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout,
                                           blocksize=CHUNK)
 

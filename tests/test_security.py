@@ -268,3 +268,37 @@ def test_create_never_lands_outside_when_the_parent_is_swapped(tmp_path, node_ty
     with pytest.raises(LinkFound):
         tree.create(Node("home/d/new", node_type, target="vos://localhost~arc/x"), owner="alice")
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("target", ["f", "sub"])
+def test_property_writes_never_land_outside_when_a_parent_is_swapped(tmp_path, target) -> None:
+    """The same swap between the checks and a property update (POST of a node): neither
+    the properties nor the permissions may be written on an outside file or folder."""
+    from vospace_server.storage.arc.tree import ArcTree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("outside")
+    (outside / "sub").mkdir()
+    arc = tmp_path / "arc"
+    title = "ivo://ivoa.net/vospace/core#title"
+
+    class RacedArcTree(ArcTree):
+        swap = False
+
+        def resolve(self, path: str):
+            chain = super().resolve(path)
+            if self.swap and path == f"home/d/{target}":
+                os.rename(arc / "home" / "d", arc / "home" / "d-moved")
+                os.symlink(outside, arc / "home" / "d")
+            return chain
+
+    tree = RacedArcTree(str(arc), root_owner="admin", base_uri="vos://localhost~arc")
+    tree.create(Node("home/d", NodeType.CONTAINER), owner="alice")
+    tree.create(Node(f"home/d/{target}",
+                     NodeType.DATA if target == "f" else NodeType.CONTAINER), owner="alice")
+    tree.swap = True
+    with pytest.raises(LinkFound):
+        tree.update_properties(f"home/d/{target}", {title: "moved?",
+                                                    "ivo://ivoa.net/vospace/core#ispublic": "true"})
+    assert os.listxattr(outside / target) == []

@@ -246,14 +246,21 @@ class ArcTree:
                 raise InvalidArgument("arc cannot store properties on a LinkNode")
             return node
         full = self._fs(path)
-        if node.type is NodeType.DATA and changes:
-            beneath.check_single_link(os.lstat(full), path)
-        for uri, value in changes.items():
-            xattrs.write_property(full, uri, value)
-        wanted = posix_acl.permissions(node.properties)
-        if any(uri in changes for uri in wanted):
-            wanted.update({u: v for u, v in changes.items() if u in wanted})
-            self._apply_permissions(full, node.is_container, node.owner or "", wanted)
+        # Written through an fd opened without following any symlink, so an entry swapped
+        # for a symlink after the checks cannot redirect the write outside the tree.
+        fd = beneath.open_dir(*self._beneath(path)) if node.is_container else \
+            beneath.open_file(*self._beneath(path), os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if node.type is NodeType.DATA and changes:
+                beneath.check_single_link(os.fstat(fd), path)
+            for uri, value in changes.items():
+                xattrs.write_property(fd, uri, value)
+            wanted = posix_acl.permissions(node.properties)
+            if any(uri in changes for uri in wanted):
+                wanted.update({u: v for u, v in changes.items() if u in wanted})
+                self._apply_permissions(fd, node.is_container, node.owner or "", wanted)
+        finally:
+            os.close(fd)
         if changes.get(props.QUOTA) is not None and node.is_container and \
                 usage.read_usage(full) is None:
             usage.recount(full)  # a new quota root: count what is already there, once

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ..protocol.faults import PreconditionFailed, QuotaExceeded
 from ..protocol.nodes import Node
+from .direct_io import StagedWriter
 
 CHUNK = 4 * 1024 * 1024
 TEMP_PREFIX = ".vospace-tmp-"
@@ -57,15 +58,18 @@ class TempFile:
         self.fd: int | None = os.open(
             temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
             dir_fd=dir_fd)
+        self._writer = StagedWriter(self.fd)
 
     def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
+        self._writer.write(chunk)
+
+    def flush(self) -> None:
+        """Write out what the writer still holds back (no fsync)."""
+        self._writer.finish()
 
     def sync(self) -> os.stat_result:
-        """fsync the data; returns the file's stat (its final size and mtime)."""
+        """Flush and fsync; returns the file's stat (its final size and mtime)."""
+        self.flush()
         os.fsync(self.fd)
         return os.fstat(self.fd)
 
@@ -82,6 +86,7 @@ class TempFile:
             self._close_dir()
 
     def discard(self) -> None:
+        self._writer.release()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None

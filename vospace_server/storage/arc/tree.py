@@ -440,6 +440,7 @@ class ArcUpload(Upload):
 
     def _publish(self, md5: str, length: int) -> Node:
         fd = self.temp.fd
+        self.temp.flush()
         st = os.fstat(fd)  # final size and mtime; the xattrs below change neither
         _copy_properties(self.temp.dir_fd, self.temp.final_path, fd)
         os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())

@@ -110,19 +110,33 @@ class HandleResponse(Response):
         self.handle, self.start, self.length = handle, start, length
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reading: asyncio.Task | None = None
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
+            # The next chunk is read on a worker thread while this one is encrypted and
+            # sent, so disk reads and TLS overlap instead of taking turns.
             offset, end = self.start, self.start + self.length
-            while offset < end:
-                chunk = await run(self.handle.read, offset, min(CHUNK, end - offset))
+            reading = self._read_next(offset, end)
+            while reading is not None:
+                chunk = await reading
                 if not chunk:  # the file shrank under us: end short, the client sees it
                     break
                 offset += len(chunk)
+                reading = self._read_next(offset, end)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            if reading is not None:  # never close the fd under a running read
+                await asyncio.wait([reading])
+                if not reading.cancelled():
+                    reading.exception()  # retrieved: a failed read-ahead is not news
             self.handle.close()
+
+    def _read_next(self, offset: int, end: int) -> asyncio.Task | None:
+        if offset >= end:
+            return None
+        return asyncio.ensure_future(run(self.handle.read, offset, min(CHUNK, end - offset)))
 
 
 async def send_bytes(request: Request, tree: NodeTree, node: Node,

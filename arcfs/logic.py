@@ -352,13 +352,7 @@ class ArcFS:
         if node is not None and node.isdir:
             raise fs_error(errno.EISDIR)
         if spool is not None:
-            with self.lock:
-                spool.unlinked = True
-                self.spools.pop(path, None)
-            with spool.lock:
-                stream, spool.stream = spool.stream, None
-                if stream is not None:
-                    stream.abort()
+            self._detach(spool)
         if node is not None:
             with remote_errors():
                 self.client.delete(self.remote(path))
@@ -400,9 +394,21 @@ class ArcFS:
             return unquote(target[len("file://"):])
         return target
 
+    def _detach(self, spool) -> None:
+        """An open file's name is gone (unlinked, or replaced by a rename): its handles keep
+        working on the spool, which is never uploaded under that name again."""
+        with self.lock:
+            spool.unlinked = True
+            if self.spools.get(spool.path) is spool:
+                self.spools.pop(spool.path)
+        with spool.lock:
+            stream, spool.stream = spool.stream, None
+            if stream is not None:
+                stream.abort()
+
     def rename(self, old: str, new: str) -> None:
-        """One server-side move; an existing destination is replaced as POSIX says (it is
-        deleted first, so the replacement is not atomic: see SEMANTICS.md)."""
+        """One server-side move; an existing destination is replaced atomically in that same
+        move, as POSIX says (the save-by-rename of editors never loses the old file)."""
         if old == new:
             return
         if new.startswith(old.rstrip("/") + "/"):
@@ -421,11 +427,13 @@ class ArcFS:
                     raise fs_error(errno.ENOTEMPTY)
             elif src.isdir:
                 raise fs_error(errno.ENOTDIR)
-            with remote_errors():
-                self.client.delete(self.remote(new))
-            self._removed(new)
         with remote_errors():
-            self.client.move(self.remote(old), self.remote(new))
+            self.client.move(self.remote(old), self.remote(new), replace=dst is not None)
+        if dst is not None:
+            replaced = self.spools.get(new)
+            if replaced is not None:
+                self._detach(replaced)
+            self._removed(new)
         self._removed(old)
         self.attrs.pop(new)
         self._created(new)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import signal
@@ -142,8 +143,16 @@ def test_s4_rename_is_one_move_and_replaces(sqlite_server, mnt, d):
     for name, text in (("x", "new"), ("y", "old")):
         with open(os.path.join(d, name), "w") as fh:
             fh.write(text)
+    logged = os.path.getsize(sqlite_server.log_path)
     os.rename(os.path.join(d, "x"), os.path.join(d, "y"))
     assert open(os.path.join(d, "y")).read() == "new" and not os.path.exists(os.path.join(d, "x"))
+    # atomic: the old y is replaced inside the move job, never deleted before it
+    with open(sqlite_server.log_path, "rb") as fh:
+        fh.seek(logged)
+        writes = [json.loads(line.split(b"vospace.audit: ", 1)[1])
+                  for line in fh if b"vospace.audit: " in line]
+    methods = [w["method"] for w in writes]
+    assert "POST" in methods and "DELETE" not in methods, writes
     os.mkdir(os.path.join(d, "empty"))
     os.rename(os.path.join(d, "moved"), os.path.join(d, "empty"))
     assert os.listdir(os.path.join(d, "empty")) == ["a"]

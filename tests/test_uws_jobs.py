@@ -354,3 +354,52 @@ def test_transfer_document_in_another_encoding(svc):
         assert r.status_code == 303
         assert c.get(r.headers["location"] + "/phase").text == "COMPLETED"
     assert status(svc, f"{base}/th\u00e9") == 200
+
+
+
+REPLACE_PARAM = f'<vos:param uri="urn:vospace-server:transfer#replace">true</vos:param>'
+
+
+def move_phase(c: httpx.Client, svc, src: str, dest: str, replace: bool) -> tuple[str, str]:
+    """Run a move job (with the replace parameter if asked); its phase and document."""
+    doc = transfer_doc(svc, src, dest, False)
+    if replace:
+        doc = doc.replace("</vos:transfer>", REPLACE_PARAM + "</vos:transfer>")
+    r = c.post(f"/{svc.name}/transfers", params={"PHASE": "RUN"}, content=doc,
+               headers={"Content-Type": "text/xml"})
+    assert r.status_code == 303, r.text
+    job = r.headers["location"]
+    for _ in range(200):
+        phase = c.get(f"{job}/phase").text.strip()
+        if phase in ("COMPLETED", "ERROR", "ABORTED"):
+            return phase, c.get(job).text
+        time.sleep(0.05)
+    raise AssertionError("the move job did not finish")
+
+
+def test_move_with_replace_is_rename(svc):
+    """The replace transfer parameter (arcfs's rename): an existing file or empty container
+    is replaced in the same step; a non-empty container or a type mismatch is refused and
+    nothing changes; without the parameter an existing file stays a DuplicateNode."""
+    top = svc.unique()
+    assert svc.create(top).status_code == 201
+    put_bytes(svc, f"{top}/a", b"new content")
+    put_bytes(svc, f"{top}/b", b"old")
+    with svc.client() as c:
+        phase, text = move_phase(c, svc, f"{top}/a", f"{top}/b", replace=False)
+        assert phase == "ERROR" and "DuplicateNode" in text
+        assert move_phase(c, svc, f"{top}/a", f"{top}/b", replace=True)[0] == "COMPLETED"
+        assert status(svc, f"{top}/a") == 404
+        assert c.get(f"/{svc.name}/files/{top}/b", follow_redirects=True).content == \
+            b"new content"
+        if svc.name == "vault":  # the container counts the bytes once
+            assert length_of(svc, top) == len(b"new content")
+        for name in ("dir", "full", "empty"):
+            assert svc.create(f"{top}/{name}").status_code == 201
+        put_bytes(svc, f"{top}/full/keep", b"k")
+        for src, dest in (("b", "dir"), ("dir", "b"), ("dir", "full")):
+            phase, text = move_phase(c, svc, f"{top}/{src}", f"{top}/{dest}", replace=True)
+            assert phase == "ERROR" and "DuplicateNode" in text, (src, dest, text)
+        assert c.get(f"/{svc.name}/files/{top}/full/keep", follow_redirects=True).content == b"k"
+        assert move_phase(c, svc, f"{top}/dir", f"{top}/empty", replace=True)[0] == "COMPLETED"
+        assert status(svc, f"{top}/dir") == 404 and status(svc, f"{top}/empty") == 200

@@ -228,23 +228,27 @@ class Client:
     def unlock(self, name: Target) -> Node:
         return self.set_props(name, {P.ISLOCKED: None})
 
-    def move(self, src: Target, dest: Target, timeout: float = 3600) -> None:
+    def move(self, src: Target, dest: Target, timeout: float = 3600,
+             replace: bool = False) -> None:
         """Server-side move (one job however large the tree): into ``dest`` if it is a
-        container, else renamed to ``dest``."""
-        self._transfer_job(as_remote(src), as_remote(dest), keep_bytes=False, timeout=timeout)
+        container, else renamed to ``dest``. With ``replace`` it is renamed to ``dest``
+        whatever is there, atomically replacing a file or an empty container, as
+        rename(2) does (this project's server only; others answer DuplicateNode)."""
+        self._transfer_job(as_remote(src), as_remote(dest), keep_bytes=False, timeout=timeout,
+                           params={jobs.REPLACE_PARAM: "true"} if replace else None)
 
     def copy_remote(self, src: Target, dest: Target, timeout: float = 3600) -> None:
         """Server-side copy (same service)."""
         self._transfer_job(as_remote(src), as_remote(dest), keep_bytes=True, timeout=timeout)
 
     def _transfer_job(self, src: uris.Remote, dest: uris.Remote, keep_bytes: bool,
-                      timeout: float) -> None:
+                      timeout: float, params: dict[str, str] | None = None) -> None:
         if src.service != dest.service:
             raise errors.InvalidArgument(
                 f"{src} -> {dest}: server-side moves and copies stay within one service",
                 "copy through a local file with vcp instead")
         jobs.run_transfer(self.transport, src.service, self.node_uri(src), self.node_uri(dest),
-                          keep_bytes, what=f"{src} -> {dest}", timeout=timeout)
+                          keep_bytes, what=f"{src} -> {dest}", timeout=timeout, params=params)
 
     # ---- data -------------------------------------------------------------------------
     def upload(self, local: str, name: Target, **kwargs) -> transfer.Result:

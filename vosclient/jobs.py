@@ -17,12 +17,19 @@ from .http import Transport
 VOS_NS = "http://www.ivoa.net/xml/VOSpace/v2.0"
 
 
-def transfer_document(target: str, direction: str, keep_bytes: bool) -> bytes:
+# The server's transfer parameter for a move that replaces its destination (rename(2)).
+REPLACE_PARAM = "urn:vospace-server:transfer#replace"
+
+
+def transfer_document(target: str, direction: str, keep_bytes: bool,
+                      params: dict[str, str] | None = None) -> bytes:
+    extra = "".join(f'<vos:param uri="{escape(uri)}">{escape(value)}</vos:param>'
+                    for uri, value in (params or {}).items())
     return (f'<vos:transfer xmlns:vos="{VOS_NS}" version="2.1">'
             f"<vos:target>{escape(target)}</vos:target>"
             f"<vos:direction>{escape(direction)}</vos:direction>"
             f"<vos:keepBytes>{'true' if keep_bytes else 'false'}</vos:keepBytes>"
-            f"</vos:transfer>").encode()
+            f"{extra}</vos:transfer>").encode()
 
 
 def _error_summary(transport: Transport, job_url: str) -> str:
@@ -55,8 +62,9 @@ def summary_error(summary: str, what: str) -> errors.VOSError:
 
 
 def run_transfer(transport: Transport, service: str, target: str, direction: str,
-                 keep_bytes: bool, what: str, timeout: float = 3600) -> None:
-    body = transfer_document(target, direction, keep_bytes)
+                 keep_bytes: bool, what: str, timeout: float = 3600,
+                 params: dict[str, str] | None = None) -> None:
+    body = transfer_document(target, direction, keep_bytes, params)
     response = transport.request("POST", f"/{service}/transfers", params={"PHASE": "RUN"},
                                  content=body, headers={"Content-Type": "text/xml"},
                                  what=what, retry=False)

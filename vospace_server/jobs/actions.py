@@ -113,12 +113,17 @@ def node_transfer(tree: NodeTree, service: str, caller: Caller, transfer: Transf
     if transfer.is_move:
         policy.require_write(caller, src_chain[:-1])
         _refuse_locked(src_chain[-1])
-    final = final_destination(tree.resolve, src, dest)
+    final = final_destination(tree.resolve, src, dest, transfer.replaces)
     container_chain = tree.resolve(uris.parent_of(final))
     policy.require_write(caller, container_chain)
     _refuse_locked(container_chain[-1])
+    if transfer.replaces:
+        try:
+            _refuse_locked(tree.resolve(final)[-1])
+        except NodeNotFound:
+            pass
     if transfer.is_move:
-        tree.move(src, final)
+        tree.move(src, final, replace=transfer.replaces)
     else:
         tree.copy(src, final, caller.name or "", progress.check)
     return final

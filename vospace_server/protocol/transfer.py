@@ -35,6 +35,12 @@ class Protocol:
     security_method: str | None = None
 
 
+# A transfer <vos:param> (VOSpace 2.1 allows any): with "true" a move replaces an existing
+# destination atomically, as POSIX rename(2) does (arcfs's rename; the CADC client never
+# sends it). Without it an existing destination is a DuplicateNode, per the standard.
+REPLACE_PARAM = "urn:vospace-server:transfer#replace"
+
+
 @dataclass
 class Transfer:
     target: str
@@ -52,6 +58,11 @@ class Transfer:
     @property
     def is_move(self) -> bool:
         return self.is_node_transfer and not self.keep_bytes
+
+    @property
+    def replaces(self) -> bool:
+        """A move that replaces an existing destination (REPLACE_PARAM)."""
+        return self.is_move and self.params.get(REPLACE_PARAM, "").lower() == "true"
 
 
 def _text(el: etree._Element | None) -> str:

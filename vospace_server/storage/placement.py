@@ -13,8 +13,14 @@ from ..protocol.faults import ContainerNotFound, DuplicateNode, InvalidArgument,
 from ..protocol.nodes import Node
 
 
-def final_destination(resolve: Callable[[str], list[Node]], src: str, dest: str) -> str:
-    """The path ``src`` ends up at when moved/copied to ``dest`` (``resolve`` is the tree's)."""
+def final_destination(resolve: Callable[[str], list[Node]], src: str, dest: str,
+                      replace: bool = False) -> str:
+    """The path ``src`` ends up at when moved/copied to ``dest`` (``resolve`` is the tree's).
+
+    With ``replace`` (a move replacing its destination, as rename(2)) it is ``dest`` itself,
+    whatever is there; the tree checks what may be replaced in the same step as the move."""
+    if replace:
+        return _renamed_to(resolve, src, dest)
     try:
         target = resolve(dest)[-1]
     except NodeNotFound:
@@ -39,3 +45,16 @@ def final_destination(resolve: Callable[[str], list[Node]], src: str, dest: str)
     if src == "" or uris.is_within(final, src):
         raise InvalidArgument(f"/{src} cannot be placed at /{final}, inside itself")
     return final
+
+
+def _renamed_to(resolve: Callable[[str], list[Node]], src: str, dest: str) -> str:
+    parent = uris.parent_of(dest)
+    try:
+        container = resolve(parent)[-1]
+    except NodeNotFound:
+        raise ContainerNotFound(f"/{parent}") from None
+    if not container.is_container:
+        raise ContainerNotFound(f"/{parent} is not a container")
+    if src == "" or uris.is_within(dest, src):
+        raise InvalidArgument(f"/{src} cannot be placed at /{dest}, inside itself")
+    return dest

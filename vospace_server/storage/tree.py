@@ -53,10 +53,13 @@ class NodeTree(Protocol):
         """The current bytes of DataNode ``path`` with their size, MD5 and mtime."""
         ...
 
-    def move(self, src: str, dest: str) -> Node:
+    def move(self, src: str, dest: str, replace: bool = False) -> Node:
         """Move ``src`` to ``dest`` (inside it, if ``dest`` is a container; see placement.py).
 
-        DuplicateNode if the destination exists otherwise; returns the node at its new path."""
+        DuplicateNode if the destination exists otherwise; returns the node at its new path.
+        With ``replace``, ``dest`` is the final path and an existing node there is replaced
+        in the same atomic step, as rename(2) does: a DataNode or LinkNode by a non-container,
+        an empty container by a container; anything else is a DuplicateNode."""
         ...
 
     def copy(self, src: str, dest: str, owner: str,

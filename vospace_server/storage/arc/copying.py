@@ -45,6 +45,19 @@ def rename_noreplace(src: str, dest: str) -> None:
     os.rename(src, dest)
 
 
+def rename_replace(src: str, dest: str) -> None:
+    """rename(2): atomically replace ``dest`` if it exists; DuplicateNode where rename(2)
+    refuses (a directory over a file or a non-empty directory, a file over a directory)."""
+    try:
+        os.rename(src, dest)
+    except (IsADirectoryError, NotADirectoryError) as exc:
+        raise DuplicateNode(f"{os.path.basename(dest)}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise DuplicateNode(f"{os.path.basename(dest)} is not empty") from None
+        raise
+
+
 def _copy_bytes(src_fd: int, dest_fd: int) -> None:
     try:
         fcntl.ioctl(dest_fd, FICLONE, src_fd)

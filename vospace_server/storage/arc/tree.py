@@ -320,12 +320,15 @@ class ArcTree:
             os.close(dir_fd)
 
     # -- moving and copying (see copying.py) ---------------------------------------------
-    def move(self, src: str, dest: str) -> Node:
-        """A rename (into ``dest`` when it is a container); never replaces an existing node."""
+    def move(self, src: str, dest: str, replace: bool = False) -> Node:
+        """A rename (into ``dest`` when it is a container). Only with ``replace`` does it
+        replace an existing node, atomically, with rename(2)'s rules."""
         if src in ("",) + TOP_LEVEL:
             raise PermissionDenied(f"/{src} cannot be moved")
         src_chain = self.resolve(src)
-        final = final_destination(self.resolve, src, dest)
+        final = final_destination(self.resolve, src, dest, replace)
+        if final in TOP_LEVEL:
+            raise PermissionDenied(f"/{final} cannot be replaced")
         for path in (src, final):
             snapshots.refuse_write(path)
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
@@ -334,10 +337,16 @@ class ArcTree:
         with usage.locked([r for r, _ in src_roots + dest_roots]):
             counted = len(shared) < len(src_roots) or len(shared) < len(dest_roots)
             size = usage.tree_size(self._fs(src)) if counted else 0
-            usage.Roots(dest_roots).require(size, exempt=shared)
-            copying.rename_noreplace(self._fs(src), self._fs(final))
+            # what a replaced node held leaves every destination root, shared ones included
+            replaced = usage.tree_size(self._fs(final)) if replace and dest_roots else 0
+            usage.Roots(dest_roots).require(size - replaced, exempt=shared)
+            if replace:
+                copying.rename_replace(self._fs(src), self._fs(final))
+            else:
+                copying.rename_noreplace(self._fs(src), self._fs(final))
             usage.Roots(src_roots).add(-size, exempt=shared)
             usage.Roots(dest_roots).add(size, exempt=shared)
+            usage.Roots(dest_roots).add(-replaced)
         return self.resolve(final)[-1]
 
     def copy(self, src: str, dest: str, owner: str,

@@ -228,17 +228,21 @@ class VaultTree:
             return total
 
     # -- moving and copying -------------------------------------------------------------
-    def move(self, src: str, dest: str) -> Node:
-        """Rename the subtree in one UPDATE (paths are rewritten, no bytes move)."""
+    def move(self, src: str, dest: str, replace: bool = False) -> Node:
+        """Rename the subtree in one UPDATE (paths are rewritten, no bytes move); a node
+        replaced at the destination goes in the same transaction."""
         if src == "":
             raise PermissionDenied("the root container cannot be moved")
-        final = final_destination(self.resolve, src, dest)
+        final = final_destination(self.resolve, src, dest, replace)
         cut = len(src) + 1  # SQL substr is 1-based: the suffix after ``src``
+        doomed: list[str] = []
         with self._tx(write=True) as conn:
             row = self._chain(conn, src)[-1]
             parent = self._chain(conn, uris.parent_of(final))[-1]
             if parent.type != NodeType.CONTAINER.value:
                 raise ContainerNotFound(f"/{parent.path} is not a container")
+            if replace:
+                doomed = self._remove_replaced(conn, row, final)
             prefix = literal(final, PathText)
             try:
                 conn.execute(update(nodes).where(subtree_clause(src)).values(
@@ -250,7 +254,28 @@ class VaultTree:
                 raise DuplicateNode(f"/{final}") from None
             self._add_usage(conn, src, -row.length)
             self._add_usage(conn, final, row.length, exempt=frozenset(uris.ancestors(src)))
-            return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
+            moved = self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
+        for key in doomed:  # after the commit, as in delete
+            self.blobs.delete(key)
+        return moved
+
+    def _remove_replaced(self, conn: Connection, row: Row, final: str) -> list[str]:
+        """Delete the node a replacing move overwrites (rename(2)'s rules); its blob keys."""
+        old = conn.execute(select(nodes).where(nodes.c.path == final)).first()
+        if old is None:
+            return []
+        container = NodeType.CONTAINER.value
+        if old.type == container and row.type != container:
+            raise DuplicateNode(f"/{final} is a container")
+        if old.type != container and row.type == container:
+            raise DuplicateNode(f"/{final} is not a container")
+        if old.type == container and conn.execute(
+                select(nodes.c.id).where(nodes.c.parent == final).limit(1)).first():
+            raise DuplicateNode(f"/{final} is a container that is not empty")
+        keys = ([old.blob] if old.blob else []) + versions.remove_subtree(conn, [old.id])
+        conn.execute(delete(nodes).where(nodes.c.id == old.id))
+        self._add_usage(conn, final, -old.length)
+        return keys
 
     def copy(self, src: str, dest: str, owner: str,
              check: Callable[[], None] | None = None) -> Node:

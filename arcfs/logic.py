@@ -657,7 +657,10 @@ class ArcFS:
             size = spool.size()
             if self.o.cache_size and offset + len(data) > size:
                 self._check_space(offset + len(data) - size)
-            if spool.stream is None and offset == 0 and size == 0 and spool.dirty:
+            # Any write at 0 into an empty spool may start streaming: not only a new file's
+            # (dd and shell redirections open, dup2 and close first, and that flush already
+            # created the empty file on the server).
+            if spool.stream is None and offset == 0 and size == 0:
                 spool.stream = self._start_stream(spool)
             written = spool.pwrite(data, offset)
             if spool.stream is not None:

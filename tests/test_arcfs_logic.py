@@ -250,3 +250,21 @@ def test_big_directory_expired_listing_is_refetched_whole(sqlite_server, tmp_pat
     raises(errno.ENOENT, fs.getattr, f"/{name}/absent")
     fs.close()
     client.close()
+
+
+def test_writes_stream_after_the_flush_of_a_dup2_close(fs):
+    """dd and shell redirections open the file, dup2 it and close the first descriptor:
+    the kernel flushes (the empty file is created on the server) before the first write.
+    The sequential writes that follow must still stream to the server while written."""
+    fs, base = fs
+    path = f"{base}/redirected.bin"
+    fh = fs.create(path, 0o644, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    fs.flush(fh)                                   # the close of the pre-dup2 descriptor
+    assert fs.client.read_bytes(fs.remote(path)) == b""
+    data = os.urandom(3 << 20)
+    for at in range(0, len(data), 1 << 20):
+        fs.write(fh, data[at:at + (1 << 20)], at)
+    assert fs.handles[fh].spool.stream is not None  # sending while written
+    fs.flush(fh)
+    fs.release(fh)
+    assert fs.client.read_bytes(fs.remote(path)) == data

@@ -302,3 +302,37 @@ def test_property_writes_never_land_outside_when_a_parent_is_swapped(tmp_path, t
         tree.update_properties(f"home/d/{target}", {title: "moved?",
                                                     "ivo://ivoa.net/vospace/core#ispublic": "true"})
     assert os.listxattr(outside / target) == []
+
+
+@pytest.mark.parametrize("swapped", ["source", "destination"])
+def test_move_never_crosses_a_swapped_parent(tmp_path, swapped) -> None:
+    """A parent of the source or of the destination is swapped for a symlink to an outside
+    folder after the move's checks: nothing may leave the tree or come into it."""
+    from vospace_server.storage.arc.tree import ArcTree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("outside")
+    arc = tmp_path / "arc"
+    parent = "home/src" if swapped == "source" else "home/dst"
+
+    class RacedArcTree(ArcTree):
+        swap = False
+
+        def resolve(self, path: str):
+            chain = super().resolve(path)
+            if self.swap and path == "home/dst":  # the last lookup before the rename
+                self.swap = False
+                os.rename(arc / parent, arc / f"{parent}-moved")
+                os.symlink(outside, arc / parent)
+            return chain
+
+    tree = RacedArcTree(str(arc), root_owner="admin", base_uri="vos://localhost~arc")
+    for folder in ("home/src", "home/dst"):
+        tree.create(Node(folder, NodeType.CONTAINER), owner="alice")
+    tree.create(Node("home/src/f", NodeType.DATA), owner="alice")
+    tree.swap = True
+    with pytest.raises(LinkFound):
+        tree.move("home/src/f", "home/dst/g")
+    assert sorted(p.name for p in outside.iterdir()) == ["f"]
+    assert (outside / "f").read_text() == "outside"

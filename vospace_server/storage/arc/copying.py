@@ -29,10 +29,14 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
-def rename_noreplace(src: str, dest: str) -> None:
-    """Rename ``src`` to ``dest``; DuplicateNode if ``dest`` exists."""
+def rename_noreplace(src: str, dest: str, src_dir_fd: int | None = None,
+                     dest_dir_fd: int | None = None) -> None:
+    """Rename ``src`` to ``dest`` (names inside the given directory fds, or paths);
+    DuplicateNode if ``dest`` exists."""
     if _renameat2 is not None:
-        rc = _renameat2(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dest), RENAME_NOREPLACE)
+        rc = _renameat2(AT_FDCWD if src_dir_fd is None else src_dir_fd, os.fsencode(src),
+                        AT_FDCWD if dest_dir_fd is None else dest_dir_fd, os.fsencode(dest),
+                        RENAME_NOREPLACE)
         if rc == 0:
             return
         err = ctypes.get_errno()
@@ -40,16 +44,20 @@ def rename_noreplace(src: str, dest: str) -> None:
             raise DuplicateNode(os.path.basename(dest))
         if err not in (errno.EINVAL, errno.ENOSYS):
             raise OSError(err, os.strerror(err), src)
-    if os.path.lexists(dest):
-        raise DuplicateNode(os.path.basename(dest))
-    os.rename(src, dest)
+    try:
+        os.stat(dest, dir_fd=dest_dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        os.rename(src, dest, src_dir_fd=src_dir_fd, dst_dir_fd=dest_dir_fd)
+        return
+    raise DuplicateNode(os.path.basename(dest))
 
 
-def rename_replace(src: str, dest: str) -> None:
+def rename_replace(src: str, dest: str, src_dir_fd: int | None = None,
+                   dest_dir_fd: int | None = None) -> None:
     """rename(2): atomically replace ``dest`` if it exists; DuplicateNode where rename(2)
     refuses (a directory over a file or a non-empty directory, a file over a directory)."""
     try:
-        os.rename(src, dest)
+        os.rename(src, dest, src_dir_fd=src_dir_fd, dst_dir_fd=dest_dir_fd)
     except (IsADirectoryError, NotADirectoryError) as exc:
         raise DuplicateNode(f"{os.path.basename(dest)}: {exc.strerror}") from None
     except OSError as exc:

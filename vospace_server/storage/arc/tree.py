@@ -340,14 +340,26 @@ class ArcTree:
             # what a replaced node held leaves every destination root, shared ones included
             replaced = usage.tree_size(self._fs(final)) if replace and dest_roots else 0
             usage.Roots(dest_roots).require(size - replaced, exempt=shared)
-            if replace:
-                copying.rename_replace(self._fs(src), self._fs(final))
-            else:
-                copying.rename_noreplace(self._fs(src), self._fs(final))
+            self._rename(src, final, replace)
             usage.Roots(src_roots).add(-size, exempt=shared)
             usage.Roots(dest_roots).add(size, exempt=shared)
             usage.Roots(dest_roots).add(-replaced)
         return self.resolve(final)[-1]
+
+    def _rename(self, src: str, final: str, replace: bool) -> None:
+        """Rename by name inside both parents, each opened without following a symlink, so
+        a parent swapped for a symlink after the checks cannot take the node out of the
+        tree or bring an outside one in."""
+        src_dir = beneath.open_dir(*self._beneath(uris.parent_of(src)))
+        try:
+            dest_dir = beneath.open_dir(*self._beneath(uris.parent_of(final)))
+            try:
+                rename = copying.rename_replace if replace else copying.rename_noreplace
+                rename(uris.name_of(src), uris.name_of(final), src_dir, dest_dir)
+            finally:
+                os.close(dest_dir)
+        finally:
+            os.close(src_dir)
 
     def copy(self, src: str, dest: str, owner: str,
              check: Callable[[], None] | None = None) -> Node:

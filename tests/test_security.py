@@ -336,3 +336,29 @@ def test_move_never_crosses_a_swapped_parent(tmp_path, swapped) -> None:
         tree.move("home/src/f", "home/dst/g")
     assert sorted(p.name for p in outside.iterdir()) == ["f"]
     assert (outside / "f").read_text() == "outside"
+
+
+def test_copy_never_reads_through_a_folder_swapped_during_it(tmp_path) -> None:
+    """A session user swaps a folder of the tree being copied for a symlink to an outside
+    folder while the server copies it: the copy must not take in the outside files."""
+    from vospace_server.storage.arc.tree import ArcTree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("secret")
+    arc = tmp_path / "arc"
+    tree = ArcTree(str(arc), root_owner="admin", base_uri="vos://localhost~arc")
+    for folder in ("home/src", "home/src/sub"):
+        tree.create(Node(folder, NodeType.CONTAINER), owner="alice")
+    (arc / "home" / "src" / "sub" / "f").write_text("inside")
+    entries = []
+
+    def swap_before_the_third_entry() -> None:  # the copy's own per-entry hook
+        entries.append(1)
+        if len(entries) == 3:  # src, src/sub, then src/sub/f
+            os.rename(arc / "home" / "src" / "sub", arc / "home" / "src" / "sub-moved")
+            os.symlink(outside, arc / "home" / "src" / "sub")
+
+    tree.copy("home/src", "home/copy", "alice", swap_before_the_third_entry)
+    assert len(entries) >= 3
+    assert (arc / "home" / "copy" / "sub" / "f").read_text() == "inside"

@@ -6,6 +6,7 @@ lacks it). ``copy_tree`` copies files by reflink (``FICLONE``: instant on btrfs/
 snapshots-capable filesystems), else ``copy_file_range``, else read/write; symlinks are
 recreated with the same text; ``user.*`` properties and the cached MD5 are carried over
 (file mtimes are kept, so the cached MD5 stays valid) and the creator becomes the copier.
+Both trees are walked through directory fds, entry by entry with O_NOFOLLOW, never by path.
 """
 from __future__ import annotations
 
@@ -88,31 +89,45 @@ def _copy_bytes(src_fd: int, dest_fd: int) -> None:
             view = view[os.write(dest_fd, view):]
 
 
-def _copy_attributes(src: str, dest_fd: int, owner: str) -> None:
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# Called for every copied file and directory as (source fd, source stat, copy fd): how
+# the copy gets its owner, mode and ACLs (posix_acl.copy_permissions).
+Permissions = Callable[[int, os.stat_result, int], None]
+
+
+def _copy_attributes(src_fd: int, dest_fd: int, owner: str) -> None:
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(src_fd)
     except OSError:
         names = []
     for name in names:
         if name.startswith(xattrs.PREFIX):
             try:
-                os.setxattr(dest_fd, name, os.getxattr(src, name, follow_symlinks=False))
+                os.setxattr(dest_fd, name, os.getxattr(src_fd, name))
             except OSError:
                 pass
     os.setxattr(dest_fd, xattrs.PREFIX + props.CREATOR, owner.encode())
 
 
-def _copy_file(src: str, dest: str, st: os.stat_result, owner: str) -> None:
-    if st.st_nlink > 1:  # a copy would launder a hard link to someone else's file
-        raise PermissionDenied(f"{os.path.basename(src)} has {st.st_nlink} hard links; "
-                               "arc does not copy hard-linked files")
-    src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _copy_file(src_dir: int, name: str, dest_dir: int, dest_name: str, owner: str,
+               permissions: Permissions | None) -> None:
+    src_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=src_dir)
     try:
-        dest_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          stat.S_IMODE(st.st_mode) | 0o600)
+        st = os.fstat(src_fd)  # of what was opened, not of what an earlier lstat saw
+        if not stat.S_ISREG(st.st_mode):
+            return
+        if st.st_nlink > 1:  # a copy would launder a hard link to someone else's file
+            raise PermissionDenied(f"{name} has {st.st_nlink} hard links; "
+                                   "arc does not copy hard-linked files")
+        dest_fd = os.open(dest_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, stat.S_IMODE(st.st_mode) | 0o600, dir_fd=dest_dir)
         try:
             _copy_bytes(src_fd, dest_fd)
-            _copy_attributes(src, dest_fd, owner)
+            _copy_attributes(src_fd, dest_fd, owner)
+            if permissions is not None:
+                permissions(src_fd, st, dest_fd)
             os.utime(dest_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             os.fsync(dest_fd)
         finally:
@@ -121,35 +136,45 @@ def _copy_file(src: str, dest: str, st: os.stat_result, owner: str) -> None:
         os.close(src_fd)
 
 
-def _copy_dir(src: str, dest: str, owner: str) -> None:
-    os.mkdir(dest, 0o755)
-    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        _copy_attributes(src, fd, owner)
-    finally:
-        os.close(fd)
+def copy_tree(src_dir: int, name: str, dest_dir: int, dest_name: str, owner: str,
+              skip_prefix: str, check: Callable[[], None] | None = None,
+              permissions: Permissions | None = None) -> None:
+    """Copy entry ``name`` of directory fd ``src_dir`` (file, directory or symlink) to the
+    new entry ``dest_name`` of ``dest_dir``.
 
-
-def copy_tree(src: str, dest: str, owner: str, skip_prefix: str,
-              check: Callable[[], None] | None = None) -> None:
-    """Copy ``src`` (file, directory or symlink) to the new path ``dest``.
-
-    Names starting with ``skip_prefix`` (uploads in progress) are not copied; sockets,
-    FIFOs and devices neither. Directories are walked with ``lstat`` only. ``check`` runs
-    before each entry (it raises to stop the copy; the caller removes ``dest``).
+    Every entry is opened relative to its parent's fd with O_NOFOLLOW, on both sides, so a
+    directory swapped for a symlink during the copy can neither make it read outside the
+    tree nor write (or chown) outside the copy. Names starting with ``skip_prefix``
+    (uploads in progress) are not copied; sockets, FIFOs and devices neither. ``check``
+    runs before each entry (it raises to stop the copy; the caller removes the copy).
     """
-    stack = [(src, dest)]
-    while stack:
-        if check is not None:
-            check()
-        s, d = stack.pop()
-        st = os.lstat(s)
-        if stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(s), d)
-        elif stat.S_ISREG(st.st_mode):
-            _copy_file(s, d, st, owner)
-        elif stat.S_ISDIR(st.st_mode):
-            _copy_dir(s, d, owner)
-            with os.scandir(s) as entries:
-                stack.extend((e.path, os.path.join(d, e.name)) for e in entries
-                             if not e.name.startswith(skip_prefix))
+    if check is not None:
+        check()
+    st = os.stat(name, dir_fd=src_dir, follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=src_dir), dest_name, dir_fd=dest_dir)
+    elif stat.S_ISREG(st.st_mode):
+        _copy_file(src_dir, name, dest_dir, dest_name, owner, permissions)
+    elif stat.S_ISDIR(st.st_mode):
+        _copy_dir(src_dir, name, dest_dir, dest_name, owner, skip_prefix, check, permissions)
+
+
+def _copy_dir(src_dir: int, name: str, dest_dir: int, dest_name: str, owner: str,
+              skip_prefix: str, check: Callable[[], None] | None,
+              permissions: Permissions | None) -> None:
+    src_fd = os.open(name, DIR_FLAGS, dir_fd=src_dir)
+    try:
+        os.mkdir(dest_name, 0o755, dir_fd=dest_dir)
+        dest_fd = os.open(dest_name, DIR_FLAGS, dir_fd=dest_dir)
+        try:
+            _copy_attributes(src_fd, dest_fd, owner)
+            for child in sorted(os.listdir(src_fd)):
+                if not child.startswith(skip_prefix):
+                    copy_tree(src_fd, child, dest_fd, child, owner, skip_prefix, check,
+                              permissions)
+            if permissions is not None:  # last: a read-only mode must not stop the copy
+                permissions(src_fd, os.fstat(src_fd), dest_fd)
+        finally:
+            os.close(dest_fd)
+    finally:
+        os.close(src_fd)

@@ -161,28 +161,21 @@ def permissions(properties: dict[str, str | None]) -> dict[str, str | None]:
         props.INHERIT_PERMISSIONS,)}
 
 
-def copy_permissions(src: str, dest: str, owner_uid: int) -> None:
-    """Give the copied tree ``dest`` the modes, groups and ACLs of ``src`` (copies carry only
-    ``user.*`` xattrs) and make ``owner_uid`` its owner."""
-    for s_folder, dirs, files in os.walk(src):
-        d_folder = os.path.join(dest, os.path.relpath(s_folder, src))
-        for name in [""] + dirs + files:
-            s, d = os.path.join(s_folder, name) if name else s_folder, \
-                os.path.join(d_folder, name) if name else d_folder
-            if os.path.islink(s) or not os.path.lexists(d) or os.path.islink(d):
-                continue
-            st = os.lstat(s)
-            try:
-                os.chown(d, owner_uid, st.st_gid, follow_symlinks=False)
-            except PermissionError:
-                pass
-            os.chmod(d, stat.S_IMODE(st.st_mode))
-            for attr in (ACCESS, DEFAULT):
-                try:
-                    value = os.getxattr(s, attr, follow_symlinks=False)
-                except OSError:
-                    continue
-                try:
-                    os.setxattr(d, attr, value, follow_symlinks=False)
-                except OSError:
-                    pass
+def copy_permissions(src_fd: int, st: os.stat_result, dest_fd: int, owner_uid: int) -> None:
+    """Give a copied file or directory (``dest_fd``) the mode, group and ACLs of its source
+    (``src_fd``, whose stat is ``st``; copies carry only ``user.*`` xattrs) and make
+    ``owner_uid`` its owner. Both are open fds, so nothing is looked up by path."""
+    try:
+        os.fchown(dest_fd, owner_uid, st.st_gid)
+    except PermissionError:
+        pass
+    os.fchmod(dest_fd, stat.S_IMODE(st.st_mode))
+    for attr in (ACCESS, DEFAULT):
+        try:
+            value = os.getxattr(src_fd, attr)
+        except OSError:
+            continue
+        try:
+            os.setxattr(dest_fd, attr, value)
+        except OSError:
+            pass

@@ -364,27 +364,39 @@ class ArcTree:
     def copy(self, src: str, dest: str, owner: str,
              check: Callable[[], None] | None = None) -> Node:
         """Copy into a hidden temp name next to the destination, then rename it into place,
-        so a copy interrupted half-way is never visible (fsck removes the temp)."""
+        so a copy interrupted half-way is never visible (fsck removes the temp). Both sides
+        are reached through directories opened without following symlinks (copying.py)."""
         self.resolve(src)
         final = final_destination(self.resolve, src, dest)
         snapshots.refuse_write(final)
-        temp = os.path.join(os.path.dirname(self._fs(final)), temp_name())
+        temp = temp_name()
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
+        permissions = None
+        if self.ids is not None:
+            uid = self.ids.uid(owner)
+            permissions = lambda s_fd, st, d_fd: posix_acl.copy_permissions(  # noqa: E731
+                s_fd, st, d_fd, uid)
+        src_dir = beneath.open_dir(*self._beneath(uris.parent_of(src)))
         try:
-            if dest_roots:  # refuse before any byte is copied
-                usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))
-            copying.copy_tree(self._fs(src), temp, owner, TEMP_PREFIX, check)
-            if self.ids is not None:
-                posix_acl.copy_permissions(self._fs(src), temp, self.ids.uid(owner))
-            with usage.change(dest_roots) as roots:
-                size = usage.tree_size(temp) if dest_roots else 0
-                roots.require(size)
-                copying.rename_noreplace(temp, self._fs(final))
-                roots.add(size)
-        except BaseException:
-            if os.path.lexists(temp):
-                self._remove(temp)
-            raise
+            dest_dir = beneath.open_dir(*self._beneath(uris.parent_of(final)))
+            try:
+                if dest_roots:  # refuse before any byte is copied
+                    usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))
+                copying.copy_tree(src_dir, uris.name_of(src), dest_dir, temp, owner,
+                                  TEMP_PREFIX, check, permissions)
+                with usage.change(dest_roots) as roots:
+                    size = usage.tree_size(os.path.join(self._fs(uris.parent_of(final)), temp)) \
+                        if dest_roots else 0
+                    roots.require(size)
+                    copying.rename_noreplace(temp, uris.name_of(final), dest_dir, dest_dir)
+                    roots.add(size)
+            except BaseException:
+                _remove_temp(dest_dir, temp)
+                raise
+            finally:
+                os.close(dest_dir)
+        finally:
+            os.close(src_dir)
         return self.resolve(final)[-1]
 
     # -- bytes --------------------------------------------------------------------------
@@ -476,6 +488,18 @@ class ArcUpload(Upload):
             self.temp.publish()
             roots.add(delta)
         return self.tree.resolve(self.path)[-1]
+
+
+def _remove_temp(dir_fd: int, name: str) -> None:
+    """Remove a half-made copy (by name in its parent's fd; never following a symlink)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
 
 
 def _size_of(dir_fd: int | None, name: str) -> int:

@@ -33,10 +33,16 @@ def new_job(c: httpx.Client, svc, src: str, dest: str, keep_bytes: bool = False)
 
 
 def run_job(c: httpx.Client, svc, src: str, dest: str, keep_bytes: bool = False) -> str:
-    """Create and run a transfer job; returns its URL (the job is final: inline budget)."""
+    """Create and run a transfer job; returns its URL once the job is final. A fast job
+    ends inside the PHASE=RUN request (test_create_with_phase_run_in_one_post checks
+    that); on a loaded machine the UWS ``WAIT`` covers the rest."""
     job = new_job(c, svc, src, dest, keep_bytes)
     r = c.post(job + "/phase", data={"PHASE": "RUN"})
     assert r.status_code == 303 and r.headers["location"] == job
+    for _ in range(10):
+        if c.get(job + "/phase").text not in ("QUEUED", "EXECUTING"):
+            break
+        c.get(job, params={"WAIT": "30"})
     return job
 
 

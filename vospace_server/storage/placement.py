@@ -19,12 +19,8 @@ def final_destination(resolve: Callable[[str], list[Node]], src: str, dest: str,
 
     With ``replace`` (a move replacing its destination, as rename(2)) it is ``dest`` itself,
     whatever is there; the tree checks what may be replaced in the same step as the move."""
-    if replace:
-        return _renamed_to(resolve, src, dest)
-    try:
-        target = resolve(dest)[-1]
-    except NodeNotFound:
-        final = dest
+    final = dest if replace else _moved_or_copied_to(resolve, src, dest)
+    if final == dest:  # a new (or replaced) name: its parent must be a container
         parent = uris.parent_of(dest)
         try:
             container = resolve(parent)[-1]
@@ -32,29 +28,22 @@ def final_destination(resolve: Callable[[str], list[Node]], src: str, dest: str,
             raise ContainerNotFound(f"/{parent}") from None
         if not container.is_container:
             raise ContainerNotFound(f"/{parent} is not a container")
-    else:
-        if not target.is_container:
-            raise DuplicateNode(f"/{dest} already exists")
-        final = uris.join(dest, uris.name_of(src))
-        try:
-            resolve(final)
-        except NodeNotFound:
-            pass
-        else:
-            raise DuplicateNode(f"/{final} already exists")
     if src == "" or uris.is_within(final, src):
         raise InvalidArgument(f"/{src} cannot be placed at /{final}, inside itself")
     return final
 
 
-def _renamed_to(resolve: Callable[[str], list[Node]], src: str, dest: str) -> str:
-    parent = uris.parent_of(dest)
+def _moved_or_copied_to(resolve: Callable[[str], list[Node]], src: str, dest: str) -> str:
+    """``dest`` when nothing is there, inside it when it is a container."""
     try:
-        container = resolve(parent)[-1]
+        target = resolve(dest)[-1]
     except NodeNotFound:
-        raise ContainerNotFound(f"/{parent}") from None
-    if not container.is_container:
-        raise ContainerNotFound(f"/{parent} is not a container")
-    if src == "" or uris.is_within(dest, src):
-        raise InvalidArgument(f"/{src} cannot be placed at /{dest}, inside itself")
-    return dest
+        return dest
+    if not target.is_container:
+        raise DuplicateNode(f"/{dest} already exists")
+    final = uris.join(dest, uris.name_of(src))
+    try:
+        resolve(final)
+    except NodeNotFound:
+        return final
+    raise DuplicateNode(f"/{final} already exists")

@@ -20,6 +20,7 @@ from typing import Callable
 from ...protocol import properties as props
 from ...protocol.faults import DuplicateNode, PermissionDenied
 from . import xattrs
+from .beneath import DIR_FLAGS
 
 FICLONE = 0x40049409
 RENAME_NOREPLACE = 1
@@ -88,8 +89,6 @@ def _copy_bytes(src_fd: int, dest_fd: int) -> None:
         while view:
             view = view[os.write(dest_fd, view):]
 
-
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # Called for every copied file and directory as (source fd, source stat, copy fd): how
 # the copy gets its owner, mode and ACLs (posix_acl.copy_permissions).

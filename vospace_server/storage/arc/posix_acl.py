@@ -28,8 +28,9 @@ import struct
 from typing import Protocol
 
 from ...protocol import properties as props
+from . import xattrs
 
-ACCESS = "system.posix_acl_access"
+ACCESS = xattrs.ACL_ACCESS
 DEFAULT = "system.posix_acl_default"
 VERSION = 2
 USER_OBJ, USER, GROUP_OBJ, GROUP, MASK, OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20

@@ -10,12 +10,12 @@ a creator attribute belongs to the owner of its container.
 from __future__ import annotations
 
 import bisect
-import errno
 import os
 import posixpath
 import shutil
 import stat
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from ...protocol import properties as props
 from ...protocol import uris
@@ -307,15 +307,7 @@ class ArcTree:
         parent, _, name = os.path.relpath(full, self.root).rpartition("/")
         dir_fd = beneath.open_dir(self.root, parent)
         try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(name, dir_fd=dir_fd)
-            else:
-                try:
-                    os.unlink(name, dir_fd=dir_fd)
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
+            _remove_at(dir_fd, name)
         finally:
             os.close(dir_fd)
 
@@ -346,20 +338,25 @@ class ArcTree:
             usage.Roots(dest_roots).add(-replaced)
         return self.resolve(final)[-1]
 
-    def _rename(self, src: str, final: str, replace: bool) -> None:
-        """Rename by name inside both parents, each opened without following a symlink, so
-        a parent swapped for a symlink after the checks cannot take the node out of the
-        tree or bring an outside one in."""
+    @contextmanager
+    def _parents(self, src: str, final: str) -> Iterator[tuple[int, int]]:
+        """The directories holding ``src`` and ``final``, each opened without following a
+        symlink, so that a parent swapped for a symlink after the checks cannot take a node
+        out of the tree or bring an outside one in: moves and copies work by name in them."""
         src_dir = beneath.open_dir(*self._beneath(uris.parent_of(src)))
         try:
             dest_dir = beneath.open_dir(*self._beneath(uris.parent_of(final)))
             try:
-                rename = copying.rename_replace if replace else copying.rename_noreplace
-                rename(uris.name_of(src), uris.name_of(final), src_dir, dest_dir)
+                yield src_dir, dest_dir
             finally:
                 os.close(dest_dir)
         finally:
             os.close(src_dir)
+
+    def _rename(self, src: str, final: str, replace: bool) -> None:
+        rename = copying.rename_replace if replace else copying.rename_noreplace
+        with self._parents(src, final) as (src_dir, dest_dir):
+            rename(uris.name_of(src), uris.name_of(final), src_dir, dest_dir)
 
     def copy(self, src: str, dest: str, owner: str,
              check: Callable[[], None] | None = None) -> Node:
@@ -376,9 +373,7 @@ class ArcTree:
             uid = self.ids.uid(owner)
             permissions = lambda s_fd, st, d_fd: posix_acl.copy_permissions(  # noqa: E731
                 s_fd, st, d_fd, uid)
-        src_dir = beneath.open_dir(*self._beneath(uris.parent_of(src)))
-        try:
-            dest_dir = beneath.open_dir(*self._beneath(uris.parent_of(final)))
+        with self._parents(src, final) as (src_dir, dest_dir):
             try:
                 if dest_roots:  # refuse before any byte is copied
                     usage.Roots(dest_roots).require(usage.tree_size(self._fs(src)))
@@ -391,12 +386,11 @@ class ArcTree:
                     copying.rename_noreplace(temp, uris.name_of(final), dest_dir, dest_dir)
                     roots.add(size)
             except BaseException:
-                _remove_temp(dest_dir, temp)
+                try:
+                    _remove_at(dest_dir, temp)  # the half-made copy
+                except FileNotFoundError:
+                    pass
                 raise
-            finally:
-                os.close(dest_dir)
-        finally:
-            os.close(src_dir)
         return self.resolve(final)[-1]
 
     # -- bytes --------------------------------------------------------------------------
@@ -490,16 +484,17 @@ class ArcUpload(Upload):
         return self.tree.resolve(self.path)[-1]
 
 
-def _remove_temp(dir_fd: int, name: str) -> None:
-    """Remove a half-made copy (by name in its parent's fd; never following a symlink)."""
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
+def _remove_at(dir_fd: int, name: str) -> None:
+    """Remove entry ``name`` of directory fd ``dir_fd``, a directory with everything below
+    it (never following a symlink); FileNotFoundError if it is not there."""
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(name, dir_fd=dir_fd)
     else:
-        os.unlink(name, dir_fd=dir_fd)
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass  # removed meanwhile: gone either way
 
 
 def _size_of(dir_fd: int | None, name: str) -> int:

@@ -56,20 +56,7 @@ def read_all(path: str) -> StoredAttributes:
 
 def read_properties(path: str) -> dict[str, str]:
     """All user-visible properties stored on ``path`` (never following a symlink)."""
-    found: dict[str, str] = {}
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return found
-    for name in names:
-        if not name.startswith(PREFIX) or name.startswith(INTERNAL):
-            continue
-        try:
-            value = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-        found[name[len(PREFIX):]] = value.decode("utf-8", "replace")
-    return found
+    return read_all(path).properties
 
 
 def write_property(target: str | int, uri: str, value: str | None) -> None:

@@ -18,25 +18,29 @@ XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 CORE = "ivo://ivoa.net/vospace/core#"
 
 
-def transfer_doc(svc, src: str, dest: str, keep_bytes: bool) -> str:
+def transfer_doc(svc, src: str, dest: str, keep_bytes: bool, extra: str = "") -> str:
     return (f'<vos:transfer xmlns:vos="{VOS_NS}" version="2.1">'
             f"<vos:target>{svc.uri(src)}</vos:target>"
             f"<vos:direction>{svc.uri(dest)}</vos:direction>"
-            f"<vos:keepBytes>{'true' if keep_bytes else 'false'}</vos:keepBytes></vos:transfer>")
+            f"<vos:keepBytes>{'true' if keep_bytes else 'false'}</vos:keepBytes>{extra}"
+            f"</vos:transfer>")
 
 
-def new_job(c: httpx.Client, svc, src: str, dest: str, keep_bytes: bool = False) -> str:
-    r = c.post(f"/{svc.name}/transfers", content=transfer_doc(svc, src, dest, keep_bytes),
+def new_job(c: httpx.Client, svc, src: str, dest: str, keep_bytes: bool = False,
+            extra: str = "") -> str:
+    r = c.post(f"/{svc.name}/transfers",
+               content=transfer_doc(svc, src, dest, keep_bytes, extra),
                headers={"Content-Type": "text/xml"})
     assert r.status_code == 303, r.text
     return r.headers["location"]
 
 
-def run_job(c: httpx.Client, svc, src: str, dest: str, keep_bytes: bool = False) -> str:
+def run_job(c: httpx.Client, svc, src: str, dest: str, keep_bytes: bool = False,
+            extra: str = "") -> str:
     """Create and run a transfer job; returns its URL once the job is final. A fast job
     ends inside the PHASE=RUN request (test_create_with_phase_run_in_one_post checks
     that); on a loaded machine the UWS ``WAIT`` covers the rest."""
-    job = new_job(c, svc, src, dest, keep_bytes)
+    job = new_job(c, svc, src, dest, keep_bytes, extra)
     r = c.post(job + "/phase", data={"PHASE": "RUN"})
     assert r.status_code == 303 and r.headers["location"] == job
     for _ in range(10):
@@ -363,24 +367,13 @@ def test_transfer_document_in_another_encoding(svc):
 
 
 
-REPLACE_PARAM = f'<vos:param uri="urn:vospace-server:transfer#replace">true</vos:param>'
+REPLACE_PARAM = '<vos:param uri="urn:vospace-server:transfer#replace">true</vos:param>'
 
 
 def move_phase(c: httpx.Client, svc, src: str, dest: str, replace: bool) -> tuple[str, str]:
     """Run a move job (with the replace parameter if asked); its phase and document."""
-    doc = transfer_doc(svc, src, dest, False)
-    if replace:
-        doc = doc.replace("</vos:transfer>", REPLACE_PARAM + "</vos:transfer>")
-    r = c.post(f"/{svc.name}/transfers", params={"PHASE": "RUN"}, content=doc,
-               headers={"Content-Type": "text/xml"})
-    assert r.status_code == 303, r.text
-    job = r.headers["location"]
-    for _ in range(200):
-        phase = c.get(f"{job}/phase").text.strip()
-        if phase in ("COMPLETED", "ERROR", "ABORTED"):
-            return phase, c.get(job).text
-        time.sleep(0.05)
-    raise AssertionError("the move job did not finish")
+    job = run_job(c, svc, src, dest, extra=REPLACE_PARAM if replace else "")
+    return c.get(f"{job}/phase").text.strip(), c.get(job).text
 
 
 def test_move_with_replace_is_rename(svc):

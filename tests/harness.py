@@ -124,10 +124,19 @@ class PostgresCluster:
         self.port = free_port()
         self._as_postgres([f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-A", "trust",
                            "-U", "postgres", "--no-sync"])
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after ``pause``) on the same port and data."""
         self._as_postgres([f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-w", "-l",
                            f"{self.dir}/pg.log", "-o",
                            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
                            f"-c fsync=on -c max_connections=200", "start"])
+
+    def pause(self) -> None:
+        """Stop the server but keep its data, as an outage the clients must ride out."""
+        self._as_postgres([f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-w", "-m", "fast",
+                           "stop"])
 
     @staticmethod
     def _as_postgres(cmd: list[str]) -> None:

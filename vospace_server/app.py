@@ -17,6 +17,7 @@ from .services.ac import ac_routes
 from .services.audit import AuditMiddleware
 from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
+from .services.health import health_routes
 from .services.nodes import NodeEndpoints
 from .services.posix import posix_routes
 from .services.synctrans import SyncTransfers
@@ -40,6 +41,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
     routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps),
                                    Mount("/ac", routes=ac_routes()),
                                    Mount("/posix-mapper", routes=posix_routes())]
+    routes += health_routes()
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
         service_routes += uws_routes(service)

@@ -58,6 +58,7 @@ class Deployment:
         vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
                           blobs=make_blob_store(settings),
                           retention=Retention(settings.version_keep, settings.version_max_age_days))
+        self.vault = vault  # the VaultTree itself, for its engine and blob store
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records
         self.auth.ensure_user(settings.admin_user, is_admin=True)
@@ -94,6 +95,28 @@ class Deployment:
                 self.services[service].tree.create(Node(path, NodeType.CONTAINER), owner=name)
             except DuplicateNode:
                 pass
+
+    def readiness(self) -> dict[str, str]:
+        """What cannot serve now, part -> reason; empty when the metadata database, the vault
+        blob stores and the arc tree all answer (``/readyz``)."""
+        problems: dict[str, str] = {}
+        checks = {"database": self._ping_database,
+                  "vault blobs": self.vault.blobs.check,
+                  "arc tree": self._check_arc}
+        for part, check in checks.items():
+            try:
+                check()
+            except Exception as exc:  # any failure means "not ready"; the reason is shown
+                problems[part] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return problems
+
+    def _ping_database(self) -> None:
+        with self.vault.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def _check_arc(self) -> None:
+        if not os.access(self.settings.arc_root, os.R_OK | os.W_OK | os.X_OK):
+            raise OSError(f"{self.settings.arc_root} is not accessible")
 
     def close(self) -> None:
         for service in self.services.values():

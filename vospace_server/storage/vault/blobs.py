@@ -57,6 +57,10 @@ class BlobStore(Protocol):
 
     def remove_debris(self, name: str) -> None: ...
 
+    def check(self) -> None:
+        """Raise OSError unless the store answers now (``/readyz``); quick, never a scan."""
+        ...
+
 
 class LocalBlobStore:
     """Blobs as files ``<root>/<key[:2]>/<key>``; uploads in progress under ``<root>/tmp``."""
@@ -113,6 +117,10 @@ class LocalBlobStore:
             os.unlink(os.path.join(self.tmp, name))
         except FileNotFoundError:
             pass
+
+    def check(self) -> None:
+        if not os.access(self.tmp, os.W_OK | os.X_OK):
+            raise OSError(f"{self.tmp} is not a writable directory")
 
 
 def make_blob_store(settings: Settings) -> BlobStore:

@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ...protocol.http_headers import content_disposition
 
 PART = 8 * 1024 * 1024        # S3 parts must be >= 5 MiB except the last
 PRESIGN_SECONDS = 3600
+PROBE = Config(connect_timeout=3, read_timeout=3, retries={"max_attempts": 1})
 
 
 class S3Sink:
@@ -95,10 +96,13 @@ class S3BlobStore:
         parts = urlsplit(url)
         self.bucket, self.prefix = parts.netloc, parts.path.strip("/")
         self.redirect_downloads = redirect_downloads
-        self.s3 = boto3.client(
-            "s3", endpoint_url=endpoint_url or None, aws_access_key_id=access_key or None,
-            aws_secret_access_key=secret_key or None, region_name=region or "us-east-1",
-            config=Config(max_pool_connections=64, retries={"max_attempts": 5}))
+        options = dict(endpoint_url=endpoint_url or None, aws_access_key_id=access_key or None,
+                       aws_secret_access_key=secret_key or None,
+                       region_name=region or "us-east-1")
+        self.s3 = boto3.client("s3", **options, config=Config(max_pool_connections=64,
+                                                               retries={"max_attempts": 5}))
+        # Health probes fail fast instead of riding out the data path's retries.
+        self.probe = boto3.client("s3", **options, config=PROBE)
         try:
             self.s3.head_bucket(Bucket=self.bucket)
         except ClientError:
@@ -150,3 +154,9 @@ class S3BlobStore:
     def remove_debris(self, name: str) -> None:
         key, _, upload_id = name.partition("/")
         self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.name(key), UploadId=upload_id)
+
+    def check(self) -> None:
+        try:
+            self.probe.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"s3://{self.bucket}: {exc}") from exc

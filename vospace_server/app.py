@@ -19,6 +19,7 @@ from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
 from .services.health import health_routes
 from .services.nodes import NodeEndpoints
+from .services.packages import PackageEndpoints
 from .services.posix import posix_routes
 from .services.synctrans import SyncTransfers
 from .services.uws import uws_routes
@@ -46,6 +47,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
         service_routes += uws_routes(service)
         service_routes += FileEndpoints(service).routes() + SyncTransfers(service).routes()
+        service_routes += PackageEndpoints(service).routes()
         if service.name == "vault":
             service_routes += VersionEndpoints(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))

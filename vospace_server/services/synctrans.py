@@ -5,7 +5,8 @@ to ``/{svc}/transfers/{id}/results/transferDetails``, where the negotiated docum
 in the shared job table as a job of kind ``sync`` born COMPLETED (the ``/transfers``
 endpoints serve its phase, error and details). The query form ``?TARGET=&DIRECTION=
 &PROTOCOL=`` answers the negotiated document directly, or with ``REQUEST=redirect`` on a
-pull, 303 to the data. Endpoints: for each protocol the client offered, a pre-authorized
+pull, 303 to the data. A package transfer (several targets, CADC's package view; see
+protocol/package.py) is answered with 303 to ``/{svc}/pkg/{id}``. Endpoints: for each protocol the client offered, a pre-authorized
 URL first (works with no credential), then the ``/files`` URL for the authenticated
 security method when the client named one.
 """
@@ -20,11 +21,13 @@ from ..auth.identity import Caller
 from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
-from ..protocol.faults import InvalidArgument, InvalidURI, ProtocolNotSupported
+from ..protocol.faults import InvalidArgument, ProtocolNotSupported
+from ..protocol.package import parse_package
 from ..protocol.transfer import (HTTP_GET, HTTP_PUT, HTTPS_GET, HTTPS_PUT, PULL_FROM, PUSH_TO,
                                  Protocol, Transfer, parse_transfer, render_transfer)
 from ..storage.jobs import COMPLETED, Kind
 from .files import authorize_put, files_url, preauth_url
+from .packages import start_package, target_path
 from .requests import base_url, caller_of, deployment, read_body, run, xml_response
 
 SUPPORTED = {PULL_FROM: (HTTPS_GET, HTTP_GET), PUSH_TO: (HTTPS_PUT, HTTP_PUT)}
@@ -53,13 +56,6 @@ class SyncTransfers:
 
     def routes(self) -> list[Route]:
         return [Route("/synctrans", self.negotiate, methods=["GET", "POST"])]
-
-    def _target_path(self, request: Request, target: str) -> str:
-        parsed = uris.parse_vos_uri(target)
-        if parsed.service != self.service.name or \
-                parsed.authority not in deployment(request).settings.accepted_authorities:
-            raise InvalidURI(f"{target} does not belong to {self.service.base_uri}")
-        return parsed.path
 
     async def _authorize(self, caller: Caller, direction: str, path: str,
                          size: int | None = None) -> None:
@@ -92,7 +88,7 @@ class SyncTransfers:
         if transfer.direction not in SUPPORTED:
             raise InvalidArgument(f"synctrans handles {PUSH_TO} and {PULL_FROM}; "
                                   f"use /transfers for {transfer.direction!r}")
-        path = self._target_path(request, transfer.target)
+        path = target_path(request, self.service, transfer.target)
         await self._authorize(caller, transfer.direction, path, announced_length(transfer))
         return Transfer(target=transfer.target, direction=transfer.direction,
                         view=transfer.view,
@@ -106,6 +102,10 @@ class SyncTransfers:
                 raise InvalidArgument("POST a transfer document, or give TARGET, DIRECTION "
                                       "and PROTOCOL parameters")
             body = await read_body(request, deployment(request).settings.max_xml_bytes)
+            package = parse_package(body)
+            if package is not None:
+                return await start_package(request, self.service, package,
+                                           await caller_of(request))
             transfer = parse_transfer(body)
         caller = await caller_of(request)
         result = await self.negotiated(request, transfer, caller)

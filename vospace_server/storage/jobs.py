@@ -31,7 +31,7 @@ metadata = MetaData()
 jobs = Table(
     "uws_jobs", metadata,
     Column("id", String(40), primary_key=True),
-    Column("kind", String(16), nullable=False),          # transfer | delete | setprops | sync
+    Column("kind", String(16), nullable=False),          # transfer | delete | setprops | sync | package
     Column("service", String(32), nullable=False),       # vault | arc
     Column("owner", Text, nullable=True),
     Column("caller", Text, nullable=False, default="{}"),  # identity snapshot for the ACL
@@ -66,6 +66,7 @@ class Kind(str, Enum):
     DELETE = "delete"
     SETPROPS = "setprops"
     SYNC = "sync"
+    PACKAGE = "package"  # a package download (services/packages.py), served by GET /pkg/{id}
 
 
 @dataclass

@@ -14,10 +14,11 @@ from .deployment import Deployment
 from .jobs.runner import JobRunner
 from .protocol.faults import VOSpaceFault
 from .services.ac import ac_routes
-from .services.audit import AuditMiddleware
+from .services.audit import AuditMiddleware, RouteLabels
 from .services.errors import handle_fault, handle_http_error, handle_unexpected
 from .services.files import FileEndpoints
 from .services.health import health_routes
+from .services.metrics import metrics_routes
 from .services.nodes import NodeEndpoints
 from .services.packages import PackageEndpoints
 from .services.posix import posix_routes
@@ -42,7 +43,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
     routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps),
                                    Mount("/ac", routes=ac_routes()),
                                    Mount("/posix-mapper", routes=posix_routes())]
-    routes += health_routes()
+    routes += health_routes() + metrics_routes()
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
         service_routes += uws_routes(service)
@@ -66,7 +67,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         runner.stop()
         deployment.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AuditMiddleware)],
+    observed = Middleware(AuditMiddleware, metrics=deployment.metrics, labels=RouteLabels(routes))
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[observed],
                     exception_handlers={
                         VOSpaceFault: handle_fault,
                         HTTPException: handle_http_error,

@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .deployment import Deployment
     from .http_guard import GuardedHttpToolsProtocol
+    from .services.audit import configure_access_log
     from .tls import ensure_self_signed
     from .uvicorn_tuning import raise_body_high_water
 
@@ -81,9 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(_welcome(settings, token_file), flush=True)
     http = GuardedHttpToolsProtocol.configured(settings.header_timeout, settings.max_header_bytes)
     raise_body_high_water()
+    configure_access_log(settings.access_log)
     uvicorn.run(create_app(settings, deployment), host=settings.host, port=settings.port,
                 loop="uvloop", http=http, log_level=args.log_level, server_header=False,
-                timeout_keep_alive=30, **ssl)
+                timeout_keep_alive=30, access_log=False, **ssl)
     return 0
 
 

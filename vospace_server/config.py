@@ -48,6 +48,8 @@ class Settings:
     snapshot_dir: str = ""       # arc snapshots; default: data_dir/arc-snapshots
     posix_uid_start: int = 10000  # first POSIX uid handed to a user (see posix-mapper)
     posix_gid_start: int = 20000  # first POSIX gid handed to a group
+    metrics_token: str = ""      # bearer token a Prometheus scraper may use on /metrics
+    access_log: bool = True      # one JSON line per request on stderr (vospace.access)
 
     def __post_init__(self) -> None:
         self.resolve_defaults()

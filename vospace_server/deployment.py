@@ -11,6 +11,7 @@ from .auth.posix import PosixMapper
 from .auth.preauth import PreauthSigner, load_secret
 from .auth.store import AuthStore
 from .config import Settings
+from .metrics import Metrics
 from .protocol import properties as props
 from .protocol.faults import DuplicateNode
 from .protocol.nodes import Node, NodeType
@@ -78,6 +79,19 @@ class Deployment:
             "arc": Service("arc", arc, settings.authority),
         }
         self._publish_top_levels()
+        self.metrics = Metrics()
+        self._add_gauges()
+
+    def _add_gauges(self) -> None:
+        """The deployment-wide gauges read at scrape time (see metrics.py)."""
+        pool = self.vault.engine.pool
+        self.metrics.add_gauges(
+            "vospace_uws_jobs", "UWS jobs (and sync transfer records) by kind and phase",
+            ["kind", "phase"], lambda: self.jobs.count_by_phase().items())
+        self.metrics.add_gauges(
+            "vospace_db_pool_connections", "Metadata database connections of this process",
+            ["state"], lambda: [(("in_use",), pool.checkedout()), (("idle",), pool.checkedin()),
+                                (("size",), pool.size())])
 
     def _publish_top_levels(self) -> None:
         """The service roots and arc's home/ and projects/ are listable by everyone."""

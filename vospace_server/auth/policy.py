@@ -51,6 +51,12 @@ def require_authenticated(caller: Caller, what: str) -> None:
         _deny(caller, what)
 
 
+def require_admin(caller: Caller, what: str) -> None:
+    """Server administrators only (operational data such as ``/metrics``)."""
+    if not caller.is_admin:
+        _deny(caller, what)
+
+
 def require_read(caller: Caller, chain: list[Node]) -> None:
     """``chain`` is root..node as NodeTree.resolve returns it."""
     for node in chain:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, delete,
-                        insert, select, update)
+                        func, insert, select, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
 metadata = MetaData()
@@ -224,6 +224,12 @@ class JobStore:
                  .order_by(jobs.c.created).limit(limit))
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
+
+    def count_by_phase(self) -> dict[tuple[str, str], int]:
+        """(kind, phase) -> number of jobs, for the metrics."""
+        query = select(jobs.c.kind, jobs.c.phase, func.count()).group_by(jobs.c.kind, jobs.c.phase)
+        with self.engine.connect() as conn:
+            return {(kind, phase): n for kind, phase, n in conn.execute(query)}
 
     def heartbeat(self, runner: str) -> None:
         with self._tx() as conn:

@@ -2,16 +2,17 @@
 PYTHON ?= python3
 VENV ?= .venv
 CADC_VENV ?= .cadc-venv
+CANFAR_VENV ?= .canfar-venv
 BIN := $(VENV)/bin
 APT_PACKAGES := postgresql attr acl fuse3 curl
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test system-deps setup cadc-client bench clean
+.PHONY: run test system-deps setup cadc-client canfar-client bench clean
 
 run: setup
 	$(BIN)/vospace serve --tls
 
-test: system-deps setup cadc-client
+test: system-deps setup cadc-client canfar-client
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Debian packages the tests need; installed only when missing and only when root.
@@ -37,10 +38,20 @@ $(CADC_VENV)/.installed:
 	$(CADC_VENV)/bin/pip install -q 'vos>=3.6'
 	touch $@
 
+# CADC's session client (PyPI `canfar`), pinned, in its own virtualenv. typer 0.29 dropped a
+# module canfar 1.5.2 imports (`canfar create` fails with ModuleNotFoundError), hence its pin.
+CANFAR_PINS := canfar==1.5.2 typer==0.28.0
+canfar-client: $(CANFAR_VENV)/.installed
+
+$(CANFAR_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(CANFAR_VENV)
+	$(CANFAR_VENV)/bin/pip install -q $(CANFAR_PINS)
+	touch $@
+
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
 bench: setup cadc-client
 	@status=0; for b in nodes transfer client arcfs; do \
 	  $(BIN)/python bench/$$b.py || status=1; done; exit $$status
 
 clean:
-	rm -rf $(VENV) $(CADC_VENV)
+	rm -rf $(VENV) $(CADC_VENV) $(CANFAR_VENV)

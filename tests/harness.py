@@ -23,6 +23,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 VOSPACE = str(Path(sys.executable).parent / "vospace")
 CADC_BIN = REPO / ".cadc-venv" / "bin"
+CANFAR_BIN = REPO / ".canfar-venv" / "bin"
 
 
 def free_port() -> int:

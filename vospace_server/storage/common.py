@@ -42,13 +42,37 @@ def apply_changes(current: dict[str, str], changes: dict[str, str | None]) -> di
     return merged
 
 
-def inherited(parent: dict[str, str | None],
-              given: dict[str, str | None]) -> dict[str, str | None]:
-    """A new node's permissions: under a folder with ``inheritPermissions``, the groups the
-    node does not set itself come from the folder (CADC's behaviour)."""
+INHERITED = (props.ISPUBLIC, props.GROUPREAD, props.GROUPWRITE)
+
+
+def inherits(parent: dict[str, str | None]) -> bool:
+    return parent.get(props.INHERIT_PERMISSIONS) == "true"
+
+
+def inherited(parent: dict[str, str | None], given: dict[str, str | None],
+              is_container: bool = False) -> dict[str, str | None]:
+    """A new node's permissions: under a folder with ``inheritPermissions``, the
+    ``ispublic``/``groupread``/``groupwrite`` the node does not set itself come from the
+    folder, and a new folder inherits too (CADC's behaviour; on arc the same as a POSIX
+    default ACL, which a subdirectory also takes over)."""
+    if not inherits(parent):
+        return given
     result = dict(given)
-    if parent.get(props.INHERIT_PERMISSIONS) == "true":
-        for uri in (props.GROUPREAD, props.GROUPWRITE):
-            if result.get(uri) is None and parent.get(uri):
-                result[uri] = parent[uri]
+    for uri in INHERITED:
+        if result.get(uri) is None and parent.get(uri) is not None:
+            result[uri] = parent[uri]
+    if is_container and result.get(props.INHERIT_PERMISSIONS) is None:
+        result[props.INHERIT_PERMISSIONS] = "true"
     return result
+
+
+def imposed(parent: dict[str, str | None], is_container: bool) -> dict[str, str | None]:
+    """The permission changes a node moved or copied into folder ``parent`` takes (and
+    everything below it): none unless the folder has ``inheritPermissions``; then exactly
+    the folder's, replacing its own, as if it had been created there."""
+    if not inherits(parent):
+        return {}
+    changes = {uri: parent.get(uri) for uri in INHERITED}
+    if is_container:
+        changes[props.INHERIT_PERMISSIONS] = "true"
+    return changes

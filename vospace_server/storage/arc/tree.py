@@ -22,7 +22,7 @@ from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
                                 NodeNotFound, PermissionDenied)
 from ...protocol.nodes import Node, NodeType
-from ..common import inherited, storable_properties, with_defaults
+from ..common import imposed, inherited, inherits, storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
@@ -185,7 +185,7 @@ class ArcTree:
         if node.is_link and any(v is not None for v in stored.values()):
             raise InvalidArgument("arc cannot store properties on a LinkNode")
         if not node.is_link:
-            stored = inherited(chain[-1].properties, stored)
+            stored = inherited(chain[-1].properties, stored, node.is_container)
         # Everything below happens relative to a parent fd opened without following any
         # symlink, so a directory swapped for a symlink after the checks above cannot move
         # the new entry, or the properties written on it, outside the tree.
@@ -336,7 +336,7 @@ class ArcTree:
             usage.Roots(src_roots).add(-size, exempt=shared)
             usage.Roots(dest_roots).add(size, exempt=shared)
             usage.Roots(dest_roots).add(-replaced)
-        return self.resolve(final)[-1]
+        return self._impose_inherited(final)
 
     @contextmanager
     def _parents(self, src: str, final: str) -> Iterator[tuple[int, int]]:
@@ -391,6 +391,25 @@ class ArcTree:
                 except FileNotFoundError:
                     pass
                 raise
+        return self._impose_inherited(final)
+
+    def _impose_inherited(self, final: str) -> Node:
+        """A subtree moved or copied to ``final`` under a folder with inheritPermissions
+        takes the folder's permissions (common.imposed; ACLs included) node by node, links
+        aside; returns the node at ``final``."""
+        chain = self.resolve(final)
+        folder = chain[-2].properties
+        if not inherits(folder) or chain[-1].is_link:
+            return chain[-1]
+        paths = [final]
+        if chain[-1].is_container:
+            for top, dirs, files in os.walk(self._fs(final)):
+                rel = os.path.relpath(top, self.root)
+                paths += [f"{rel}/{name}" for name in dirs + files
+                          if not os.path.islink(os.path.join(top, name))]
+        for path in paths:
+            node = self.resolve(path)[-1]
+            self.update_properties(path, imposed(folder, node.is_container))
         return self.resolve(final)[-1]
 
     # -- bytes --------------------------------------------------------------------------

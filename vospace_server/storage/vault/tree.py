@@ -18,7 +18,8 @@ from ...protocol.faults import (ContainerNotFound, DuplicateNode, InternalFault,
                                 InvalidArgument, LinkFound, NodeBusy, NodeNotFound,
                                 PermissionDenied, QuotaExceeded)
 from ...protocol.nodes import Node, NodeType
-from ..common import apply_changes, inherited, storable_properties, with_defaults
+from ..common import (apply_changes, imposed, inherited, inherits, storable_properties,
+                      with_defaults)
 from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
@@ -137,8 +138,8 @@ class VaultTree:
             if check is not None:
                 check([self._to_node(r) for r in chain])
             if node.type is not NodeType.LINK:  # inheritPermissions of the parent folder
-                stored = {k: v for k, v in inherited(json.loads(chain[-1].props), stored).items()
-                          if v is not None}
+                stored = {k: v for k, v in inherited(json.loads(chain[-1].props), stored,
+                                                     node.is_container).items() if v is not None}
             if chain[-1].type == NodeType.LINK.value:
                 raise LinkFound(parent)
             if chain[-1].type != NodeType.CONTAINER.value:
@@ -254,10 +255,25 @@ class VaultTree:
                 raise DuplicateNode(f"/{final}") from None
             self._add_usage(conn, src, -row.length)
             self._add_usage(conn, final, row.length, exempt=frozenset(uris.ancestors(src)))
+            self._impose_inherited(conn, parent, final)
             moved = self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
         for key in doomed:  # after the commit, as in delete
             self.blobs.delete(key)
         return moved
+
+    @staticmethod
+    def _impose_inherited(conn: Connection, parent: Row, final: str) -> None:
+        """A subtree moved or copied to ``final`` under an inheriting folder ``parent`` takes
+        the folder's permissions (common.imposed), in the transaction that placed it."""
+        folder = json.loads(parent.props)
+        if not inherits(folder):
+            return
+        rows = conn.execute(select(nodes.c.id, nodes.c.type, nodes.c.props).where(
+            subtree_clause(final), nodes.c.type != NodeType.LINK.value)).all()
+        for row in rows:
+            changes = imposed(folder, row.type == NodeType.CONTAINER.value)
+            conn.execute(update(nodes).where(nodes.c.id == row.id).values(
+                props=json.dumps(apply_changes(json.loads(row.props), changes))))
 
     def _remove_replaced(self, conn: Connection, row: Row, final: str) -> list[str]:
         """Delete the node a replacing move overwrites (rename(2)'s rules); its blob keys."""
@@ -311,6 +327,7 @@ class VaultTree:
                 except IntegrityError:
                     raise DuplicateNode(f"/{final}") from None
                 self._add_usage(conn, final, rows[0].length)
+                self._impose_inherited(conn, parent, final)
                 return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
         except FileNotFoundError:  # a blob was replaced by an upload meanwhile
             for key in keys:

@@ -9,6 +9,8 @@ import hashlib
 import os
 import random
 import shutil
+import socket
+import ssl
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,12 +105,50 @@ def test_stream_crossing_the_limit_is_stopped_and_keeps_old_content(svc):
         r = c.get(f"/{svc.name}/files/{root}/data", follow_redirects=True)
     assert hashlib.md5(r.content).hexdigest() == hashlib.md5(old).hexdigest()
     assert usage(svc, root) == len(old)
-    # A declared size that cannot fit is refused before any byte is read.
-    r = put(svc, f"{root}/big", os.urandom(3 * 1024 * 1024))
-    assert r.status_code == 413
+    # A declared size that cannot fit is refused before any byte is sent: the request head
+    # alone gets the 413, with or without ``Expect: 100-continue``.
+    for expect in (True, False):
+        status, _ = head_only_put(svc, f"{root}/big", 3 * 1024 * 1024, expect)
+        assert status.startswith("HTTP/1.1 413"), status
     assert node_props(svc, root)[CORE + "length"] == str(len(old))
     with svc.client() as c:
         assert c.get(svc.nodes_url(f"{root}/big")).status_code == 404
+    # One that fits is invited with 100 Continue, then stored.
+    status, sock = head_only_put(svc, f"{root}/small", 1000, expect=True)
+    with sock:
+        assert status.startswith("HTTP/1.1 100"), status
+        sock.sendall(b"s" * 1000)
+        assert read_status(sock).startswith("HTTP/1.1 201")
+    assert usage(svc, root) == len(old) + 1000
+
+
+def head_only_put(svc, path: str, length: int, expect: bool) -> tuple[str, ssl.SSLSocket]:
+    """Send only the head of a PUT announcing ``length`` bytes; the first status line the
+    server answers (within 30 s, without having seen a byte of body) and the socket."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", svc.server.port),
+                                                        timeout=30))
+    head = (f"PUT /{svc.name}/files/{path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {svc.server.tokens['alice']}\r\n"
+            f"Content-Length: {length}\r\n" + ("Expect: 100-continue\r\n" if expect else ""))
+    sock.sendall(head.encode() + b"\r\n")
+    status = read_status(sock)
+    if not status.startswith("HTTP/1.1 100"):
+        sock.close()
+    return status, sock
+
+
+def read_status(sock: ssl.SSLSocket) -> str:
+    """The status line of the next response (or interim response) on ``sock``; its head
+    is consumed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n", 1)[0].decode()
 
 
 def test_copy_and_move_into_a_full_container_then_raise_the_quota(svc):

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..protocol import properties as props
 from ..protocol.faults import DuplicateNode, InvalidArgument, NodeNotFound
+from ..storage.transactions import transaction
 from .store import auth_changed, metadata
 
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
@@ -155,13 +156,13 @@ class GroupStore:
     def create(self, name: str, owner: str) -> None:
         check_group_name(name)
         try:
-            with self.engine.begin() as conn:
+            with transaction(self.engine) as conn:
                 conn.execute(insert(groups).values(name=name, owner=owner, created=time.time()))
         except IntegrityError:
             raise DuplicateNode(f"group {name} exists") from None
 
     def delete(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(delete(group_entries).where(or_(
                 group_entries.c.group_name == name,
                 and_(group_entries.c.kind == "group", group_entries.c.entry == name))))
@@ -187,7 +188,7 @@ class GroupStore:
 
     def add(self, name: str, key: str, entry: str) -> None:
         role, kind = ROLES[key]
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             if conn.execute(select(groups.c.name).where(groups.c.name == name)).first() is None:
                 raise NodeNotFound(f"group {name}")
             if kind == "group":
@@ -220,7 +221,7 @@ class GroupStore:
 
     def remove(self, name: str, key: str, entry: str) -> None:
         role, kind = ROLES[key]
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             result = conn.execute(delete(group_entries).where(and_(
                 group_entries.c.group_name == name, group_entries.c.role == role,
                 group_entries.c.kind == kind, group_entries.c.entry == entry)))

@@ -18,6 +18,8 @@ from sqlalchemy import (BigInteger, Column, Integer, MetaData, String, Table, fu
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from ..storage.transactions import transaction
+
 from .groups import GroupStore, group_uri
 from .store import AuthStore
 
@@ -59,7 +61,7 @@ class PosixMapper:
             if found is not None:
                 return int(found)
             try:
-                with self.engine.begin() as conn:
+                with transaction(self.engine) as conn:
                     top = conn.execute(select(func.max(ids)).where(ids >= start)).scalar()
                     conn.execute(insert(table).values(
                         {key_col: key, id_col: max(start, (top or start - 1) + 1)}))

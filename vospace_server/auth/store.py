@@ -20,6 +20,8 @@ from sqlalchemy import (Boolean, Column, Float, ForeignKey, Integer, MetaData, S
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from ..storage.transactions import transaction
+
 metadata = MetaData()
 
 users = Table(
@@ -126,11 +128,11 @@ class AuthStore:
 
     def _ensure_generation_row(self) -> None:
         """Idempotent: several server processes may start at once."""
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             if conn.execute(_GENERATION).first() is not None:
                 return
         try:
-            with self.engine.begin() as conn:
+            with transaction(self.engine) as conn:
                 conn.execute(insert(auth_generation).values(id=1, value=0))
         except IntegrityError:
             pass  # another process inserted it first
@@ -141,7 +143,7 @@ class AuthStore:
 
     # -- users --------------------------------------------------------------------------
     def ensure_user(self, name: str, is_admin: bool = False) -> None:
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             row = conn.execute(select(users).where(users.c.name == name)).first()
             if row is None:
                 conn.execute(insert(users).values(name=name, is_admin=is_admin, disabled=False,
@@ -162,7 +164,7 @@ class AuthStore:
 
     def set_disabled(self, name: str, disabled: bool) -> bool:
         """Disabling takes effect on the next request: every credential checks the flag."""
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             result = conn.execute(update(users).where(users.c.name == name)
                                   .values(disabled=disabled))
             auth_changed(conn)
@@ -171,7 +173,7 @@ class AuthStore:
     # -- passwords ----------------------------------------------------------------------
     def set_password(self, name: str, password: str) -> None:
         hashed = _hasher.hash(password)
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(delete(passwords).where(passwords.c.user == name))
             conn.execute(insert(passwords).values(user=name, hash=hashed))
 
@@ -190,7 +192,7 @@ class AuthStore:
     def create_token(self, user: str, lifetime_s: float | None = None, label: str = "") -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(insert(tokens).values(
                 digest=_digest(token), user=user, created=now, revoked=False, label=label,
                 expires=None if lifetime_s is None else now + lifetime_s))
@@ -224,6 +226,6 @@ class AuthStore:
             condition = tokens.c.digest.like(token_or_id + "%")
         else:
             return 0
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             auth_changed(conn)
             return conn.execute(update(tokens).where(condition).values(revoked=True)).rowcount

@@ -218,16 +218,27 @@ def _declared_length(request: Request) -> int | None:
 
 
 def _refuse_over_quota(request: Request, upload: Upload, declared: int | None) -> None:
-    """QuotaExceeded before any byte is read when the announced size cannot fit."""
+    """QuotaExceeded before any byte is read when the announced size cannot fit.
+
+    The answer closes the connection: a client that waited for ``100 Continue`` never sends
+    the body, so nothing that follows on this connection could be parsed as a request."""
     total = request.headers.get("x-total-length", "")
     sizes = [declared] + ([int(total)] if total.isdigit() else [])
     known = max((s for s in sizes if s is not None), default=None)
     if upload.limit is not None and known is not None and known > upload.limit:
-        raise QuotaExceeded(f"{known} bytes do not fit: {upload.limit} left under the quota")
+        refusal = QuotaExceeded(f"{known} bytes do not fit: {upload.limit} left under the quota")
+        refusal.headers = {"Connection": "close"}
+        raise refusal
 
 
 async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str) -> Response:
     """PUT: stream the body into a new version of the node; 201 with its Digest.
+
+    The upload is begun (node resolved, quota room known) before the body is read, so a
+    declared length that cannot fit is refused at once; with ``Expect: 100-continue`` the
+    client sees that refusal before it sends a byte (uvicorn sends ``100 Continue`` only
+    when the body is first read). A body of undeclared length is stopped mid-stream by the
+    upload's own limit.
 
     PUT transactions (``x-put-txn-op``) are not offered: the CADC client's ``start``
     handshake for files >= 5 GiB (empty body, ``x-total-length``) is answered without a
@@ -241,16 +252,13 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
         return Response(status_code=200)
     expected = client_md5(request)
     content_type = request.headers.get("content-type") or None
-    if declared is not None and declared <= CHUNK:  # one chunk: one worker hop in all
-        try:
-            body = await request.body()
-        except ClientDisconnect:
-            return Response(status_code=400)
-        node = await run(_store_whole, tree, path, owner, content_type, body, expected)
-        return _stored(node)
     upload = await run(tree.begin_write, path, owner, content_type)
     writer = PipelinedWriter(upload)
     try:
+        _refuse_over_quota(request, upload, declared)
+        if declared is not None and declared <= CHUNK:  # one chunk: one worker hop to store
+            node = await run(_store_whole, upload, await request.body(), expected)
+            return _stored(node)
         pending: list[bytes] = []
         buffered = 0
         async for chunk in request.stream():
@@ -273,16 +281,11 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
     return _stored(node)
 
 
-def _store_whole(tree: NodeTree, path: str, owner: str, content_type: str | None,
-                 body: bytes, expected: str | None) -> Node:
-    """A body of at most one chunk: begin, write and commit (or abort) in one go."""
-    upload = tree.begin_write(path, owner, content_type)
-    try:
-        upload.write(body)
-    except BaseException:
-        upload.abort()
-        raise
-    return upload.commit(expected)  # aborts by itself when it fails
+def _store_whole(upload: Upload, body: bytes, expected: str | None) -> Node:
+    """A body of at most one chunk: write and commit in one go (``commit`` aborts by
+    itself when it fails; the caller aborts on anything else)."""
+    upload.write(body)
+    return upload.commit(expected)
 
 
 def _stored(node: Node) -> Response:

@@ -21,10 +21,13 @@ import socket
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import ContextManager
 
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, delete,
                         func, insert, select, update)
 from sqlalchemy.engine import Connection, Engine, Row
+
+from .transactions import transaction
 
 metadata = MetaData()
 
@@ -121,11 +124,10 @@ class JobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
         metadata.create_all(engine)
 
-    def _tx(self):
-        return _Tx(self.engine, self._sqlite)
+    def _tx(self) -> ContextManager[Connection]:
+        return transaction(self.engine)
 
     # -- creating and reading -----------------------------------------------------------
     def create(self, kind: Kind | str, service: str, owner: str | None, caller: dict,
@@ -299,27 +301,3 @@ class JobStore:
     def destroy_expired(self) -> int:
         with self._tx() as conn:
             return conn.execute(delete(jobs).where(jobs.c.destruction < time.time())).rowcount
-
-
-class _Tx:
-    """A write transaction; on SQLite ``BEGIN IMMEDIATE`` so writers queue on the lock."""
-
-    def __init__(self, engine: Engine, sqlite: bool) -> None:
-        self.engine, self.sqlite = engine, sqlite
-        self.conn: Connection | None = None
-
-    def __enter__(self) -> Connection:
-        self.conn = self.engine.connect()
-        if self.sqlite:
-            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.conn is not None
-        try:
-            if exc_type is None:
-                self.conn.commit()
-            else:
-                self.conn.rollback()
-        finally:
-            self.conn.close()

@@ -23,6 +23,7 @@ from ..common import (apply_changes, imposed, inherited, inherits, storable_prop
 from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
+from ..transactions import is_sqlite, transaction
 from . import versions
 from .blobs import BlobStore, Sink, new_key
 from .group_commit import GroupCommitter
@@ -51,7 +52,7 @@ class VaultTree:
         self.engine: Engine = make_engine(database_url)
         self.blobs = blobs
         self.retention = retention
-        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._sqlite = is_sqlite(self.engine)
         # SQLite: concurrent writes share one fsync (see group_commit.py). PostgreSQL
         # commits concurrent transactions in parallel by itself.
         self._group = GroupCommitter(self.engine) if self._sqlite else None
@@ -64,15 +65,8 @@ class VaultTree:
             with self._group.transaction() as conn:
                 yield conn
             return
-        with self.engine.connect() as conn:
-            if self._sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+        with transaction(self.engine, write) as conn:
+            yield conn
 
     def _ensure_root(self, owner: str) -> None:
         with self._tx(write=True) as conn:

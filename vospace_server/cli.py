@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .cli_storage import add_commands as storage_commands
 from .config import Settings, load_settings
+from .migrations import SchemaOutdated
 
 if TYPE_CHECKING:
     from .deployment import Deployment
@@ -226,6 +227,28 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     return 1 if found and not args.repair else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade the metadata database to this version's schema; --check only compares."""
+    from . import migrations
+    from .storage.vault.schema import make_engine
+
+    settings = _settings(args)
+    os.makedirs(settings.data_dir, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        if args.check:
+            with engine.connect() as conn:
+                found = migrations.current(conn)
+            print(f"schema at revision {found or 'none'}, this server's is {migrations.head()}")
+            return 0 if found == migrations.head() else 1
+        before, after = migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"schema at revision {after}" + ("" if before == after else
+                                           f" (upgraded from {before or 'nothing'})"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vospace", description=__doc__)
     parser.add_argument("--data-dir", help="data directory (default ~/.local/share/vospace)")
@@ -265,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ignore files younger than this many seconds (on a live server)")
     fsck.set_defaults(func=cmd_fsck)
 
+    migrate = sub.add_parser("migrate", help="upgrade the metadata database's schema")
+    migrate.add_argument("--check", action="store_true",
+                         help="only compare: exit 1 when the schema is not this version's")
+    migrate.set_defaults(func=cmd_migrate)
+
     storage_commands(sub)
 
     token = sub.add_parser("token", help="manage bearer tokens")
@@ -289,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, SchemaOutdated) as exc:
         print(f"ERROR:: {exc}", file=sys.stderr)
         return 2
 

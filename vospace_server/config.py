@@ -19,6 +19,7 @@ class Settings:
     port: int = 8443
     tls: bool = False
     database_url: str = ""       # default: SQLite file in data_dir
+    migrate_on_start: bool = True  # upgrade the schema at start-up (else: vospace migrate)
     blob_dir: str = ""           # default: data_dir/blobs
     arc_root: str = ""           # default: data_dir/arc
     authority: str = "localhost"

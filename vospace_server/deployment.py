@@ -58,7 +58,8 @@ class Deployment:
             os.makedirs(d, exist_ok=True)
         vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
                           blobs=make_blob_store(settings),
-                          retention=Retention(settings.version_keep, settings.version_max_age_days))
+                          retention=Retention(settings.version_keep, settings.version_max_age_days),
+                          migrate=settings.migrate_on_start)
         self.vault = vault  # the VaultTree itself, for its engine and blob store
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records

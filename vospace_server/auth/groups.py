@@ -29,6 +29,7 @@ MAX_NESTING = 16
 GROUP_PROPERTIES = (props.GROUPREAD, props.GROUPWRITE)
 CLIENT_GMS_ALIASES = frozenset({"ivo://cadc.nrc.ca/gms"})  # hard-coded in the CADC client
 
+# Tables change only through a migration (README, "Schema migrations").
 groups = Table(
     "groups", metadata,
     Column("name", String(128), primary_key=True),
@@ -109,7 +110,6 @@ class GroupStore:
     def __init__(self, engine: Engine, authority: str) -> None:
         self.engine = engine
         self.authority = authority
-        metadata.create_all(engine)
 
     # -- membership resolution ----------------------------------------------------------
     def memberships(self, user: str) -> frozenset[str]:

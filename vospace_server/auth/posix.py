@@ -23,6 +23,7 @@ from ..storage.transactions import transaction
 from .groups import GroupStore, group_uri
 from .store import AuthStore
 
+# Tables change only through a migration (README, "Schema migrations").
 metadata = MetaData()
 
 posix_users = Table(
@@ -51,7 +52,6 @@ class PosixMapper:
         self._gids: dict[str, int] = {}
         self._uris: dict[int, str] = {}
         self._misses: dict[int, float] = {}  # gid -> until when "no group URI" is believed
-        metadata.create_all(engine)
 
     def _allocate(self, table: Table, key_col: str, id_col: str, key: str, start: int) -> int:
         keys, ids = table.c[key_col], table.c[id_col]

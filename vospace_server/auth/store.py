@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..storage.transactions import transaction
 
+# Tables change only through a migration (README, "Schema migrations").
 metadata = MetaData()
 
 users = Table(
@@ -123,7 +124,6 @@ class TokenInfo:
 class AuthStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
         self._ensure_generation_row()
 
     def _ensure_generation_row(self) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from .transactions import transaction
 
+# Tables change only through a migration (README, "Schema migrations").
 metadata = MetaData()
 
 jobs = Table(
@@ -124,7 +125,6 @@ class JobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def _tx(self) -> ContextManager[Connection]:
         return transaction(self.engine)

@@ -12,6 +12,8 @@ from sqlalchemy import (BigInteger, Column, Float, Index, Integer, MetaData, Str
                         Text, create_engine, event)
 from sqlalchemy.engine import Engine
 
+# Tables change only through a migration (vospace_server/migrations: README, "Schema
+# migrations"); tests/test_migrations.py fails while a Table here and the newest revision differ.
 metadata = MetaData()
 
 PathText = Text().with_variant(Text(collation="C"), "postgresql")
@@ -37,7 +39,9 @@ nodes = Table(
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine; on SQLite, WAL with full fsync and explicit transactions."""
+    """Create the engine; on SQLite, WAL with full fsync and explicit transactions.
+
+    The tables are not made here: ``migrations.ensure_schema`` creates and upgrades them."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=8, max_overflow=16)
@@ -54,5 +58,4 @@ def make_engine(url: str) -> Engine:
             cur.close()
     else:
         engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
-    metadata.create_all(engine)
     return engine

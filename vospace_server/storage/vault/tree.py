@@ -12,6 +12,7 @@ from sqlalchemy import (and_, bindparam, case, delete, func, insert, literal, or
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
+from ...migrations import ensure_schema
 from ...protocol import properties as props
 from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InternalFault,
@@ -48,8 +49,10 @@ class VaultTree:
     """Node metadata in one SQL table; container ``length`` is kept as bytes used below it."""
 
     def __init__(self, database_url: str, root_owner: str, blobs: BlobStore,
-                 retention: versions.Retention = versions.Retention()) -> None:
+                 retention: versions.Retention = versions.Retention(),
+                 migrate: bool = True) -> None:
         self.engine: Engine = make_engine(database_url)
+        ensure_schema(self.engine, migrate)  # every table of the database, not only vault's
         self.blobs = blobs
         self.retention = retention
         self._sqlite = is_sqlite(self.engine)

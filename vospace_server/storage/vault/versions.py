@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Row
 
 from .schema import Id, metadata, nodes
 
+# Tables change only through a migration (README, "Schema migrations").
 versions = Table(
     "versions", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),

@@ -27,6 +27,8 @@ from .services.uws import uws_routes
 from .services.versions import VersionEndpoints
 from .storage.arc.snapshots import Scheduler
 from .services.vosi import resource_caps, vosi_routes
+from .sessions.api import skaha_mount
+from .sessions.service import SessionService
 
 
 def snapshot_scheduler(deployment: Deployment) -> Scheduler | None:
@@ -52,6 +54,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         if service.name == "vault":
             service_routes += VersionEndpoints(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
+    sessions = SessionService(deployment)
+    routes.append(skaha_mount())
 
     runner = JobRunner(deployment)
     snapshots = snapshot_scheduler(deployment)
@@ -59,11 +63,13 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runner.start()
+        sessions.runner.start()
         if snapshots is not None:
             snapshots.start()
         yield
         if snapshots is not None:
             snapshots.stop()
+        sessions.runner.close()
         runner.stop()
         deployment.close()
 
@@ -76,4 +82,5 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
                     })
     app.state.deployment = deployment
     app.state.job_runner = runner
+    app.state.sessions = sessions
     return app

@@ -51,6 +51,23 @@ class Settings:
     posix_gid_start: int = 20000  # first POSIX gid handed to a group
     metrics_token: str = ""      # bearer token a Prometheus scraper may use on /metrics
     access_log: bool = True      # one JSON line per request on stderr (vospace.access)
+    # Sessions (/skaha, see sessions/__init__.py). Resource options are comma-separated.
+    session_runner: str = "local"     # local (bubblewrap sandboxes)
+    session_dir: str = ""             # local runner: per-session dirs; default data_dir/sessions
+    session_images: str = ""          # image catalogue (TOML); default: sessions/images.toml
+    session_cores: str = "1,2,4,8"    # core counts a session may ask for
+    session_ram: str = "1,2,4,8,16,32"  # RAM options, GB
+    session_gpus: str = "0"
+    session_default_cores: int = 1    # request of a flexible session (and a fixed one's default)
+    session_default_ram: int = 2
+    session_limit_cores: int = 2      # limit of a flexible session
+    session_limit_ram: int = 8
+    session_max_interactive: int = 3  # Pending or Running non-headless sessions per user
+    session_expiry: int = 345600      # seconds an interactive session lives (renewable)
+    session_headless_expiry: int = 1209600
+    session_finished_ttl: int = 3600  # finished sessions stay listed this long
+    session_home_quota_gb: int = 10   # quota of an arc home made by a first launch
+    session_cgroup_root: str = "/sys/fs/cgroup"  # "" = rlimits only
 
     def __post_init__(self) -> None:
         self.resolve_defaults()
@@ -62,6 +79,7 @@ class Settings:
         self.blob_dir = self.blob_dir or os.path.join(self.data_dir, "blobs")
         self.arc_root = self.arc_root or os.path.join(self.data_dir, "arc")
         self.snapshot_dir = self.snapshot_dir or os.path.join(self.data_dir, "arc-snapshots")
+        self.session_dir = self.session_dir or os.path.join(self.data_dir, "sessions")
 
     @property
     def accepted_authorities(self) -> frozenset[str]:

@@ -4,7 +4,8 @@ Rules: administrators may do anything. Reading a node needs read access to it an
 every ancestor (a private folder hides everything below it). Read access: owner,
 ``ispublic``, or membership of a ``groupread``/``groupwrite`` group. Write access to a node
 needs read access to its ancestors plus ownership or membership of a ``groupwrite``
-group. Only the owner changes permissions; only administrators set quotas.
+group. Only the owner changes permissions; only administrators set quotas. A compute
+session is seen and changed by its owner and administrators only.
 """
 from __future__ import annotations
 
@@ -97,3 +98,8 @@ def access_properties(caller: Caller, chain: list[Node]) -> dict[str, str]:
     """The computed ``#readable``/``#writable`` properties of ``chain[-1]`` for ``caller``."""
     readable, writable = readable_writable(caller, chain)
     return {props.READABLE: str(readable).lower(), props.WRITABLE: str(writable).lower()}
+
+
+def may_see_session(caller: Caller, owner: str) -> bool:
+    """A compute session (its details, logs, events, renewal, deletion): owner and admins."""
+    return caller.is_admin or (not caller.is_anonymous and caller.name == owner)

@@ -63,10 +63,11 @@ def table_metadata() -> list[MetaData]:
     """Every MetaData whose tables live in the metadata database (for autogenerate and the
     test that the newest revision matches them). Add a new module's MetaData here."""
     from ..auth import groups, posix, store  # noqa: F401 - groups' tables join store's
+    from ..sessions import store as sessions
     from ..storage import jobs
     from ..storage.vault import schema, versions  # noqa: F401 - versions' table joins schema's
 
-    return [schema.metadata, store.metadata, posix.metadata, jobs.metadata]
+    return [schema.metadata, store.metadata, posix.metadata, jobs.metadata, sessions.metadata]
 
 
 @contextlib.contextmanager

@@ -30,6 +30,6 @@ async def resource_caps(request: Request) -> Response:
     base = base_url(request)
     entries: dict[str, str] = {}
     for authority in (deployment(request).settings.authority, CADC_LOCAL_AUTHORITY):
-        for name in deployment(request).services:
+        for name in (*deployment(request).services, "skaha"):
             entries[f"ivo://{authority}/{name}"] = f"{base}/{name}/capabilities"
     return PlainTextResponse(render_resource_caps(entries))

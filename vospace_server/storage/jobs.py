@@ -120,6 +120,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def runner_dead(runner: str | None, me: str) -> bool:
+    """Whether the process ``runner`` (a ``runner_identity``) is known to be gone: it ran on
+    this host and its pid is gone, or it is our pid with another nonce (a previous life of
+    this process id). A process on another host is never known dead here."""
+    if runner == me:
+        return False
+    host, my_pid = me.split(":")[:2]
+    r_host, _, rest = (runner or "::").partition(":")
+    r_pid = rest.partition(":")[0]
+    return (r_host == host and r_pid.isdigit()
+            and (r_pid == my_pid or not _pid_alive(int(r_pid))))
+
+
 class JobStore:
     """Create, read, claim and finish jobs. Each method is one short transaction."""
 
@@ -258,21 +271,15 @@ class JobStore:
     def orphans(self, me: str) -> list[Job]:
         """EXECUTING jobs whose runner is dead: on this host with its pid gone (or our pid
         with another nonce, i.e. a previous life of this process id), or silent too long."""
-        host = me.split(":")[0]
-        my_pid = me.split(":")[1]
         now = time.time()
         with self.engine.connect() as conn:
             rows = list(conn.execute(select(jobs).where(jobs.c.phase == EXECUTING)))
         found = []
         for row in rows:
-            r_host, _, rest = (row.runner or "::").partition(":")
-            r_pid, _, _nonce = rest.partition(":")
             if row.runner == me:
                 continue
-            dead = (r_host == host and r_pid.isdigit()
-                    and (r_pid == my_pid or not _pid_alive(int(r_pid))))
             silent = row.heartbeat is None or now - row.heartbeat > STALE_AFTER
-            if dead or silent:
+            if runner_dead(row.runner, me) or silent:
                 found.append(Job.from_row(row))
         return found
 

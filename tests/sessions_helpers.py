@@ -1,0 +1,83 @@
+"""Helpers for the session tests: launching through the real /skaha API and waiting, and the
+safety net that ends every sandbox a test server leaves behind (by cgroup members' PIDs)."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+
+from .harness import Server
+
+API = "/skaha/v1"
+PYTHON = "images.canfar.net/skaha/python:3.11"
+CGROUP_PIDS = "/sys/fs/cgroup/pids/vospace-sessions"
+FINAL = ("Succeeded", "Failed")
+
+
+def launch(client: httpx.Client, name: str, cmd: str | None = None, args: str | None = None,
+           image: str = PYTHON, **params) -> str:
+    data = {"name": name, "image": image, **params}
+    if cmd is not None:
+        data["cmd"] = cmd
+    if args is not None:
+        data["args"] = args
+    r = client.post(f"{API}/session", data=data)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain") and r.text.endswith("\n")
+    return r.text.strip()
+
+
+def session(client: httpx.Client, session_id: str) -> dict:
+    r = client.get(f"{API}/session/{session_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_status(client: httpx.Client, session_id: str, statuses: tuple[str, ...],
+                timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = session(client, session_id)
+        if found["status"] in statuses:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"session {session_id} still {found['status']}, "
+                                 f"not one of {statuses}")
+        time.sleep(0.1)
+
+
+def text(client: httpx.Client, session_id: str, view: str) -> str:
+    r = client.get(f"{API}/session/{session_id}", params={"view": view})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def session_dir(server: Server, session_id: str) -> str:
+    return os.path.join(server.data_dir, "sessions", session_id)
+
+
+def sandbox_pids(session_id: str) -> list[int]:
+    try:
+        with open(os.path.join(CGROUP_PIDS, session_id, "cgroup.procs")) as fh:
+            return [int(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def end_leftovers(server: Server) -> list[str]:
+    """Kill what is left of any session of this server's data dir (its cgroups' members);
+    returns the ids that had processes left, so a test can also assert there were none."""
+    left = []
+    base = os.path.join(server.data_dir, "sessions")
+    for session_id in (os.listdir(base) if os.path.isdir(base) else []):
+        pids = sandbox_pids(session_id)
+        if pids:
+            left.append(session_id)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return left

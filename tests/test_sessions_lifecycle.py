@@ -1,0 +1,102 @@
+"""How local sessions end besides exiting: expiry (and renew), a server restart (graceful or
+``kill -9``), and a second server process answering for sessions the first one runs."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime
+
+import pytest
+
+from .harness import Server, free_port, make_server
+from .sessions_helpers import (API, end_leftovers, launch, sandbox_pids, session, session_dir,
+                               text, wait_status)
+
+
+def seconds(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+def short_lived(tmp_path):
+    srv = make_server(str(tmp_path), extra_env={"VOSPACE_SESSION_HEADLESS_EXPIRY": "5"})
+    yield srv
+    srv.stop()
+    assert end_leftovers(srv) == []
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = make_server(str(tmp_path))
+    yield srv
+    srv.stop()
+    assert end_leftovers(srv) == []
+
+
+def test_expiry_ends_a_session_and_renew_extends_it(short_lived):
+    with short_lived.client("alice") as c:
+        renewed = launch(c, "renewed", cmd="sleep", args="300")
+        plain = launch(c, "plain", cmd="sleep", args="300")
+        first = wait_status(c, renewed, ("Running",))
+        assert seconds(first["expiryTime"]) - seconds(first["startTime"]) == 5
+        time.sleep(2.5)
+        r = c.post(f"{API}/session/{renewed}", params={"action": "renew"})
+        assert r.status_code == 200, r.text
+        later = session(c, renewed)
+        assert seconds(later["expiryTime"]) >= seconds(first["expiryTime"]) + 2
+        ended = wait_status(c, plain, ("Failed",), timeout=30)
+        assert session(c, renewed)["status"] == "Running"  # its expiry is later
+        assert "DeadlineExceeded" in text(c, plain, "events")
+        assert wait_status(c, renewed, ("Failed",), timeout=30)["status"] == "Failed"
+        assert "Renewed" in text(c, renewed, "events")
+    assert ended["status"] == "Failed"
+    for sid in (renewed, plain):
+        assert not os.path.exists(os.path.join(session_dir(short_lived, sid), "scratch"))
+        assert sandbox_pids(sid) == []
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_server_restart_ends_its_sessions_and_keeps_their_rows(server, how):
+    with server.client("alice") as c:
+        sid = launch(c, "survivor", cmd="bash", args="-c echo${IFS}x>/scratch/f;sleep${IFS}300")
+        wait_status(c, sid, ("Running",))
+    scratch = os.path.join(session_dir(server, sid), "scratch")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(scratch, "f")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_pids(sid)
+    server.stop(how)
+    deadline = time.monotonic() + 10  # bubblewrap --die-with-parent, or the shutdown
+    while sandbox_pids(sid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_pids(sid) == []
+    server.start()
+    with server.client("alice") as c:
+        found = wait_status(c, sid, ("Failed",), timeout=30)
+        events = text(c, sid, "events")
+    assert found["name"] == "survivor"
+    expected = "the server stopped" if how == signal.SIGTERM else "running this session stopped"
+    assert expected in events
+    assert not os.path.exists(scratch)
+
+
+def test_any_server_process_answers_for_any_session(server):
+    other = Server(data_dir=server.data_dir, port=free_port(), env=server.env,
+                   tokens=server.tokens).start()
+    try:
+        with server.client("alice") as here, other.client("alice") as there:
+            sid = launch(here, "shared", cmd="bash", args="-c echo${IFS}started;sleep${IFS}300")
+            assert wait_status(there, sid, ("Running",))["id"] == sid
+            deadline = time.monotonic() + 10
+            while "started" not in text(there, sid, "logs") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert text(there, sid, "logs") == "started\n"
+            assert sid in [s["id"] for s in there.get(f"{API}/session").json()]
+            r = there.delete(f"{API}/session/{sid}")  # the first process stops the sandbox
+            assert r.status_code == 200, r.text
+            assert here.get(f"{API}/session/{sid}").status_code == 404
+        assert sandbox_pids(sid) == []
+        assert not os.path.exists(session_dir(server, sid))
+    finally:
+        other.stop()

@@ -1,0 +1,11 @@
+"""Compute sessions with skaha's API (CANFAR's session service), at ``/skaha/v1`` and ``/skaha/v0``.
+
+model.py      the vocabulary: types, status names, session JSON
+store.py      session rows and events in the metadata database
+catalogue.py  the image catalogue (images.toml): trusted repositories, types, how to run
+context.py    resource options, flexible vs fixed sessions
+launch.py     the parameters of a launch, checked
+service.py    what each request means (no HTTP)
+api.py        the HTTP routes and VOSI
+runners/      local (bubblewrap sandboxes) and kubernetes (Jobs), behind one Protocol
+"""

@@ -1,0 +1,329 @@
+"""The local runner: each session a bubblewrap sandbox on this host (see sandbox.py).
+
+Each server process has one supervisor thread. It spawns the sandboxes (bubblewrap's
+``--die-with-parent`` follows the thread that forked it, so that must be a thread that
+lives as long as the process), reaps them, and ends them when their row asks for it: a
+``stop_reason`` set by a DELETE in any process, or the expiry passing. Ending a session,
+however it ends (exit, delete, expiry, server shutdown), kills every process of its cgroup
+and removes its ``/scratch``. A process that finds a session whose supervising process is
+gone (a crash, ``kill -9``) cleans it up the same way and marks it Failed, so a restart
+neither loses a session's row nor leaves its sandbox or scratch behind.
+
+Files of a session, in ``<session_dir>/<id>/`` (mode 0700, never inside a sandbox):
+``scratch/`` (bound at /scratch), ``app/`` (bound at /run/session: an interactive app's
+socket), ``passwd``, ``group``, ``output.log`` (stdout+stderr, ``view=logs``).
+
+The seam for interactive sessions: the image's command gets ``{socket}`` = the app's unix
+socket; the session stays Pending until something accepts connections on it, and
+``app_socket`` gives the proxy its host path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import Future
+
+from ...config import Settings
+from ...storage.jobs import runner_dead, runner_identity
+from ..catalogue import Image
+from ..errors import BadRequest
+from ..model import FAILED, HEADLESS, PENDING, RUNNING, SUCCEEDED, TERMINATING, Session
+from ..store import SessionStore
+from . import LaunchSpec
+from .limits import make_limits
+from .sandbox import APP_SOCKET, SandboxPaths, bwrap_argv, sandbox_env
+
+log = logging.getLogger("vospace.sessions")
+
+TICK = 0.2             # supervisor loop period, s
+USAGE_EVERY = 5.0      # s between resource-usage samples written to the rows
+SWEEP_EVERY = 10.0     # s between orphan/expired-row sweeps
+STOP_WAIT = 15.0       # s a DELETE waits for the session to be gone
+SPAWN_GRACE = 60.0     # a row with no supervisor after this long was never started
+LOG_TAIL = 16 * 2**20  # view=logs answers at most the last 16 MiB
+SYSTEM_ID_MAX = 999    # host accounts copied into the session's passwd/group
+
+
+def _system_lines(path: str, max_id: int = SYSTEM_ID_MAX) -> list[str]:
+    """The host's system accounts (root, daemon, nobody...) so their files show names."""
+    lines = []
+    with open(path) as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split(":")
+            if len(parts) > 2 and parts[2].isdigit() and (int(parts[2]) <= max_id
+                                                          or int(parts[2]) == 65534):
+                lines.append(":".join(parts))
+    return lines
+
+
+def _write_lines(path: str, lines: list[str]) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), "w") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+
+
+class LocalRunner:
+    name = "local"
+
+    def __init__(self, store: SessionStore, settings: Settings) -> None:
+        self.store = store
+        self.base = settings.session_dir
+        self.arc_root = settings.arc_root
+        self.finished_ttl = settings.session_finished_ttl
+        self.limits = make_limits(settings.session_cgroup_root)
+        self.me = runner_identity()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._launches: queue.Queue[tuple[LaunchSpec, Future]] = queue.Queue()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cpu: dict[str, tuple[float, int]] = {}
+        os.makedirs(self.base, mode=0o700, exist_ok=True)
+        os.chmod(self.base, 0o700)
+
+    # -- the Runner interface -------------------------------------------------------------
+    def check(self, image: Image, session_type: str) -> None:
+        missing = [p for p in ("bwrap", "setpriv") if shutil.which(p) is None]
+        missing += image.missing_software()
+        if missing:
+            raise BadRequest(f"image {image.id} cannot run on this server: "
+                             f"{', '.join(missing)} not installed")
+
+    def launch(self, spec: LaunchSpec) -> None:
+        done: Future = Future()
+        self._launches.put((spec, done))
+        done.result(timeout=120)
+
+    def stop(self, session: Session, reason: str, forget: bool) -> None:
+        marked = self.store.update(session.id, event=f"Terminating: {reason}",
+                                   status=TERMINATING, stop_reason=reason, discard=forget)
+        if not marked:  # already finished
+            if forget:
+                self._forget(session)
+            return
+        if session.runner_id is not None and runner_dead(session.runner_id, self.me):
+            self._end_orphan(self.store.get(session.id) or session)
+            return
+        deadline = time.monotonic() + STOP_WAIT  # the supervising process ends it
+        while time.monotonic() < deadline:
+            current = self.store.get(session.id)
+            if current is None or not current.active:
+                return
+            time.sleep(0.05)
+
+    def renew(self, session: Session, expiry: float) -> None:
+        """Nothing to tell: the supervisor reads the expiry from the row."""
+
+    def logs(self, session: Session) -> bytes:
+        if not session.workdir:
+            return b""
+        try:
+            with open(os.path.join(session.workdir, "output.log"), "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                fh.seek(max(0, size - LOG_TAIL))
+                return fh.read()
+        except FileNotFoundError:
+            return b""
+
+    def events(self, session: Session) -> list[str]:
+        return []
+
+    def app_socket(self, session: Session) -> str | None:
+        """Host path of a Running interactive session's app socket (for the session proxy)."""
+        if session.status != RUNNING or not session.interactive or not session.workdir:
+            return None
+        return os.path.join(session.workdir, "app", "app.sock")
+
+    def start(self) -> None:
+        self.sweep()
+        self._thread = threading.Thread(target=self._loop, name="session-supervisor",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop supervising; every session this process runs ends (Failed), scratch removed."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for session_id in list(self.procs):
+            session = self.store.get(session_id)
+            if session is not None:
+                self._end(session, FAILED, "Failed: the server stopped")
+
+    # -- supervisor thread ----------------------------------------------------------------
+    def _loop(self) -> None:
+        last_usage = last_sweep = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                spec, done = self._launches.get(timeout=TICK)
+            except queue.Empty:
+                spec = None
+            try:
+                if spec is not None:
+                    self._spawn_reporting(spec, done)
+                    continue
+                self._tick()
+                if time.monotonic() - last_usage > USAGE_EVERY:
+                    self._measure()
+                    last_usage = time.monotonic()
+                if time.monotonic() - last_sweep > SWEEP_EVERY:
+                    self.sweep()
+                    last_sweep = time.monotonic()
+            except Exception:  # keep supervising through a database hiccup
+                log.exception("session supervisor")
+
+    def _spawn_reporting(self, spec: LaunchSpec, done: Future) -> None:
+        try:
+            self._spawn(spec)
+        except Exception as exc:  # the sandbox could not start: the session fails, visibly
+            log.exception("session %s could not start", spec.session.id)
+            self._end(self.store.get(spec.session.id) or spec.session, FAILED,
+                      f"Failed: the sandbox could not start: {exc}")
+        finally:
+            done.set_result(None)
+
+    def _spawn(self, spec: LaunchSpec) -> None:
+        session = spec.session
+        workdir = os.path.join(self.base, session.id)
+        os.mkdir(workdir, 0o700)
+        self.store.update(session.id, workdir=workdir, runner_id=self.me)
+        session.workdir, session.runner_id = workdir, self.me
+        paths = SandboxPaths(self.arc_root, os.path.join(workdir, "scratch"),
+                             os.path.join(workdir, "app"), os.path.join(workdir, "passwd"),
+                             os.path.join(workdir, "group"))
+        for private in (paths.scratch, paths.app_dir):
+            os.mkdir(private, 0o700)
+            os.chown(private, session.uid, session.gid)
+        _write_lines(paths.passwd, _system_lines("/etc/passwd") + spec.passwd)
+        _write_lines(paths.group, _system_lines("/etc/group") + spec.group)
+        self.limits.create(session.id, session.cores_limit, session.ram_limit * 2**30)
+        command = spec.command  # a headless command is the user's: data, never rewritten
+        if session.interactive:
+            command = [arg.replace("{socket}", APP_SOCKET) for arg in command]
+        argv = bwrap_argv(paths, session.owner, session.name.lower(), session.uid,
+                          session.gid, session.groups, command)
+        log_fd = os.open(os.path.join(workdir, "output.log"),
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd,
+                                    stderr=subprocess.STDOUT, close_fds=True,
+                                    env=sandbox_env(session.owner, spec.env),
+                                    start_new_session=True,
+                                    preexec_fn=lambda: self.limits.join(session.id))
+        finally:
+            os.close(log_fd)
+        self.procs[session.id] = proc
+        limits = f"{session.cores_limit} cores, {session.ram_limit}G ({self.limits.kind})"
+        if session.type == HEADLESS:
+            self.store.update(session.id, event=f"Started: sandbox pid {proc.pid}, {limits}",
+                              status=RUNNING)
+        else:
+            self.store.event(session.id, f"Started: sandbox pid {proc.pid}, {limits}; "
+                                         f"waiting for the app to answer")
+
+    def _tick(self) -> None:
+        for session_id, proc in list(self.procs.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            session = self.store.get(session_id)
+            if session is None:
+                self.procs.pop(session_id)
+                continue
+            if self.limits.oom_killed(session_id):
+                self._end(session, FAILED, f"Failed: OOMKilled: the session used more than "
+                                           f"its {session.ram_limit}G memory limit")
+            elif session.stop_reason:
+                self._end(session, FAILED, f"Failed: {session.stop_reason}")
+            elif code == 0:
+                self._end(session, SUCCEEDED, "Succeeded: exited with code 0")
+            else:
+                self._end(session, FAILED, f"Failed: exited with code {code}")
+        now = time.time()
+        for session in self.store.active(self.me):
+            if session.id not in self.procs:
+                continue
+            if session.stop_reason:
+                self._end(session, FAILED, f"Failed: {session.stop_reason}")
+            elif session.expired(now):
+                self._end(session, FAILED, "Failed: DeadlineExceeded: the session reached "
+                                           "its expiry time")
+            elif session.status == PENDING and self._app_answers(session):
+                self.store.update(session.id, event="Running: the app answers", status=RUNNING)
+
+    def _app_answers(self, session: Session) -> bool:
+        path = os.path.join(session.workdir or "", "app", "app.sock")
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(0.2)
+            try:
+                probe.connect(path)
+            except OSError:
+                return False
+        return True
+
+    def _measure(self) -> None:
+        now = time.monotonic()
+        for session_id in list(self.procs):
+            ram, cpu_ns = self.limits.usage(session_id)
+            cores = None
+            if cpu_ns is not None:
+                before = self._cpu.get(session_id)
+                if before is not None and now > before[0]:
+                    cores = max(0.0, (cpu_ns - before[1]) / 1e9 / (now - before[0]))
+                self._cpu[session_id] = (now, cpu_ns)
+            self.store.update(session_id, ram_in_use=ram, cpu_in_use=cores)
+
+    def sweep(self) -> None:
+        """End sessions whose supervising process is gone; drop long-finished rows."""
+        now = time.time()
+        for session in self.store.active():
+            if session.runner != self.name or session.id in self.procs:
+                continue
+            never_started = session.runner_id is None and now - session.created > SPAWN_GRACE
+            if never_started or (session.runner_id is not None
+                                 and runner_dead(session.runner_id, self.me)):
+                self._end_orphan(session)
+        for session in self.store.finished_before(now - self.finished_ttl):
+            if session.runner == self.name:
+                self._forget(session)
+
+    # -- ending ---------------------------------------------------------------------------
+    def _end_orphan(self, session: Session) -> None:
+        log.warning("session %s: its server process %s is gone; ending it",
+                    session.id, session.runner_id)
+        self._end(session, FAILED, "Failed: the server process running this session stopped")
+
+    def _end(self, session: Session, status: str, event: str) -> None:
+        """Kill everything of the session, remove its scratch, record how it ended."""
+        proc = self.procs.pop(session.id, None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        self.limits.remove(session.id)
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log.error("session %s: sandbox pid %s did not exit", session.id, proc.pid)
+        self._cpu.pop(session.id, None)
+        if session.workdir:
+            for private in ("scratch", "app"):
+                shutil.rmtree(os.path.join(session.workdir, private), onerror=_log_rm_error)
+        if session.discard:
+            self._forget(session)
+        else:
+            self.store.update(session.id, event=event, status=status, ended=time.time(),
+                              ram_in_use=None, cpu_in_use=None)
+
+    def _forget(self, session: Session) -> None:
+        self.store.delete(session.id)
+        if session.workdir:
+            shutil.rmtree(session.workdir, onerror=_log_rm_error)
+
+
+def _log_rm_error(function, path, exc_info) -> None:
+    if not isinstance(exc_info[1], FileNotFoundError):
+        log.error("could not remove %s: %s", path, exc_info[1])

@@ -1,0 +1,75 @@
+"""The bubblewrap command line of a local session (a pure function of the session's paths).
+
+Inside: the host's ``/usr``, ``/etc`` and library links read-only; the session's own
+``/etc/passwd`` and ``/etc/group``; ``/arc/home`` and ``/arc/projects`` bound read-write from
+the arc tree (the kernel then applies arc's owners, modes and ACLs to the user's ids);
+``/scratch`` bound from the session's private directory; fresh ``/tmp``, ``/proc``, ``/dev``;
+new pid, ipc and uts namespaces. bubblewrap runs as root (its ``--uid`` needs a user
+namespace), so ``setpriv`` drops to the user's uid, gid and supplementary gids with every
+capability gone and ``no_new_privs`` set before the command is exec'd. argv all the way:
+no shell ever sees the user's command.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..catalogue import HOST_PATH
+
+APP_DIR = "/run/session"          # in the sandbox: where an interactive app's socket lives
+APP_SOCKET = f"{APP_DIR}/app.sock"
+HOST_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+@dataclass(frozen=True)
+class SandboxPaths:
+    """Host paths of one session."""
+
+    arc_root: str
+    scratch: str
+    app_dir: str
+    passwd: str
+    group: str
+
+
+def _host_tree() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for path in HOST_LINKS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def sandbox_env(user: str, extra: dict[str, str]) -> dict[str, str]:
+    """The whole environment of the sandboxed command (nothing of the server's leaks in)."""
+    home = f"/arc/home/{user}"
+    env = {"PATH": HOST_PATH, "HOME": home, "PWD": home, "USER": user, "LOGNAME": user,
+           "LANG": "C.UTF-8", "SHELL": "/bin/bash", "TMPDIR": "/tmp"}
+    env.update(extra)
+    return env
+
+
+def bwrap_argv(paths: SandboxPaths, user: str, hostname: str, uid: int, gid: int,
+               groups: list[int], command: list[str]) -> list[str]:
+    drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+            f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return [
+        "bwrap", "--die-with-parent", "--new-session",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
+        *_host_tree(),
+        "--ro-bind", "/etc", "/etc",
+        "--ro-bind", paths.passwd, "/etc/passwd",
+        "--ro-bind", paths.group, "/etc/group",
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+        "--dir", "/var", "--tmpfs", "/var/tmp",
+        "--dir", "/arc",
+        "--bind", os.path.join(paths.arc_root, "home"), "/arc/home",
+        "--bind", os.path.join(paths.arc_root, "projects"), "/arc/projects",
+        "--bind", paths.scratch, "/scratch",
+        "--bind", paths.app_dir, APP_DIR,
+        "--chdir", f"/arc/home/{user}",
+        "--", *drop, *command,
+    ]

@@ -27,7 +27,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[server,fuse,test]'
 	touch $@
 
 # The reference CADC client (PyPI `vos`) in its own virtualenv so its pins never fight ours.

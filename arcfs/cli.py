@@ -9,6 +9,7 @@ returns once the mount is live (or reports why it failed), so scripts can use it
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import subprocess
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(args.mountpoint):
         print(f"arcfs: {args.mountpoint}: not a directory", file=sys.stderr)
         return 2
+    if importlib.util.find_spec("mfusepy") is None:  # the client alone was installed
+        print("arcfs: mounting needs the FUSE extra: pip install 'vospace-platform[fuse]'",
+              file=sys.stderr)
+        return 1
     if args.foreground:
         serve(args)
         return 0

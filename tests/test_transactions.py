@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from vospace_server.auth.groups import GroupStore
 from vospace_server.auth.store import AuthStore
+from vospace_server.migrations import ensure_schema
 from vospace_server.storage.vault.schema import make_engine
 
 FAIL = {
@@ -34,6 +35,7 @@ def engine(request, tmp_path):
     else:
         url = request.getfixturevalue("postgres").create_database()
     engine = make_engine(url)
+    ensure_schema(engine)
     yield engine
     engine.dispose()
 

@@ -52,7 +52,7 @@ class Settings:
     metrics_token: str = ""      # bearer token a Prometheus scraper may use on /metrics
     access_log: bool = True      # one JSON line per request on stderr (vospace.access)
     # Sessions (/skaha, see sessions/__init__.py). Resource options are comma-separated.
-    session_runner: str = "local"     # local (bubblewrap sandboxes)
+    session_runner: str = "local"     # local (bubblewrap sandboxes) | kubernetes
     session_dir: str = ""             # local runner: per-session dirs; default data_dir/sessions
     session_images: str = ""          # image catalogue (TOML); default: sessions/images.toml
     session_cores: str = "1,2,4,8"    # core counts a session may ask for
@@ -68,6 +68,10 @@ class Settings:
     session_finished_ttl: int = 3600  # finished sessions stay listed this long
     session_home_quota_gb: int = 10   # quota of an arc home made by a first launch
     session_cgroup_root: str = "/sys/fs/cgroup"  # "" = rlimits only
+    k8s_namespace: str = "skaha-workload"
+    k8s_arc_claim: str = "cavern-volume-claim"  # PVC holding the arc tree (CephFS in production)
+    k8s_arc_subpath: str = "cavern"
+    k8s_ingress_host: str = ""        # default: the host of public_url
 
     def __post_init__(self) -> None:
         self.resolve_defaults()

@@ -38,8 +38,13 @@ def new_id() -> str:
 
 def make_runner(deployment: Deployment, store: SessionStore) -> Runner:
     settings = deployment.settings
+    if settings.session_runner == "kubernetes":
+        from .runners.kubernetes import KubernetesRunner  # loads the kubernetes client
+
+        return KubernetesRunner(store, settings)
     if settings.session_runner != "local":
-        raise ValueError(f"session_runner must be local, not {settings.session_runner!r}")
+        raise ValueError(f"session_runner must be local or kubernetes, "
+                         f"not {settings.session_runner!r}")
     from .runners.local import LocalRunner
 
     return LocalRunner(store, settings)

@@ -55,10 +55,11 @@ class Server:
     proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     log_path: str = ""
+    tls: bool = True  # off behind a TLS-ending balancer (tests/cluster.py)
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def vospace(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([VOSPACE, "--data-dir", self.data_dir, *args], env=self.env,
@@ -76,8 +77,8 @@ class Server:
         self.log_path = os.path.join(self.data_dir, "server.log")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [VOSPACE, "--data-dir", self.data_dir, "serve", "--tls", "--port", str(self.port),
-             "--log-level", "warning"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            [VOSPACE, "--data-dir", self.data_dir, "serve", *(["--tls"] if self.tls else []),
+             "--port", str(self.port), "--log-level", "warning"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(f"{self.url}/reg/resource-caps", proc=self.proc)
         return self
 

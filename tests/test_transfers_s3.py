@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
 
 from .conftest import ServiceUnderTest
-from .harness import free_port, make_server, wait_for
+from .cluster import BUCKET, start_moto, stop
+from .harness import make_server
 from .test_cadc_client_nodes import CadcClient, ok
-
-BUCKET = "vault-blobs"
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
-                             "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url, proc=proc)
+    proc, url = start_moto()
     yield url
-    proc.terminate()
-    proc.wait()
+    stop(proc)
 
 
 @pytest.fixture(scope="module")

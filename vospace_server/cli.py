@@ -69,10 +69,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .uvicorn_tuning import raise_body_high_water
 
     settings = _settings(args)
-    first_start = not os.path.exists(os.path.join(settings.data_dir, "admin-token"))
     deployment = Deployment(settings)
     token_file = _admin_token_file(settings)
-    if first_start:
+    # The first start of the deployment, not of this replica: replicas share the database,
+    # and each new pod of a Deployment would otherwise add an admin token.
+    if not os.path.exists(token_file) and not deployment.auth.list_tokens(settings.admin_user):
         token = deployment.auth.create_token(settings.admin_user, label="first start")
         _write_secret(token_file, token)
         deployment.provision_user(settings.admin_user)
@@ -86,7 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_access_log(settings.access_log)
     uvicorn.run(create_app(settings, deployment), host=settings.host, port=settings.port,
                 loop="uvloop", http=http, log_level=args.log_level, server_header=False,
-                timeout_keep_alive=30, access_log=False, **ssl)
+                timeout_keep_alive=30, access_log=False,
+                timeout_graceful_shutdown=settings.shutdown_timeout, **ssl)
     return 0
 
 

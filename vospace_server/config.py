@@ -2,7 +2,8 @@
 
 The TOML file is ``$VOSPACE_CONFIG`` or ``<data_dir>/vospace.toml`` when present; its keys
 are the field names below (``port = 8443``). Each field can also be set with the
-upper-cased environment variable, e.g. ``VOSPACE_DATABASE_URL``.
+upper-cased environment variable, e.g. ``VOSPACE_DATABASE_URL``, or read from the file that
+``VOSPACE_<NAME>_FILE`` names (how container secrets arrive), e.g. ``VOSPACE_PREAUTH_SECRET_FILE``.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Settings:
     s3_redirect_downloads: bool = True  # vault downloads 303 to presigned S3 URLs
     login_token_hours: int = 24  # lifetime of tokens (and session cookies) from /ac/login
     header_timeout: int = 15     # seconds a client may take to send a request's headers
+    shutdown_timeout: int = 60   # on SIGTERM: seconds requests in flight get to finish
     max_header_bytes: int = 64 * 1024
     oidc_issuer: str = ""        # set to accept OpenID Connect JWT access tokens
     oidc_audience: str = ""
@@ -113,6 +115,9 @@ def load_settings(overrides: dict[str, object] | None = None,
         with open(config_file, "rb") as fh:
             values.update(tomllib.load(fh))
     for name in types:
+        secret_file = environ.get(f"VOSPACE_{name.upper()}_FILE")
+        if secret_file:  # Docker/Kubernetes secrets are files: VOSPACE_PREAUTH_SECRET_FILE=...
+            values[name] = Path(secret_file).read_text().strip()
         env_value = environ.get(f"VOSPACE_{name.upper()}")
         if env_value is not None:
             values[name] = env_value

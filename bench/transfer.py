@@ -28,31 +28,18 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.cluster import run_nginx  # noqa: E402
 from tests.harness import VOSPACE, Server, free_port, make_server, wait_for  # noqa: E402
 
 HOMES = {"vault": "alice", "arc": "home/alice"}
 DOWNLOAD_TARGET, UPLOAD_TARGET = 1.0, 0.8
-NGINX_CONF = """
-{user}
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
+NGINX_SERVERS = """
     sendfile on;
     tcp_nopush on;
     default_type application/octet-stream;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     server {{ listen 127.0.0.1:{port}; root {root}; }}
     server {{ listen 127.0.0.1:{tls_port} ssl; root {root};
              ssl_certificate {cert}; ssl_certificate_key {key}; }}
-}}
 """
 
 
@@ -93,14 +80,8 @@ def start_plain(server: Server) -> tuple[subprocess.Popen, str]:
 
 def start_nginx(nginx: str, root: str, cert: str, key: str, work: str) -> tuple[subprocess.Popen, int, int]:
     port, tls_port = free_port(), free_port()
-    conf = os.path.join(work, "nginx.conf")
-    with open(conf, "w") as fh:
-        # As root, workers must read the data directory (0700, root's) like the server does.
-        user = "user root;" if os.geteuid() == 0 else ""
-        fh.write(NGINX_CONF.format(user=user, dir=work, port=port, tls_port=tls_port,
-                                   root=root, cert=cert, key=key))
-    proc = subprocess.Popen([nginx, "-c", conf, "-p", work])
-    wait_for(f"http://127.0.0.1:{port}/", proc=proc)
+    servers = NGINX_SERVERS.format(port=port, tls_port=tls_port, root=root, cert=cert, key=key)
+    proc = run_nginx(work, servers, f"http://127.0.0.1:{port}/", workers=1, nginx=nginx)
     return proc, port, tls_port
 
 

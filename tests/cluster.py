@@ -26,7 +26,7 @@ NGINX_TEMPLATE = REPO / "docker" / "nginx" / "vospace.conf.template"
 BUCKET = "vault-blobs"
 NGINX_MAIN = """
 {user}
-worker_processes 2;
+worker_processes {workers};
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log;
@@ -38,9 +38,23 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    include {dir}/vospace.conf;
+    {http}
 }}
 """
+
+
+def run_nginx(work: str, http: str, ready_url: str, workers: int = 2,
+              nginx: str | None = None) -> subprocess.Popen:
+    """nginx in the foreground with everything in ``work`` and ``http`` inside its http
+    block; returns once ``ready_url`` answers."""
+    # As root, workers must read 0700 folders (data dirs, certificates) as the server does.
+    user = "user root;" if os.geteuid() == 0 else ""
+    Path(work, "nginx.conf").write_text(NGINX_MAIN.format(user=user, dir=work, http=http,
+                                                          workers=workers))
+    nginx = nginx or shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx, "-c", f"{work}/nginx.conf", "-p", work])
+    wait_for(ready_url, proc=proc)
+    return proc
 
 
 def start_moto() -> tuple[subprocess.Popen, str]:
@@ -77,12 +91,8 @@ class Balancer:
         # What the nginx image's envsubst does: braced names only ($http_host is nginx's).
         conf = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], NGINX_TEMPLATE.read_text())
         Path(work, "vospace.conf").write_text(conf)
-        # As root, workers must read the 0700 work folder, as the bench's nginx does.
-        user = "user root;" if os.geteuid() == 0 else ""
-        Path(work, "nginx.conf").write_text(NGINX_MAIN.format(user=user, dir=work))
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen([nginx, "-c", f"{work}/nginx.conf", "-p", work])
-        wait_for(f"{self.url}/reg/resource-caps", proc=self.proc)
+        self.proc = run_nginx(work, f"include {work}/vospace.conf;",
+                              f"{self.url}/reg/resource-caps")
 
     @property
     def url(self) -> str:

@@ -82,7 +82,11 @@ def test_login_returns_token_and_session_cookie(server: Server) -> None:
             assert flag in cookie
     with anon(server, cookies={"vospace_session": r.text}) as browser:
         assert browser.get("/ac/whoami").text == "dora"
-        assert browser.post("/ac/logout").status_code == 204
+        forged = browser.post("/ac/logout")  # the cookie alone: a forged request, refused
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        assert browser.get("/ac/whoami").text == "dora"
+        assert browser.post("/ac/logout", headers={"Authorization": f"Bearer {r.text}"}
+                            ).status_code == 204
         assert browser.get("/ac/whoami").status_code == 401  # revoked with the logout
 
 

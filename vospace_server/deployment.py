@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .auth.authenticate import Authenticator
+from .auth.csrf import CsrfTokens
 from .auth.groups import GroupStore
 from .auth.posix import PosixMapper
 from .auth.preauth import PreauthSigner, load_secret
@@ -73,8 +74,9 @@ class Deployment:
         self.posix = PosixMapper(vault.engine, self.auth, self.groups, settings.posix_uid_start,
                                  settings.posix_gid_start)
         arc.ids = self.posix
-        self.preauth = PreauthSigner(load_secret(settings.preauth_secret, settings.data_dir),
-                                     settings.preauth_lifetime)
+        secret = load_secret(settings.preauth_secret, settings.data_dir)
+        self.preauth = PreauthSigner(secret, settings.preauth_lifetime)
+        self.csrf = CsrfTokens(secret)
         self.services = {
             "vault": Service("vault", vault, settings.authority),
             "arc": Service("arc", arc, settings.authority),

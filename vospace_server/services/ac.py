@@ -2,7 +2,8 @@
 
 - ``POST /ac/login`` (form ``username``, ``password``; ``session=true`` also sets the web
   session cookie) -> a bearer token as text/plain, like CADC's login.
-- ``POST /ac/logout`` revokes the presented token and clears the cookie.
+- ``POST /ac/logout`` revokes the presented token and clears the cookie (with the cookie
+  alone it needs the page's CSRF token, see auth/csrf.py).
 - ``GET /ac/whoami`` -> the caller's name. ``GET /ac/search?group=A&group=B`` -> the caller's
   groups among those, one per line (all of them when no group is given; IVOA GMS).
 - ``GET /ac/groups`` (names), ``PUT|GET|DELETE /ac/groups/{name}`` (GET answers JSON),
@@ -44,30 +45,48 @@ async def login(request: Request) -> Response:
     user, password = form.get("username", ""), form.get("password", "")
     if not user or not password:
         raise InvalidArgument("username and password are required")
+    token = await open_session(request, user, password)
+    response = PlainTextResponse(token)
+    if form.get("session", "").lower() in ("1", "true", "yes"):
+        set_session_cookie(request, response, token)
+    return response
+
+
+async def open_session(request: Request, user: str, password: str) -> str:
+    """A new login token for ``user`` if the password is right (NotAuthenticated if not);
+    the web pages' login form uses it too."""
     dep = deployment(request)
     caller = await run(dep.authenticator.from_password, user, password,
                        client_address(request))
     if caller is None:
         log_event("login-failed", request.scope, user=user)
         raise NotAuthenticated("wrong user name or password")
-    hours = dep.settings.login_token_hours
-    token = await run(dep.auth.create_token, user, hours * 3600.0, "login")
+    token = await run(dep.auth.create_token, user, dep.settings.login_token_hours * 3600.0,
+                      "login")
     request.scope[CALLER_KEY] = caller
-    response = PlainTextResponse(token)
-    if form.get("session", "").lower() in ("1", "true", "yes"):
-        response.set_cookie(SESSION_COOKIE, token, max_age=hours * 3600, path="/",
-                            httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
-    return response
+    return token
 
 
-async def logout(request: Request) -> Response:
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    """The browser session: HttpOnly, SameSite=Lax, Secure when served over TLS."""
+    response.set_cookie(SESSION_COOKIE, token,
+                        max_age=deployment(request).settings.login_token_hours * 3600,
+                        path="/", httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https")
+
+
+async def close_session(request: Request, response: Response) -> None:
+    """Revoke the presented token (a cookie needs the CSRF token) and clear the cookie."""
     await authenticated(request)
     token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
     if token:
         await run(deployment(request).auth.revoke_token, token)
-    response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+async def logout(request: Request) -> Response:
+    response = Response(status_code=204)
+    await close_session(request, response)
     return response
 
 

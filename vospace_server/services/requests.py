@@ -8,13 +8,16 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..auth.csrf import CSRF_COOKIE, CSRF_HEADER
 from ..auth.identity import ANONYMOUS, Caller
 from ..deployment import Deployment
-from ..protocol.faults import NotAuthenticated, RequestEntityTooLarge
+from ..protocol.faults import NotAuthenticated, PermissionDenied, RequestEntityTooLarge
 
 T = TypeVar("T")
 XML_TYPE = "text/xml; charset=UTF-8"
 CALLER_KEY = "vospace.caller"  # where caller_of caches the Caller in the ASGI scope
+CSRF_CHECKED_KEY = "vospace.csrf-checked"  # set by web forms that checked their csrf field
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def deployment(request: Request) -> Deployment:
@@ -57,6 +60,7 @@ async def caller_of(request: Request) -> Caller:
 
     Accepted, in this order: Bearer token, X-CADC-DelegationToken, HTTP Basic, the session
     cookie set by ``/ac/login``. Group memberships are resolved now, so they are current.
+    A state-changing request authenticated by the cookie needs the CSRF token too.
     """
     cached = request.scope.get(CALLER_KEY)
     if cached is not None:
@@ -80,6 +84,8 @@ def caller_now(request: Request) -> Caller:
     basic = basic_credentials(request) if token is None else None
     if token is None and basic is None:
         token = request.cookies.get(SESSION_COOKIE) or None
+        if token is not None:
+            require_csrf(request, token)
     if token is not None:
         found = authenticator.from_token(token)
         if found is None:
@@ -92,6 +98,16 @@ def caller_now(request: Request) -> Caller:
         caller = found
     request.scope[CALLER_KEY] = caller
     return caller
+
+
+def require_csrf(request: Request, session: str) -> None:
+    """PermissionDenied unless an unsafe request carries this session's CSRF token (in the
+    ``X-CSRF-Token`` header, or a form field a web endpoint already checked)."""
+    if request.method in SAFE_METHODS or request.scope.get(CSRF_CHECKED_KEY):
+        return
+    if not deployment(request).csrf.valid(request.headers.get(CSRF_HEADER, ""),
+                                          request.cookies.get(CSRF_COOKIE, ""), session):
+        raise PermissionDenied("missing or stale CSRF token: reload the page and try again")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -94,8 +94,7 @@ def _snapshot_restore(deployment, args) -> int:
 
     tree = _arc(deployment)
     root = _root(args.root)
-    restored = tree.snapshots.restore(root, args.stamp, normalize_path(args.path or ""))
-    tree.recount(root)  # the restored bytes replace others: count the root again
+    restored = tree.restore_snapshot(root, args.stamp, normalize_path(args.path or ""))
     print(f"restored /{restored} from {args.stamp}")
     return 0
 

@@ -290,6 +290,14 @@ class ArcTree:
                 usage.recount(folder)
         return usage.tree_size(self._fs(path)) if node.is_container else node.length
 
+    def restore_snapshot(self, root: str, stamp: str, rest: str = "") -> str:
+        """Put ``rest`` (default: everything) of snapshot ``stamp`` of home or project
+        ``root`` back, then count the root's usage again (the restored bytes replace
+        others); returns the live path restored."""
+        restored = self.snapshots.restore(root, stamp, rest)
+        self.recount(root)
+        return restored
+
     def delete(self, path: str) -> None:
         if path in ("",) + TOP_LEVEL:
             raise PermissionDenied(f"/{path} cannot be deleted")

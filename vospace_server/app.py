@@ -22,6 +22,7 @@ from .services.metrics import metrics_routes
 from .services.nodes import NodeEndpoints
 from .services.packages import PackageEndpoints
 from .services.posix import posix_routes
+from .services.snapshots import SnapshotEndpoints
 from .services.synctrans import SyncTransfers
 from .services.uws import uws_routes
 from .services.versions import VersionEndpoints
@@ -29,6 +30,7 @@ from .storage.arc.snapshots import Scheduler
 from .services.vosi import resource_caps, vosi_routes
 from .sessions.api import skaha_mount
 from .sessions.service import SessionService
+from .web.storage import storage_routes
 
 
 def snapshot_scheduler(deployment: Deployment) -> Scheduler | None:
@@ -53,9 +55,13 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         service_routes += PackageEndpoints(service).routes()
         if service.name == "vault":
             service_routes += VersionEndpoints(service).routes()
+        else:
+            service_routes += SnapshotEndpoints(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
     sessions = SessionService(deployment)
     routes.append(skaha_mount())
+
+    routes += storage_routes()
 
     runner = JobRunner(deployment)
     snapshots = snapshot_scheduler(deployment)

@@ -10,13 +10,15 @@ from starlette.routing import Route
 
 from ..auth import policy
 from ..auth.groups import normalize_group_properties
+from ..auth.identity import Caller
 from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import DuplicateNode, InvalidArgument, InvalidURI, PermissionDenied
-from ..protocol.listing import parse_ordering, window
+from ..protocol.listing import Ordering, parse_ordering, window
 from ..protocol.nodes import Detail, Node
 from ..protocol.xml_io import parse_node, render_node
+from ..storage.tree import NodeTree
 from .requests import caller_now, caller_of, deployment, read_body, run, xml_response
 
 # Larger limits mean "everything"; clamped so that no database sees an out-of-range integer.
@@ -79,6 +81,23 @@ def check_link_target(target: str) -> None:
         raise InvalidArgument(f"link target must be an absolute URI, not {target!r}")
 
 
+def read_listing(tree: NodeTree, caller: Caller, path: str, ordering: Ordering,
+                 start: str | None, limit: int | None) -> list[Node]:
+    """The chain down to ``path`` after the read check, the node's ``children`` set to the
+    ``start``/``limit`` window in ``ordering`` (name order pages in storage; any other
+    needs the whole container). getNode and the web browser's listing both read this way.
+    (On a worker thread: resolve and list in one hop.)"""
+    chain = tree.resolve(path)
+    policy.require_read(caller, chain)
+    node = chain[-1]
+    if node.is_container and limit != 0:
+        if ordering.by_name_ascending:
+            node.children = tree.list_children(path, start, limit)
+        else:
+            node.children = window(tree.list_children(path), ordering, start, limit)
+    return chain
+
+
 class NodeEndpoints:
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -111,18 +130,10 @@ class NodeEndpoints:
         detail, limit = parse_detail(request), parse_limit(request)
         ordering = parse_ordering(request.query_params.get("sort"),
                                   request.query_params.get("order"))
-        tree = self.service.tree
         caller = await caller_of(request)
-        chain = await run(tree.resolve, path)
-        policy.require_read(caller, chain)
+        start = self._start_name(request, path)
+        chain = await run(read_listing, self.service.tree, caller, path, ordering, start, limit)
         node = chain[-1]
-        if node.is_container and limit != 0:
-            start = self._start_name(request, path)
-            if ordering.by_name_ascending:
-                node.children = await run(tree.list_children, path, start, limit)
-            else:
-                everything = await run(tree.list_children, path)
-                node.children = window(everything, ordering, start, limit)
         if detail is Detail.MAX and not caller.is_anonymous:
             node.properties.update(policy.access_properties(caller, chain))
             for child in node.children or ():

@@ -26,6 +26,7 @@ from ..protocol.faults import InvalidURI, NodeNotFound, PermissionDenied
 from ..protocol.nodes import Node
 from ..protocol.package import PackageRequest, check_targets, parse_package, render_package
 from ..storage.jobs import COMPLETED, Kind
+from ..storage.tree import NodeTree
 from .archive import WRITERS, Entry
 from .requests import base_url, caller_of, deployment, run
 
@@ -69,63 +70,73 @@ class PackageEndpoints:
         package = parse_package(job.request.encode())
         assert package is not None  # written by start_package
         paths = [target_path(request, self.service, t) for t in check_targets(list(package.targets))]
-        tops = await run(self._readable_tops, caller, paths)
+        tree = self.service.tree
+        tops = await run(readable_targets, tree, caller, paths)
         name = (f"{self.service.name}-download-"
                 f"{tops[0].name if len(tops) == 1 and tops[0].name else job.id}.{package.format}")
-        stream = WRITERS[package.format](self._entries(caller, tops), self.service.tree.open_read)
+        stream = WRITERS[package.format](package_entries(tree, caller, tops, self.service.name),
+                                         tree.open_read)
         return StreamingResponse(stream, media_type=package.media_type, headers={
             "Content-Disposition": f"attachment; filename=\"{quote(name)}\"; "
                                    f"filename*=UTF-8''{quote(name)}"})
 
-    def _readable_tops(self, caller: Caller, paths: list[str]) -> list[Node]:
-        """The target nodes, each readable by ``caller`` (else the whole request fails)."""
-        tops = []
-        for path in paths:
-            chain = self.service.tree.resolve(path)
-            policy.require_read(caller, chain)
-            tops.append(chain[-1])
-        return tops
 
-    def _entries(self, caller: Caller, tops: list[Node]) -> Iterator[Entry]:
-        used: set[str] = set()
-        for top in tops:
-            name = top.name or self.service.name
-            unique, n = name, 1
-            while unique in used:  # two targets of one name from different folders
-                n += 1
-                unique = f"{name} ({n})"
-            used.add(unique)
-            yield from self._walk(caller, top, unique)
+def readable_targets(tree: NodeTree, caller: Caller, paths: list[str]) -> list[Node]:
+    """The target nodes, each readable by ``caller`` (else the whole request fails)."""
+    tops = []
+    for path in paths:
+        chain = tree.resolve(path)
+        policy.require_read(caller, chain)
+        tops.append(chain[-1])
+    return tops
 
-    def _walk(self, caller: Caller, top: Node, name: str) -> Iterator[Entry]:
-        """Depth first, one page of children per level in memory; unreadable nodes and
-        links are left out (the top was checked with its ancestors)."""
-        pending: list[Iterator[tuple[Node, str]]] = [iter([(top, name)])]
-        while pending:
-            item = next(pending[-1], None)
-            if item is None:
-                pending.pop()
-                continue
-            node, member = item
-            if node.is_link or not policy.may_read_node(caller, node):
-                continue
-            if node.is_container:
-                yield Entry(member + "/")
-                pending.append(self._members(node.path, member))
-            else:
-                yield Entry(member, node.path)
 
-    def _members(self, path: str, member: str) -> Iterator[tuple[Node, str]]:
-        for child in self._children(path):
-            yield child, f"{member}/{child.name}"
+def package_entries(tree: NodeTree, caller: Caller, tops: list[Node],
+                    root_name: str) -> Iterator[Entry]:
+    """The members below each target, named from the target's own name (``root_name``
+    for a service root); a name used twice gets `` (2)``, `` (3)``..."""
+    used: set[str] = set()
+    for top in tops:
+        name = top.name or root_name
+        unique, n = name, 1
+        while unique in used:
+            n += 1
+            unique = f"{name} ({n})"
+        used.add(unique)
+        yield from _walk(tree, caller, top, unique)
 
-    def _children(self, path: str) -> Iterator[Node]:
-        start: str | None = None
-        while True:
-            page = self.service.tree.list_children(path, start, PAGE + (start is not None))
-            if start is not None:
-                page = page[1:]  # ``start`` is inclusive: the last child of the page before
-            yield from page
-            if len(page) < PAGE:
-                return
-            start = page[-1].name
+
+def _walk(tree: NodeTree, caller: Caller, top: Node, name: str) -> Iterator[Entry]:
+    """Depth first, one page of children per level in memory; unreadable nodes and links
+    are left out (the top was checked with its ancestors)."""
+    pending: list[Iterator[tuple[Node, str]]] = [iter([(top, name)])]
+    while pending:
+        item = next(pending[-1], None)
+        if item is None:
+            pending.pop()
+            continue
+        node, member = item
+        if node.is_link or not policy.may_read_node(caller, node):
+            continue
+        if node.is_container:
+            yield Entry(member + "/")
+            pending.append(_members(tree, node.path, member))
+        else:
+            yield Entry(member, node.path)
+
+
+def _members(tree: NodeTree, path: str, member: str) -> Iterator[tuple[Node, str]]:
+    for child in _children(tree, path):
+        yield child, f"{member}/{child.name}"
+
+
+def _children(tree: NodeTree, path: str) -> Iterator[Node]:
+    start: str | None = None
+    while True:
+        page = tree.list_children(path, start, PAGE + (start is not None))
+        if start is not None:
+            page = page[1:]  # ``start`` is inclusive: the last child of the page before
+        yield from page
+        if len(page) < PAGE:
+            return
+        start = page[-1].name

@@ -1,0 +1,77 @@
+"""Debian's headless Chromium driven by selenium (chromium-driver), for the web page tests
+and bench/web.py: flags from MACHINE-NOTES, a fresh profile and download folder per browser,
+the self-signed test certificate accepted, screenshots kept under ``tests/artifacts/web``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as DriverService
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "web"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+T = TypeVar("T")
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium; its profile and downloads are removed at the end, even on failure."""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    downloads = tempfile.mkdtemp(prefix="chromium-downloads-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.accept_insecure_certs = True
+    options.add_experimental_option("prefs", {
+        "download.default_directory": downloads, "download.prompt_for_download": False,
+        "safebrowsing.enabled": False})
+    driver = webdriver.Chrome(options=options, service=DriverService(CHROMEDRIVER))
+    driver.downloads = downloads  # type: ignore[attr-defined]
+    try:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                               {"behavior": "allow", "downloadPath": downloads})
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(downloads, ignore_errors=True)
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+    """Poll ``condition`` until it returns something true (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the page may be reloading
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what or condition}" + (f": {last}" if last else ""))
+
+
+def downloaded(driver: webdriver.Chrome, suffix: str, timeout: float = 60.0) -> Path:
+    """The finished download ending in ``suffix`` (Chromium writes ``.crdownload`` first)."""
+    folder = Path(driver.downloads)  # type: ignore[attr-defined]
+    return wait_until(lambda: next((p for p in folder.iterdir() if p.name.endswith(suffix)
+                                    and not p.name.endswith(".crdownload")), None),
+                      timeout, f"a download ending in {suffix}")
+
+
+def screenshot(driver: webdriver.Chrome, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path

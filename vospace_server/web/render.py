@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,7 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from ..auth.csrf import CSRF_COOKIE, CSRF_FIELD, new_cookie_value
 from ..protocol.faults import PermissionDenied, VOSpaceFault
-from ..services.requests import CSRF_CHECKED_KEY, SESSION_COOKIE, deployment
+from ..services.requests import CSRF_CHECKED_KEY, SESSION_COOKIE, deployment, read_body
 
 HERE = os.path.dirname(__file__)
 templates = Jinja2Templates(directory=os.path.join(HERE, "templates"))
@@ -71,10 +72,10 @@ def refusal(request: Request, fault: VOSpaceFault) -> Response:
 
 
 async def check_form_csrf(request: Request) -> dict[str, list[str]]:
-    """The form of a POST to a page, after its ``csrf`` field was checked against this
+    """The (URL-encoded) form of a POST to a page, after its ``csrf`` field was checked against this
     browser's cookies (PermissionDenied otherwise); marks the request as checked."""
-    form = await request.form()
-    fields = {key: [str(v) for v in form.getlist(key)] for key in form.keys()}
+    body = await read_body(request, deployment(request).settings.max_xml_bytes)
+    fields = parse_qs(body.decode("utf-8", "replace"))
     token = (fields.get(CSRF_FIELD) or [""])[0]
     if not deployment(request).csrf.valid(token, request.cookies.get(CSRF_COOKIE, ""),
                                           request.cookies.get(SESSION_COOKIE, "")):

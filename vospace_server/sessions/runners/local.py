@@ -188,9 +188,8 @@ class LocalRunner:
 
     def _spawn(self, spec: LaunchSpec) -> None:
         session = spec.session
-        workdir = os.path.join(self.base, session.id)
+        workdir = self._workdir(session)
         os.mkdir(workdir, 0o700)
-        self.store.update(session.id, workdir=workdir, runner_id=self.me)
         session.workdir, session.runner_id = workdir, self.me
         paths = SandboxPaths(self.arc_root, os.path.join(workdir, "scratch"),
                              os.path.join(workdir, "app"), os.path.join(workdir, "passwd"),
@@ -218,12 +217,15 @@ class LocalRunner:
             os.close(log_fd)
         self.procs[session.id] = proc
         limits = f"{session.cores_limit} cores, {session.ram_limit}G ({self.limits.kind})"
+        # One write: if this process dies before it, bubblewrap dies with it and the sweep
+        # of the next start finds the row without a supervisor (SPAWN_GRACE).
+        started = dict(workdir=workdir, runner_id=self.me)
         if session.type == HEADLESS:
             self.store.update(session.id, event=f"Started: sandbox pid {proc.pid}, {limits}",
-                              status=RUNNING)
+                              status=RUNNING, **started)
         else:
-            self.store.event(session.id, f"Started: sandbox pid {proc.pid}, {limits}; "
-                                         f"waiting for the app to answer")
+            self.store.update(session.id, event=f"Started: sandbox pid {proc.pid}, {limits}; "
+                                                f"waiting for the app to answer", **started)
 
     def _tick(self) -> None:
         for session_id, proc in list(self.procs.items()):
@@ -309,9 +311,8 @@ class LocalRunner:
             except subprocess.TimeoutExpired:
                 log.error("session %s: sandbox pid %s did not exit", session.id, proc.pid)
         self._cpu.pop(session.id, None)
-        if session.workdir:
-            for private in ("scratch", "app"):
-                shutil.rmtree(os.path.join(session.workdir, private), onerror=_log_rm_error)
+        for private in ("scratch", "app"):
+            shutil.rmtree(os.path.join(self._workdir(session), private), onerror=_log_rm_error)
         if session.discard:
             self._forget(session)
         else:
@@ -320,8 +321,11 @@ class LocalRunner:
 
     def _forget(self, session: Session) -> None:
         self.store.delete(session.id)
-        if session.workdir:
-            shutil.rmtree(session.workdir, onerror=_log_rm_error)
+        shutil.rmtree(self._workdir(session), onerror=_log_rm_error)
+
+    def _workdir(self, session: Session) -> str:
+        """Where the session's files are (also before its row says so)."""
+        return session.workdir or os.path.join(self.base, session.id)
 
 
 def _log_rm_error(function, path, exc_info) -> None:

@@ -341,3 +341,21 @@ def test_first_launch_creates_the_home_with_the_default_quota(server):
     props = node_properties(server, "home/carol", "carol")
     assert props[CORE + "quota"] == str(10 * 10**9)
     assert node_properties(server, "home/carol/hello", "carol")[CORE + "creator"] == "carol"
+
+
+def test_launch_parameters_in_the_query_as_canfar_sends_them(server):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with server.client("alice") as c:
+        r = c.post(f"{API}/session", headers=form, params=[
+            ("name", "query"), ("image", PYTHON), ("cores", "1"), ("type", "headless"),
+            ("cmd", "printenv"), ("args", "REPLICA_ID REPLICA_COUNT"),
+            ("env", "REPLICA_ID=1"), ("env", "REPLICA_COUNT=1")])
+        assert r.status_code == 200, r.text
+        sid = r.text.strip()
+        assert wait_status(c, sid, FINAL)["status"] == "Succeeded"
+        assert text(c, sid, "logs") == "1\n1\n"
+        assert session(c, sid)["isFixedResources"] is True
+        r = c.post(f"{API}/session", files={"name": (None, "x")}, data={"image": PYTHON})
+        assert r.status_code == 400 and "x-www-form-urlencoded" in r.text
+        r = c.post(f"{API}/session", headers=form, content=b"name=%ff%fe&image=x")
+        assert (r.status_code, r.text) == (400, "the form is not valid UTF-8 URL-encoded text\n")

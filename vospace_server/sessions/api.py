@@ -50,11 +50,14 @@ def skaha_errors(handler: Handler) -> Handler:
 
 
 async def _params(request: Request) -> dict[str, list[str]]:
-    """Query and form parameters, each name with all its values (``env`` repeats)."""
+    """Query and URL-encoded form parameters, each name with all its values (``env``
+    repeats), as skaha reads them; other bodies are refused rather than ignored."""
     params: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
         params.setdefault(key, []).append(value)
     content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/"):
+        raise BadRequest("send parameters in the query or as application/x-www-form-urlencoded")
     if content_type.startswith("application/x-www-form-urlencoded"):
         body = await read_body(request, MAX_FORM_BYTES)
         try:
@@ -63,10 +66,6 @@ async def _params(request: Request) -> dict[str, list[str]]:
             raise BadRequest("the form is not valid UTF-8 URL-encoded text") from None
         for key, value in pairs:
             params.setdefault(key, []).append(value)
-    elif content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=0, max_fields=1000, max_part_size=MAX_FORM_BYTES)
-        for key, value in form.multi_items():
-            params.setdefault(key, []).append(str(value))
     return params
 
 

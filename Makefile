@@ -4,7 +4,7 @@ VENV ?= .venv
 CADC_VENV ?= .cadc-venv
 CANFAR_VENV ?= .canfar-venv
 BIN := $(VENV)/bin
-APT_PACKAGES := postgresql attr acl fuse3 curl bubblewrap python3-numpy python3-astropy nginx-light chromium chromium-driver
+APT_PACKAGES := postgresql attr acl fuse3 curl bubblewrap python3-numpy python3-astropy nginx-light chromium chromium-driver docker-compose
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test system-deps setup cadc-client canfar-client bench clean

@@ -1,0 +1,205 @@
+"""docker/: the image, the Compose file and the Kubernetes base are checked without Docker
+or a cluster (neither can run here): the kustomize base is rendered in Python and validated
+against the Kubernetes schemas (kubernetes-validate), compose.yaml against the Compose
+specification's schema (the one Debian's docker-compose ships) and by `docker-compose
+config`, and every name they give the server is one the server reads (config.py).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+from dataclasses import fields
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from vospace_server.cli import build_parser
+from vospace_server.config import Settings
+
+from .harness import REPO
+
+DOCKER = REPO / "docker"
+K8S = DOCKER / "k8s"
+# The Compose specification's JSON schema, from Debian's docker-compose package
+# (compose/config/compose_spec.json; upstream: the compose-spec project's schema/).
+COMPOSE_SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
+K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
+SETTINGS = {f.name for f in fields(Settings)}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
+KUSTOMIZE_FIELDS = {"apiVersion", "kind", "namespace", "labels", "resources"}
+
+
+def render_kustomize(folder: Path) -> list[dict]:
+    """What `kubectl kustomize` makes of a base that uses only namespace, labels and plain
+    resources (refusing anything else, so the rendering stays faithful)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert set(kustomization) <= KUSTOMIZE_FIELDS, set(kustomization) - KUSTOMIZE_FIELDS
+    labels: dict[str, str] = {}
+    for entry in kustomization.get("labels", []):
+        assert set(entry) == {"pairs"}, "includeSelectors/includeTemplates are not rendered"
+        labels.update(entry["pairs"])
+    namespace = kustomization.get("namespace")
+    rendered = []
+    for resource in kustomization["resources"]:
+        for doc in yaml.safe_load_all((folder / resource).read_text()):
+            doc = copy.deepcopy(doc)
+            meta = doc["metadata"]
+            meta["labels"] = {**meta.get("labels", {}), **labels}
+            if namespace and doc["kind"] not in CLUSTER_SCOPED:
+                meta["namespace"] = namespace
+            for subject in doc.get("subjects", []):
+                if subject["kind"] == "ServiceAccount" and namespace:
+                    subject["namespace"] = namespace
+            rendered.append(doc)
+    return rendered
+
+
+def by_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_kustomize_base_validates_against_the_kubernetes_schemas(version):
+    docs = render_kustomize(K8S)
+    for doc in docs:
+        kubernetes_validate.validate(doc, version, strict=True)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
+                            "Secret", "PersistentVolumeClaim", "Deployment", "Service",
+                            "Ingress"])
+
+
+def test_kubernetes_base_is_consistent():
+    docs = render_kustomize(K8S)
+    (deployment,), (pvc,), (config,), (secret,) = (by_kind(docs, k) for k in (
+        "Deployment", "PersistentVolumeClaim", "ConfigMap", "Secret"))
+    assert deployment["spec"]["replicas"] >= 2
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
+    (container,) = pod["containers"]
+    port = container["ports"][0]["containerPort"]
+    assert port == int(dockerfile_env()["VOSPACE_PORT"])
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["terminationGracePeriodSeconds"] > int(config["data"]["VOSPACE_SHUTDOWN_TIMEOUT"])
+    # the arc claim the sessions runner mounts is this PVC, the sessions' namespace ours
+    assert config["data"]["VOSPACE_K8S_ARC_CLAIM"] == pvc["metadata"]["name"]
+    assert config["data"]["VOSPACE_K8S_NAMESPACE"] == deployment["metadata"]["namespace"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secret_dir = mounts["secrets"]
+    for name, value in config["data"].items():
+        assert setting_of(name), name
+        if name.endswith("_FILE"):
+            folder, _, key = value.rpartition("/")
+            assert folder == secret_dir and key in secret["stringData"], name
+    arc_root = dockerfile_env()["VOSPACE_ARC_ROOT"]
+    assert arc_root == f"{mounts['arc']}/{config['data']['VOSPACE_K8S_ARC_SUBPATH']}"
+
+
+RESOURCES = {"job": ("batch", "jobs"), "job_status": ("batch", "jobs/status"),
+             "pod": ("", "pods"), "pod_log": ("", "pods/log"), "event": ("", "events"),
+             "service": ("", "services"), "ingress": ("networking.k8s.io", "ingresses")}
+VERBS = {"create": "create", "delete": "delete", "patch": "patch", "list": "list",
+         "read": "get"}
+
+
+def test_role_grants_exactly_what_the_sessions_runner_calls():
+    source = (REPO / "vospace_server/sessions/runners/kubernetes.py").read_text()
+    calls = set(re.findall(r"\.(create|delete|patch|list|read)_namespaced_(\w+)\(", source))
+    needed = {(*RESOURCES[res], VERBS[verb]) for verb, res in calls}
+    (role,) = by_kind(render_kustomize(K8S), "Role")
+    granted = {(group, res, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for res in rule["resources"] for verb in rule["verbs"]}
+    assert needed and granted == needed
+
+
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def test_compose_file_validates_against_the_compose_specification():
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    jsonschema.Draft201909Validator(schema).validate(compose())
+    broken = compose()
+    broken["services"]["nginx"]["portz"] = ["443:443"]
+    with pytest.raises(jsonschema.ValidationError):  # the schema is strict
+        jsonschema.Draft201909Validator(schema).validate(broken)
+    checked = subprocess.run(["docker-compose", "-f", str(DOCKER / "compose.yaml"), "config",
+                              "-q"], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_compose_replicas_get_what_the_server_and_nginx_read():
+    spec = compose()
+    replicas = [s for name, s in spec["services"].items() if name.startswith("vospace-")]
+    assert len(replicas) == 2
+    for service in replicas:
+        for name, value in service["environment"].items():
+            assert setting_of(name), name
+            if name.endswith("_FILE"):
+                assert value.removeprefix("/run/secrets/") in service["secrets"], name
+        assert service["stop_grace_period"].rstrip("s").isdigit()
+        assert int(service["stop_grace_period"].rstrip("s")) > \
+            int(service["environment"]["VOSPACE_SHUTDOWN_TIMEOUT"])
+    template = (DOCKER / "nginx" / "vospace.conf.template").read_text()
+    wanted = set(re.findall(r"\$\{(\w+)\}", template))
+    assert set(spec["services"]["nginx"]["environment"]) == wanted
+    upstreams = spec["services"]["nginx"]["environment"]["UPSTREAM_SERVERS"]
+    port = dockerfile_env()["VOSPACE_PORT"]
+    assert re.findall(r"server (vospace-\d):(\d+)", upstreams) == \
+        [("vospace-1", port), ("vospace-2", port)]
+
+
+def setting_of(env_name: str) -> str | None:
+    """The Settings field an environment variable sets (VOSPACE_X or VOSPACE_X_FILE)."""
+    if not env_name.startswith("VOSPACE_"):
+        return None
+    name = env_name.removeprefix("VOSPACE_").lower()
+    if name in SETTINGS:
+        return name
+    base = name.removesuffix("_file")
+    return base if name.endswith("_file") and base in SETTINGS else None
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the final stage, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (DOCKER / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    final = max(i for i, line in enumerate(lines) if line.startswith("FROM "))
+    return [tuple(line.split(None, 1)) for line in lines[final:]]  # type: ignore[misc]
+
+
+def dockerfile_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for instruction, args in dockerfile_instructions():
+        if instruction == "ENV":
+            env.update(re.findall(r"(\w+)=(\S+)", args))
+    return env
+
+
+def test_dockerfile_matches_the_server_configuration(sqlite_server):
+    steps = dict(dockerfile_instructions())
+    env = dockerfile_env()
+    vospace_env = {k: v for k, v in env.items() if k.startswith("VOSPACE_")}
+    assert all(setting_of(k) for k in vospace_env), vospace_env
+    command = json.loads(steps["CMD"])
+    assert command[0] == "vospace" and build_parser().parse_args(command[1:]).command == "serve"
+    assert steps["EXPOSE"] == env["VOSPACE_PORT"]
+    assert steps["USER"] not in ("root", "0")
+    assert env["VOSPACE_HOST"] == "0.0.0.0"
+    health = steps["HEALTHCHECK"]
+    assert "/healthz" in health and "VOSPACE_PORT" in health
+    with sqlite_server.client() as c:  # the path the health check asks for answers
+        assert c.get("/healthz").status_code == 200
+    for source in re.findall(r"COPY (?!--from)(.+)", (DOCKER / "Dockerfile").read_text()):
+        for path in source.split()[:-1]:
+            assert (REPO / path).exists(), path
+    extras = re.search(r"pip install [^\n]*'\.\[(\w+)\]'", (DOCKER / "Dockerfile").read_text())
+    assert extras and f"\n{extras.group(1)} = [" in (REPO / "pyproject.toml").read_text()

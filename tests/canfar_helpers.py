@@ -13,7 +13,7 @@ import subprocess
 import textwrap
 from dataclasses import dataclass
 
-from .harness import CANFAR_BIN, Server
+from .harness import CADC_BIN, CANFAR_BIN, Server
 
 
 @dataclass
@@ -50,6 +50,13 @@ class Canfar:
                               capture_output=True, text=True, timeout=timeout)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def vcp(self, *args: str) -> subprocess.CompletedProcess:
+        """CADC's ``vcp`` as the same user, finding the server through the registry lookup."""
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": self.home,
+               "LOCAL_VOSPACE_WEBSERVICE": f"127.0.0.1:{self.server.port}"}
+        return subprocess.run([str(CADC_BIN / "vcp"), "-k", "--token", self.server.tokens[self.user],
+                               *args], env=env, capture_output=True, text=True, timeout=120)
 
     def use_storage(self) -> None:
         """Point canfar's ``arc`` and ``vault`` storage identifiers at this server, as a user

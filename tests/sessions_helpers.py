@@ -2,6 +2,7 @@
 safety net that ends every sandbox a test server leaves behind (by cgroup members' PIDs)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -81,3 +82,22 @@ def end_leftovers(server: Server) -> list[str]:
             except ProcessLookupError:
                 pass
     return left
+
+
+SOCKET_APP = "images.canfar.net/test/socket-app:1.0"
+SOCKET_APP_COMMAND = ["python3", "-c", "import socket, sys, time; s = socket.socket(socket.AF_UNIX); "
+                      "time.sleep(1); s.bind(sys.argv[1]); s.listen(); time.sleep(600)", "{socket}"]
+
+
+def catalogue_image(image_id: str, types: list[str], command: list[str],
+                    requires: str = "python3") -> str:
+    """One ``[[image]]`` of a test image catalogue (TOML; JSON string arrays are TOML too)."""
+    return (f'\n[[image]]\nid = "{image_id}"\ntypes = {json.dumps(types)}\n'
+            f'requires = ["{requires}"]\ncommand = {json.dumps(command)}\n')
+
+
+def catalogue(repositories: list[str], *images: str) -> str:
+    """A test image catalogue: the python image (default command prints a line) first, and
+    ``images`` (``catalogue_image`` entries); the socket app serves any interactive type."""
+    python = catalogue_image(PYTHON, ["headless"], ["python3", "-c", "print('default command')"])
+    return f"repositories = {json.dumps(repositories)}\n" + python + "".join(images)

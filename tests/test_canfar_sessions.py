@@ -20,32 +20,17 @@ import pytest
 
 from .canfar_helpers import Canfar
 from .harness import CADC_BIN, CANFAR_BIN, make_server
-from .sessions_helpers import API, FINAL, end_leftovers, session, text, wait_status
+from .sessions_helpers import (API, FINAL, SOCKET_APP, SOCKET_APP_COMMAND, catalogue,
+                               catalogue_image, end_leftovers, session, text, wait_status)
 
 TERMINAL = "skaha/terminal:1.1.2"      # canfar adds images.canfar.net/ itself
 PYTHON = "skaha/python:3.11"
-APP = "images.canfar.net/test/socket-app:1.0"
-CATALOGUE = """
-repositories = ["images.canfar.net"]
-
-[[image]]
-id = "images.canfar.net/skaha/python:3.11"
-types = ["headless"]
-requires = ["python3"]
-command = ["python3", "-c", "print('default command')"]
-
-[[image]]
-id = "images.canfar.net/skaha/terminal:1.1.2"
-types = ["headless"]
-requires = ["bash"]
-command = ["bash", "-c", "echo no command given"]
-
-[[image]]
-id = "images.canfar.net/test/socket-app:1.0"
-types = ["contributed", "notebook", "desktop", "carta", "firefly"]
-requires = ["python3"]
-command = ["python3", "-c", "import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(600)", "{socket}"]
-"""
+CATALOGUE = catalogue(
+    ["images.canfar.net"],
+    catalogue_image("images.canfar.net/skaha/terminal:1.1.2", ["headless"],
+                    ["bash", "-c", "echo no command given"], requires="bash"),
+    catalogue_image(SOCKET_APP, ["contributed", "notebook", "desktop", "carta", "firefly"],
+                    SOCKET_APP_COMMAND))
 FAILED_CREATE = "Failed to create session(s)."
 URL_PATHS = {"notebook": "notebook", "desktop": "desktop", "carta": "carta",
              "firefly": "firefly", "contributed": "contrib"}
@@ -54,9 +39,9 @@ URL_PATHS = {"notebook": "notebook", "desktop": "desktop", "carta": "carta",
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("canfar-sessions")
-    catalogue = root / "images.toml"
-    catalogue.write_text(CATALOGUE)
-    srv = make_server(str(root), extra_env={"VOSPACE_SESSION_IMAGES": str(catalogue)})
+    images_file = root / "images.toml"
+    images_file.write_text(CATALOGUE)
+    srv = make_server(str(root), extra_env={"VOSPACE_SESSION_IMAGES": str(images_file)})
     yield srv
     srv.stop()
     assert end_leftovers(srv) == []
@@ -337,7 +322,7 @@ def test_open_gives_the_connect_url_of_a_running_interactive_session(canfar, tmp
     browser = tmp_path / "browser"
     browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
     browser.chmod(0o755)
-    [app] = created(canfar.ok("create", "-n", f"app-{t}", "contributed", APP))
+    [app] = created(canfar.ok("create", "-n", f"app-{t}", "contributed", SOCKET_APP))
     with canfar.server.client("alice") as http:
         running = wait_status(http, app, ("Running",), timeout=120)
     shown = canfar.ok("open", app, BROWSER=str(browser))
@@ -359,7 +344,7 @@ def test_open_gives_the_connect_url_of_a_running_interactive_session(canfar, tmp
 @pytest.mark.parametrize("kind", sorted(URL_PATHS))
 def test_every_interactive_kind_runs_and_lists_its_connect_url(canfar, kind):
     name = f"{kind}-{tag()}"
-    [app] = created(canfar.ok("create", "-n", name, kind, APP))
+    [app] = created(canfar.ok("create", "-n", name, kind, SOCKET_APP))
     with canfar.server.client("alice") as http:
         running = wait_status(http, app, ("Running",), timeout=120)
     [listed] = json.loads(canfar.ok("ps", "--kind", kind, "-o", "json").stdout)

@@ -13,40 +13,25 @@ from lxml import etree
 
 from .conftest import VOS_NS
 from .harness import make_server
-from .sessions_helpers import (API, FINAL, PYTHON, end_leftovers, launch, sandbox_pids,
-                               session, session_dir, text, wait_status)
+from .sessions_helpers import (API, FINAL, PYTHON, SOCKET_APP, SOCKET_APP_COMMAND, catalogue,
+                               catalogue_image, end_leftovers, launch, sandbox_pids, session,
+                               session_dir, text, wait_status)
 
 CORE = "ivo://ivoa.net/vospace/core#"
-APP_CATALOGUE = """
-repositories = ["images.canfar.net", "images.example.org"]
-
-[[image]]
-id = "images.canfar.net/skaha/python:3.11"
-types = ["headless"]
-requires = ["python3"]
-command = ["python3", "-c", "print('default command')"]
-
-[[image]]
-id = "images.canfar.net/skaha/notebook-scipy:0.4"
-types = ["notebook"]
-requires = ["jupyter-lab-not-installed-here"]
-command = ["jupyter-lab"]
-
-[[image]]
-id = "images.canfar.net/test/socket-app:1.0"
-types = ["contributed", "carta"]
-requires = ["python3"]
-command = ["python3", "-c", "import socket, sys, time; s = socket.socket(socket.AF_UNIX); time.sleep(1); s.bind(sys.argv[1]); s.listen(); time.sleep(600)", "{socket}"]
-"""
+APP_CATALOGUE = catalogue(
+    ["images.canfar.net", "images.example.org"],
+    catalogue_image("images.canfar.net/skaha/notebook-scipy:0.4", ["notebook"], ["jupyter-lab"],
+                    requires="jupyter-lab-not-installed-here"),
+    catalogue_image(SOCKET_APP, ["contributed", "carta"], SOCKET_APP_COMMAND))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("sessions")
-    catalogue = root / "images.toml"
-    catalogue.write_text(APP_CATALOGUE)
+    images_file = root / "images.toml"
+    images_file.write_text(APP_CATALOGUE)
     srv = make_server(str(root), users=("alice", "bob", "carol"),
-                      extra_env={"VOSPACE_SESSION_IMAGES": str(catalogue),
+                      extra_env={"VOSPACE_SESSION_IMAGES": str(images_file),
                                  "VOSPACE_SESSION_MAX_INTERACTIVE": "2"})
     yield srv
     srv.stop()

@@ -13,7 +13,9 @@ from .harness import Server
 
 API = "/skaha/v1"
 PYTHON = "images.canfar.net/skaha/python:3.11"
-CGROUP_PIDS = "/sys/fs/cgroup/pids/vospace-sessions"
+# where a session's processes are listed: cgroup v1 (these machines), else v2
+CGROUP_PROCS = ("/sys/fs/cgroup/pids/vospace-sessions/{}/cgroup.procs",
+                "/sys/fs/cgroup/vospace-sessions/{}/cgroup.procs")
 FINAL = ("Succeeded", "Failed")
 
 
@@ -60,11 +62,13 @@ def session_dir(server: Server, session_id: str) -> str:
 
 
 def sandbox_pids(session_id: str) -> list[int]:
-    try:
-        with open(os.path.join(CGROUP_PIDS, session_id, "cgroup.procs")) as fh:
-            return [int(line) for line in fh if line.strip()]
-    except FileNotFoundError:
-        return []
+    for pattern in CGROUP_PROCS:
+        try:
+            with open(pattern.format(session_id)) as fh:
+                return [int(line) for line in fh if line.strip()]
+        except FileNotFoundError:
+            continue
+    return []
 
 
 def end_leftovers(server: Server) -> list[str]:

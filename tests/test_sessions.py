@@ -6,6 +6,7 @@ module fixture's teardown then asserts that no sandbox process of the server is 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -146,9 +147,41 @@ def test_two_users_are_isolated(server):
         assert "scratch []" in logs and "host path False" in logs
         assert "bob's secret" not in logs
         assert "/arc/home/bob/secret.txt refused Permission denied" in logs
+        with server.client("admin") as c:  # administrators see (and may end) any session
+            assert c.get(f"{API}/session/{bob_sid}").json()["userid"] == "bob"
+            assert c.get(f"{API}/session/{bob_sid}", params={"view": "logs"}).status_code == 200
     finally:
         with server.client("bob") as c:
             assert c.delete(f"{API}/session/{bob_sid}").status_code == 200
+
+
+def test_usage_is_measured_and_cores_are_limited(server):
+    script = put_script(server, "alice", "burn.py", "\n".join([
+        "import multiprocessing, time",
+        "def burn():",
+        "    end = time.time() + 30",
+        "    while time.time() < end: pass",
+        "if __name__ == '__main__':",
+        "    data = bytearray(300 * 2**20)",
+        "    workers = [multiprocessing.Process(target=burn) for _ in range(3)]",
+        "    [w.start() for w in workers]",
+        "    [w.join() for w in workers]",
+    ]))
+    with server.client("alice") as c:
+        sid = launch(c, "burner", cmd="python3", args=script, cores="1", ram="1")
+        try:
+            wait_status(c, sid, ("Running",))
+            deadline = time.monotonic() + 30
+            found = session(c, sid)
+            while float(found["cpuCoresInUse"]) == 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                found = session(c, sid)
+            time.sleep(5.5)  # a whole sample of the busy period
+            found = session(c, sid)
+            assert 0.1 < float(found["cpuCoresInUse"]) <= 1.15  # three busy processes, 1 core
+            assert float(found["ramInUse"].rstrip("G")) >= 0.25
+        finally:
+            assert c.delete(f"{API}/session/{sid}").status_code == 200
 
 
 def test_delete_stops_a_running_session(server):

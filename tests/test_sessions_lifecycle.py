@@ -100,3 +100,23 @@ def test_any_server_process_answers_for_any_session(server):
         assert not os.path.exists(session_dir(server, sid))
     finally:
         other.stop()
+
+
+def test_without_cgroups_memory_is_limited_by_rlimits(tmp_path):
+    srv = make_server(str(tmp_path), extra_env={"VOSPACE_SESSION_CGROUP_ROOT": ""})
+    try:
+        with srv.client("alice") as c:
+            greedy = launch(c, "greedy", cmd="python3", args="-c b=bytearray(2*1024**3)",
+                            cores="1", ram="1")
+            fine = launch(c, "fine", cmd="python3", args="-c b=bytearray(100*1024**2)",
+                          cores="1", ram="1")
+            assert wait_status(c, greedy, ("Succeeded", "Failed"))["status"] == "Failed"
+            assert "MemoryError" in text(c, greedy, "logs")
+            assert "(rlimits)" in text(c, greedy, "events")
+            assert wait_status(c, fine, ("Succeeded", "Failed"))["status"] == "Succeeded"
+            sleeper = launch(c, "sleeper", cmd="sleep", args="300")
+            wait_status(c, sleeper, ("Running",))
+            assert c.delete(f"{API}/session/{sleeper}").status_code == 200
+            assert not os.path.exists(session_dir(srv, sleeper))
+    finally:
+        srv.stop()

@@ -9,11 +9,14 @@ Without writable cgroups the memory limit becomes ``RLIMIT_AS`` and cores are no
 """
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import signal
 import time
 from typing import Protocol
+
+log = logging.getLogger("vospace.sessions")
 
 PARENT = "vospace-sessions"
 CFS_PERIOD_US = 100_000
@@ -218,9 +221,19 @@ def kill_members(limits: Limits, session_id: str, timeout: float = 10.0) -> None
 
 def make_limits(cgroup_root: str) -> Limits:
     """cgroups v2 if the root is a unified hierarchy, v1 if its controllers are writable,
-    else rlimits (``session_cgroup_root = ""`` forces rlimits)."""
-    if cgroup_root and CgroupV2.available(cgroup_root):
-        return CgroupV2(cgroup_root)
-    if cgroup_root and CgroupV1.available(cgroup_root):
-        return CgroupV1(cgroup_root)
+    else rlimits (``session_cgroup_root = ""`` forces rlimits). The cgroup kinds are tried
+    for real (a probe group is made and removed): inside a container a v2 hierarchy often
+    refuses to delegate controllers, and sessions must then still run."""
+    for kind in (CgroupV2, CgroupV1):
+        if cgroup_root and kind.available(cgroup_root):
+            limits = kind(cgroup_root)
+            probe = f"probe-{os.getpid()}"
+            try:
+                limits.create(probe, 1, 64 * 2**20)
+                limits.remove(probe)
+                return limits
+            except OSError as exc:
+                log.warning("%s at %s cannot be used (%s); trying the next", limits.kind,
+                            cgroup_root, exc)
+    log.warning("sessions: no usable cgroups; memory limits by RLIMIT_AS, cores unlimited")
     return Rlimits()

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 import httpx
@@ -57,8 +58,15 @@ class Bench:
                                           "Content-Type": "text/xml"})
 
     def create_many(self, folder: str, count: int) -> float:
-        """PUT ``count`` DataNodes from ``concurrency`` threads, each with one keep-alive
-        connection (http.client: a light client, so the figures measure the server)."""
+        """PUT ``count`` DataNodes into new container ``folder``; seconds taken."""
+        return self.run_many(folder, count, lambda conn, i: self.put(
+            conn, f"{folder}/n{i:06d}", "DataNode"))
+
+    def run_many(self, folder: str, count: int,
+                 one: Callable[[http.client.HTTPSConnection, int], tuple[int, str]]) -> float:
+        """Create container ``folder``, then run ``one(conn, i)`` for i < ``count`` from
+        ``concurrency`` threads, each with one keep-alive connection (http.client: a light
+        client, so the figures measure the server); seconds taken."""
         names = iter(range(count))
         lock = threading.Lock()
         errors: list[str] = []
@@ -69,7 +77,7 @@ class Bench:
                     i = next(names, None)
                 if i is None:
                     return
-                status, text = self.put(conn, f"{folder}/n{i:06d}", "DataNode")
+                status, text = one(conn, i)
                 if status != 201:
                     errors.append(f"{status} {text[:300]}")
 
@@ -99,13 +107,17 @@ class Bench:
                                            timeout=120)
 
     def put(self, conn: http.client.HTTPSConnection, path: str, node_type: str) -> tuple[int, str]:
-        conn.request("PUT", f"/{self.service}/nodes/{quote(path)}",
-                     body=node_xml(f"{self.base_uri}/{path}", node_type),
+        return self.request(conn, "PUT", f"/{self.service}/nodes/{quote(path)}",
+                            node_xml(f"{self.base_uri}/{path}", node_type), "text/xml")
+
+    def request(self, conn: http.client.HTTPSConnection, method: str, url: str, body: bytes,
+                content_type: str) -> tuple[int, str]:
+        conn.request(method, url, body=body,
                      headers={"Authorization": f"Bearer {self.server.tokens['alice']}",
-                              "Content-Type": "text/xml"})
+                              "Content-Type": content_type})
         resp = conn.getresponse()
-        body = resp.read()
-        return resp.status, body.decode(errors="replace") if resp.status != 201 else ""
+        answer = resp.read()
+        return resp.status, answer.decode(errors="replace") if resp.status != 201 else ""
 
     async def list_whole(self, folder: str) -> tuple[float, int]:
         async with self.client() as c:

@@ -103,10 +103,11 @@ class Balancer:
 
 
 class Cluster:
-    """N replicas (own data dirs, like pods) + PostgreSQL + moto S3 + one arc dir + nginx."""
+    """N replicas (own data dirs, like pods) + PostgreSQL + moto S3 (or, ``s3=False``, one
+    shared blob folder) + one arc dir + nginx."""
 
     def __init__(self, replicas: int = 2, users: tuple[str, ...] = ("alice", "bob"),
-                 postgres: PostgresCluster | None = None) -> None:
+                 postgres: PostgresCluster | None = None, s3: bool = True) -> None:
         self.root = tempfile.mkdtemp(prefix="vospace-cluster-")
         self._own_postgres = postgres is None
         self.postgres = postgres or PostgresCluster()
@@ -115,21 +116,24 @@ class Cluster:
         self.balancer: Balancer | None = None
         self.via: list[Balancer] = []  # one nginx per replica: "write through this one"
         try:
-            self._start(replicas, users)
+            self._start(replicas, users, s3)
         except BaseException:
             self.stop()
             raise
 
-    def _start(self, count: int, users: tuple[str, ...]) -> None:
-        self.moto, self.s3_endpoint = start_moto()
+    def _start(self, count: int, users: tuple[str, ...], s3: bool) -> None:
         ports = [free_port() for _ in range(count)]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VOSPACE_")}
+        if s3:
+            self.moto, self.s3_endpoint = start_moto()
+            self.env.update({"VOSPACE_BLOB_URL": f"s3://{BUCKET}/blobs",
+                             "VOSPACE_S3_ENDPOINT_URL": self.s3_endpoint,
+                             "VOSPACE_S3_ACCESS_KEY": "test", "VOSPACE_S3_SECRET_KEY": "test",
+                             "VOSPACE_S3_REGION": "us-east-1"})
+        else:  # one blob folder shared by the replicas, as a shared filesystem would be
+            self.env["VOSPACE_BLOB_DIR"] = os.path.join(self.root, "blobs")
         self.env.update({
             "VOSPACE_DATABASE_URL": self.postgres.create_database(),
-            "VOSPACE_BLOB_URL": f"s3://{BUCKET}/blobs",
-            "VOSPACE_S3_ENDPOINT_URL": self.s3_endpoint,
-            "VOSPACE_S3_ACCESS_KEY": "test", "VOSPACE_S3_SECRET_KEY": "test",
-            "VOSPACE_S3_REGION": "us-east-1",
             "VOSPACE_ARC_ROOT": os.path.join(self.root, "arc"),
             "VOSPACE_SNAPSHOT_DIR": os.path.join(self.root, "arc-snapshots"),
             # Shared by every replica, as a file (how container secrets arrive).

@@ -225,3 +225,28 @@ def test_migrate_command_and_a_server_that_may_not_migrate(tmp_path):
     listed = vospace("user", "list")
     assert listed.returncode == 0 and listed.stdout.startswith("admin")
     engine.dispose()
+
+
+def test_an_older_server_never_touches_a_newer_schema(tmp_path):
+    """A database upgraded by a newer version (rolling update): an older `vospace` refuses
+    it in one line instead of failing on tables it does not know, and changes nothing."""
+    import subprocess
+
+    from .harness import VOSPACE
+
+    data_dir = str(tmp_path / "d")
+    os.makedirs(data_dir)
+    engine = make_engine(f"sqlite:///{data_dir}/vospace.db")
+    migrations.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    for args in (("migrate",), ("user", "list")):
+        result = subprocess.run([VOSPACE, "--data-dir", data_dir, *args], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode != 0
+        assert result.stderr.strip().splitlines() == [
+            f"ERROR:: the database schema is at revision ffff, newer than this server knows "
+            f"({migrations.head()}): run the newer server version"]
+    with engine.connect() as conn:
+        assert migrations.current(conn) == "ffff"
+    engine.dispose()

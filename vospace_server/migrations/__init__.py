@@ -91,8 +91,8 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
 
 def _check_known(revision: str | None) -> None:
     """A revision this code does not know was made by a newer server: never touch it."""
-    if revision is not None and ScriptDirectory.from_config(config()).get_revision(revision) \
-            is None:
+    known = {script.revision for script in ScriptDirectory.from_config(config()).walk_revisions()}
+    if revision is not None and revision not in known:
         raise SchemaOutdated(f"the database schema is at revision {revision}, newer than this "
                              f"server knows ({head()}): run the newer server version")
 
@@ -117,6 +117,7 @@ def ensure_schema(engine: Engine, migrate: bool = True) -> None:
         return
     with engine.connect() as conn:
         found = current(conn)
+    _check_known(found)
     if found != head():
         raise SchemaOutdated(f"the database schema is at revision {found or 'none'}, this "
                              f"server needs {head()} (run: vospace migrate)")

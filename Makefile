@@ -50,7 +50,7 @@ $(CANFAR_VENV)/.installed: Makefile
 
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
 bench: setup cadc-client
-	@status=0; for b in nodes transfer client arcfs sessions scale; do \
+	@status=0; for b in nodes transfer client arcfs sessions scale web; do \
 	  $(BIN)/python bench/$$b.py || status=1; done; exit $$status
 
 clean:

@@ -30,6 +30,7 @@ from .storage.arc.snapshots import Scheduler
 from .services.vosi import resource_caps, vosi_routes
 from .sessions.api import skaha_mount
 from .sessions.service import SessionService
+from .web.portal import portal_routes
 from .web.storage import storage_routes
 
 
@@ -61,7 +62,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
     sessions = SessionService(deployment)
     routes.append(skaha_mount())
 
-    routes += storage_routes()
+    routes += storage_routes() + portal_routes()
 
     runner = JobRunner(deployment)
     snapshots = snapshot_scheduler(deployment)

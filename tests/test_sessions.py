@@ -342,6 +342,8 @@ def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(serve
                 400, "User carol has reached the maximum of 2 active sessions.\n")
             headless = launch(c, "still-fine", cmd="true")  # headless ones do not count
             wait_status(c, headless, FINAL)
+            interactive = c.get(f"{API}/session", params={"view": "interactive"}).json()
+            assert sorted(s["id"] for s in interactive) == sorted(ids)
             assert c.delete(f"{API}/session/{ids.pop(0)}").status_code == 200
             ids.append(launch(c, "app-3", image=app))
         finally:

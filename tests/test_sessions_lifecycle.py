@@ -120,3 +120,20 @@ def test_without_cgroups_memory_is_limited_by_rlimits(tmp_path):
             assert not os.path.exists(session_dir(srv, sleeper))
     finally:
         srv.stop()
+
+
+def test_finished_sessions_are_forgotten_after_their_ttl(tmp_path):
+    srv = make_server(str(tmp_path), extra_env={"VOSPACE_SESSION_FINISHED_TTL": "1"})
+    try:
+        with srv.client("alice") as c:
+            sid = launch(c, "brief", cmd="echo", args="bye")
+            assert wait_status(c, sid, ("Succeeded",))["status"] == "Succeeded"
+            assert text(c, sid, "logs") == "bye\n"
+            deadline = time.monotonic() + 30  # the supervisor sweeps every 10 s
+            while c.get(f"{API}/session/{sid}").status_code == 200:
+                assert time.monotonic() < deadline, "the finished session is still listed"
+                time.sleep(0.5)
+            assert c.get(f"{API}/session/{sid}").status_code == 404
+        assert not os.path.exists(session_dir(srv, sid))
+    finally:
+        srv.stop()

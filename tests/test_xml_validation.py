@@ -66,10 +66,11 @@ def _get(path_of: Callable[[Sample], str], user: str | None = "alice", **params)
     return fetch
 
 
-def _service_doc(leaf: str):
+def _service_doc(leaf: str, service: str | None = None):
+    """VOSI ``leaf`` of the service under test, or of ``service`` (e.g. skaha)."""
     def fetch(svc: ServiceUnderTest, s: Sample) -> httpx.Response:
         with svc.client(None) as c:
-            return c.get(f"/{svc.name}/{leaf}")
+            return c.get(f"/{service or svc.name}/{leaf}")
     return fetch
 
 
@@ -110,6 +111,8 @@ DOCUMENTS: list[Doc] = [
     Doc("set-properties", _posted),
     Doc("capabilities", _service_doc("capabilities")),
     Doc("availability", _service_doc("availability")),
+    Doc("skaha-capabilities", _service_doc("capabilities", "skaha")),
+    Doc("skaha-availability", _service_doc("availability", "skaha")),
 ]
 
 

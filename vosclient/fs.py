@@ -76,10 +76,11 @@ class VOSFileSystem(AbstractFileSystem, metaclass=_SettingsKeyed):
                     break
         return uris.normalize(path)
 
-    def _remote(self, path: str) -> uris.Remote:
+    def remote_of(self, path: str) -> uris.Remote:
         return uris.Remote(self.service, self._strip_protocol(path))
 
-    def _call(self, fn, path: str, *args, **kwargs):
+    def call_mapped(self, fn, path: str, *args, **kwargs):
+        """``fn(*args, **kwargs)``, its VOSError raised as the OSError fsspec callers expect."""
         try:
             return fn(*args, **kwargs)
         except errors.VOSError as exc:
@@ -93,33 +94,33 @@ class VOSFileSystem(AbstractFileSystem, metaclass=_SettingsKeyed):
 
     def info(self, path, **kwargs):
         path = self._strip_protocol(path)
-        node = self._call(self.client.get_node, path, self._remote(path))
+        node = self.call_mapped(self.client.get_node, path, self.remote_of(path))
         return self._info(node, path)
 
     def ls(self, path, detail=True, **kwargs):
         path = self._strip_protocol(path)
-        remote = self._remote(path)
-        node = self._call(self.client.get_node, path, remote)
+        remote = self.remote_of(path)
+        node = self.call_mapped(self.client.get_node, path, remote)
         if node.isdir:
             entries = [self._info(child, remote.child(child.name).path)
-                       for child in self._call(lambda: list(self.client.iterdir(remote)), path)]
+                       for child in self.call_mapped(lambda: list(self.client.iterdir(remote)), path)]
         else:
             entries = [self._info(node, path)]
         return entries if detail else [e["name"] for e in entries]
 
     def mkdir(self, path, create_parents=True, **kwargs):
         path = self._strip_protocol(path)
-        self._call(self.client.mkdir, path, self._remote(path), parents=create_parents)
+        self.call_mapped(self.client.mkdir, path, self.remote_of(path), parents=create_parents)
 
     def makedirs(self, path, exist_ok=False):
         path = self._strip_protocol(path)
         if not exist_ok and self.exists(path):
             raise FileExistsError(17, "exists", path)
-        self._call(self.client.mkdir, path, self._remote(path), parents=True)
+        self.call_mapped(self.client.mkdir, path, self.remote_of(path), parents=True)
 
     def _rm(self, path):
         path = self._strip_protocol(path)
-        self._call(self.client.delete, path, self._remote(path))
+        self.call_mapped(self.client.delete, path, self.remote_of(path))
 
     def rm(self, path, recursive=False, maxdepth=None):
         """Containers are deleted server-side in one request when ``recursive``."""
@@ -133,11 +134,11 @@ class VOSFileSystem(AbstractFileSystem, metaclass=_SettingsKeyed):
 
     def mv(self, path1, path2, recursive=False, maxdepth=None, **kwargs):
         p1, p2 = self._strip_protocol(path1), self._strip_protocol(path2)
-        self._call(self.client.move, p1, self._remote(p1), self._remote(p2))
+        self.call_mapped(self.client.move, p1, self.remote_of(p1), self.remote_of(p2))
 
     def cp_file(self, path1, path2, **kwargs):
         p1, p2 = self._strip_protocol(path1), self._strip_protocol(path2)
-        self._call(self.client.copy_remote, p1, self._remote(p1), self._remote(p2))
+        self.call_mapped(self.client.copy_remote, p1, self.remote_of(p1), self.remote_of(p2))
 
     def cat_file(self, path, start=None, end=None, **kwargs):
         path = self._strip_protocol(path)
@@ -146,19 +147,19 @@ class VOSFileSystem(AbstractFileSystem, metaclass=_SettingsKeyed):
             size = self.info(path)["size"]
             start = size + start if start is not None and start < 0 else start
             end = size + end if end is not None and end < 0 else end
-        return self._call(self.client.read_bytes, path, self._remote(path), start, end)
+        return self.call_mapped(self.client.read_bytes, path, self.remote_of(path), start, end)
 
     def pipe_file(self, path, value, **kwargs):
         path = self._strip_protocol(path)
-        self._call(self.client.write_bytes, path, self._remote(path), bytes(value))
+        self.call_mapped(self.client.write_bytes, path, self.remote_of(path), bytes(value))
 
     def get_file(self, rpath, lpath, callback=None, **kwargs):
         rpath = self._strip_protocol(rpath)
-        self._call(self.client.download, rpath, self._remote(rpath), lpath)
+        self.call_mapped(self.client.download, rpath, self.remote_of(rpath), lpath)
 
     def put_file(self, lpath, rpath, callback=None, **kwargs):
         rpath = self._strip_protocol(rpath)
-        self._call(self.client.upload, rpath, lpath, self._remote(rpath))
+        self.call_mapped(self.client.upload, rpath, lpath, self.remote_of(rpath))
 
     def checksum(self, path):
         return int(self.info(path)["md5"] or "0", 16)
@@ -191,7 +192,7 @@ class VOSFile(AbstractBufferedFile):
 
     def _fetch_range(self, start, end):
         fs: VOSFileSystem = self.fs
-        return fs._call(fs.client.read_bytes, self.path, fs._remote(self.path), start, end)
+        return fs.call_mapped(fs.client.read_bytes, self.path, fs.remote_of(self.path), start, end)
 
     def _initiate_upload(self):
         self._spool = tempfile.NamedTemporaryFile(prefix="vosclient-")
@@ -205,7 +206,7 @@ class VOSFile(AbstractBufferedFile):
         fs: VOSFileSystem = self.fs
         self._spool.flush()
         try:
-            fs._call(fs.client.upload, self.path, self._spool.name, fs._remote(self.path),
+            fs.call_mapped(fs.client.upload, self.path, self._spool.name, fs.remote_of(self.path),
                      skip_identical=False)
         finally:
             self._spool.close()

@@ -200,7 +200,7 @@ def put_bytes(client: "Client", remote: Remote, data: bytes):
     return client.get_node(remote)
 
 
-def _open_get(client: "Client", remote: Remote, headers: dict[str, str]):
+def open_get(client: "Client", remote: Remote, headers: dict[str, str]):
     """GET /files, following the vault's 303 to a pre-authorized URL (sent with no
     credential: the URL is the credential)."""
     response = client.transport.request("GET", client.files_url(remote), headers=headers,
@@ -226,7 +226,7 @@ def read_range(client: "Client", remote: Remote, start: int | None = None,
         if end is not None and end <= first:
             return b""
         headers["Range"] = f"bytes={first}-" + (str(end - 1) if end is not None else "")
-    response = _open_get(client, remote, headers)
+    response = open_get(client, remote, headers)
     try:
         if response.status_code == 416:
             return b""

@@ -27,6 +27,7 @@ from .services.synctrans import SyncTransfers
 from .services.uws import uws_routes
 from .services.versions import VersionEndpoints
 from .storage.arc.snapshots import Scheduler
+from .storage.tree import KeepsVersions, TakesSnapshots
 from .services.vosi import resource_caps, vosi_routes
 from .sessions.api import skaha_mount
 from .sessions.service import SessionService
@@ -37,10 +38,11 @@ from .web.storage import storage_routes
 def snapshot_scheduler(deployment: Deployment) -> Scheduler | None:
     """The background snapshots of arc homes and projects, if ``snapshot_schedule`` is set."""
     settings = deployment.settings
-    if not settings.snapshot_schedule:
+    stores = [service.tree.snapshots for service in deployment.services.values()
+              if isinstance(service.tree, TakesSnapshots)]
+    if not settings.snapshot_schedule or not stores:
         return None
-    return Scheduler(deployment.services["arc"].tree.snapshots, settings.snapshot_schedule,
-                     settings.snapshot_keep)
+    return Scheduler(stores[0], settings.snapshot_schedule, settings.snapshot_keep)
 
 
 def create_app(settings: Settings, deployment: Deployment | None = None) -> Starlette:
@@ -54,7 +56,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         service_routes += uws_routes(service)
         service_routes += FileEndpoints(service).routes() + SyncTransfers(service).routes()
         service_routes += PackageEndpoints(service).routes()
-        if service.name == "vault":
+        if isinstance(service.tree, KeepsVersions):
             service_routes += VersionEndpoints(service).routes()
         else:
             service_routes += SnapshotEndpoints(service).routes()

@@ -67,13 +67,12 @@ class Deployment:
         self.auth.ensure_user(settings.admin_user, is_admin=True)
         self.groups = GroupStore(vault.engine, settings.authority)
         self.authenticator = Authenticator(self.auth, self.groups, _oidc(settings))
-        arc_uri = f"vos://{settings.authority}~arc"
-        arc = ArcTree(settings.arc_root, root_owner=settings.admin_user, base_uri=arc_uri,
-                      snapshot_dir=settings.snapshot_dir)
         # Stable uids/gids; arc keeps permissions as owners, modes and ACLs with them.
         self.posix = PosixMapper(vault.engine, self.auth, self.groups, settings.posix_uid_start,
                                  settings.posix_gid_start)
-        arc.ids = self.posix
+        arc = ArcTree(settings.arc_root, root_owner=settings.admin_user,
+                      base_uri=f"vos://{settings.authority}~arc",
+                      snapshot_dir=settings.snapshot_dir, ids=self.posix)
         secret = load_secret(settings.preauth_secret, settings.data_dir)
         self.preauth = PreauthSigner(secret, settings.preauth_lifetime)
         self.csrf = CsrfTokens(secret)
@@ -97,12 +96,12 @@ class Deployment:
                                 (("size",), pool.size())])
 
     def _publish_top_levels(self) -> None:
-        """The service roots and arc's home/ and projects/ are listable by everyone."""
+        """The fixed folders (the service roots, arc's home/ and projects/: each tree's
+        protected paths) are listable by everyone."""
         public = {props.ISPUBLIC: "true"}
         for service in self.services.values():
-            service.tree.update_properties("", public)
-        for top in ("home", "projects"):
-            self.services["arc"].tree.update_properties(top, public)
+            for path in sorted(service.tree.protected):
+                service.tree.update_properties(path, public)
 
     def provision_user(self, name: str) -> None:
         """Give ``name`` a vault home ``/<name>`` and an arc home ``/home/<name>``."""

@@ -124,7 +124,7 @@ def vcat() -> None:
         for name in args.source:
             try:
                 for remote in expand(client, name):
-                    response = transfer._open_get(client, remote, {})
+                    response = transfer.open_get(client, remote, {})
                     try:
                         for chunk in response.iter_raw(transfer.CHUNK):
                             out.write(chunk)

@@ -15,17 +15,15 @@ from ..auth import policy
 from ..auth.identity import Caller
 from ..protocol import properties as props
 from ..protocol import uris
-from ..protocol.faults import (InvalidURI, NodeLocked, NodeNotFound, PermissionDenied,
-                               VOSpaceFault)
+from ..protocol.faults import NodeNotFound, PermissionDenied, VOSpaceFault
 from ..protocol.nodes import Node
 from ..protocol.transfer import Transfer
 from ..storage.placement import final_destination
+from ..storage.rules import refuse_locked, refuse_protected
 from ..storage.tree import NodeTree
 
 PAGE = 1000
 CHECK_EVERY = 0.25  # seconds between abort checks
-# Nodes no job may move or delete (service roots and arc's top-level folders).
-PROTECTED = {"vault": ("",), "arc": ("", "home", "projects")}
 
 
 class Aborted(Exception):
@@ -71,14 +69,6 @@ def caller_snapshot(caller: Caller) -> dict:
     return {"name": caller.name, "is_admin": caller.is_admin, "groups": sorted(caller.groups)}
 
 
-def local_path(uri: str, service: str, authorities: frozenset[str]) -> str:
-    """The node path of ``uri``, which must name a node of ``service``."""
-    parsed = uris.parse_vos_uri(uri)
-    if parsed.service != service or parsed.authority not in authorities:
-        raise InvalidURI(f"{uri} is not a node of the {service} service")
-    return parsed.path
-
-
 def _all_children(tree: NodeTree, path: str) -> list[Node]:
     children: list[Node] = []
     start = None
@@ -92,11 +82,6 @@ def _all_children(tree: NodeTree, path: str) -> list[Node]:
         start = page[-1].name
 
 
-def _refuse_locked(node: Node) -> None:
-    if node.flag(props.ISLOCKED):
-        raise NodeLocked(f"/{node.path} is locked")
-
-
 def node_transfer(tree: NodeTree, service: str, caller: Caller, transfer: Transfer,
                   authorities: frozenset[str], progress: Progress) -> str:
     """Move (keepBytes false) or copy the target to the direction URI; returns the new path.
@@ -104,22 +89,22 @@ def node_transfer(tree: NodeTree, service: str, caller: Caller, transfer: Transf
     moveNode semantics: an existing container as destination receives the source inside
     it; any other existing destination is a DuplicateNode.
     """
-    src = local_path(transfer.target, service, authorities)
-    dest = local_path(transfer.direction, service, authorities)
-    if src in PROTECTED[service] and transfer.is_move:
-        raise PermissionDenied(f"/{src} cannot be moved")
+    src = uris.path_in_service(transfer.target, service, authorities)
+    dest = uris.path_in_service(transfer.direction, service, authorities)
+    if transfer.is_move:
+        refuse_protected(tree, src, "moved")
     src_chain = tree.resolve(src)
     policy.require_read(caller, src_chain)
     if transfer.is_move:
         policy.require_write(caller, src_chain[:-1])
-        _refuse_locked(src_chain[-1])
+        refuse_locked(src_chain[-1])
     final = final_destination(tree.resolve, src, dest, transfer.replaces)
     container_chain = tree.resolve(uris.parent_of(final))
     policy.require_write(caller, container_chain)
-    _refuse_locked(container_chain[-1])
+    refuse_locked(container_chain[-1])
     if transfer.replaces:
         try:
-            _refuse_locked(tree.resolve(final)[-1])
+            refuse_locked(tree.resolve(final)[-1])
         except NodeNotFound:
             pass
     if transfer.is_move:
@@ -140,8 +125,7 @@ class _Pending:
     ready: list[tuple[str, int]] = field(default_factory=list)  # deletable children, sizes
 
 
-def recursive_delete(tree: NodeTree, service: str, caller: Caller, path: str,
-                     progress: Progress) -> None:
+def recursive_delete(tree: NodeTree, caller: Caller, path: str, progress: Progress) -> None:
     """Delete ``path`` and everything below it that the caller may delete.
 
     A node may be deleted when the caller may write its parent and it is not locked; a
@@ -150,8 +134,7 @@ def recursive_delete(tree: NodeTree, service: str, caller: Caller, path: str,
     SQL statement on vault) rather than node by node; where something must stay, its
     deletable siblings go one subtree at a time and the nodes kept count as errors.
     """
-    if path in PROTECTED[service]:
-        raise PermissionDenied(f"/{path} cannot be deleted")
+    refuse_protected(tree, path)
     chain = tree.resolve(path)
     policy.require_write(caller, chain[:-1])
     root = _Pending(Node("", chain[-1].type), True, None)  # collects the target's verdict

@@ -155,11 +155,11 @@ class JobRunner:
         caller = actions.caller_from(job.caller)
         authorities = self.deployment.settings.accepted_authorities
         if job.kind == Kind.DELETE.value:
-            path = actions.local_path(job.params["target"], service.name, authorities)
-            actions.recursive_delete(service.tree, service.name, caller, path, progress)
+            path = uris.path_in_service(job.params["target"], service.name, authorities)
+            actions.recursive_delete(service.tree, caller, path, progress)
             return progress.results()
         if job.kind == Kind.SETPROPS.value:
-            path = actions.local_path(job.params["target"], service.name, authorities)
+            path = uris.path_in_service(job.params["target"], service.name, authorities)
             changes = normalize_group_properties(job.params["properties"], service.authority)
             actions.recursive_set_properties(service.tree, caller, path, changes, progress)
             return progress.results()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Collection
 from urllib.parse import unquote, urlsplit
 
 from .faults import InvalidURI
@@ -93,3 +94,12 @@ def parse_vos_uri(uri: str) -> VOSURI:
     if not sep or not authority or not service:
         raise InvalidURI(f"vos URI lacks an authority~service part: {uri}")
     return VOSURI(authority, service, normalize_path(unquote(parts.path)))
+
+
+def path_in_service(uri: str, service: str, authorities: Collection[str]) -> str:
+    """The node path of ``uri``, which must name a node of ``service`` under one of this
+    deployment's ``authorities`` (InvalidURI otherwise)."""
+    parsed = parse_vos_uri(uri)
+    if parsed.service != service or parsed.authority not in authorities:
+        raise InvalidURI(f"{uri} is not a node of the {service} service")
+    return parsed.path

@@ -15,6 +15,7 @@ import binascii
 import re
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from email.utils import formatdate
+from typing import Callable
 
 import anyio
 from starlette.requests import ClientDisconnect, Request
@@ -231,14 +232,20 @@ def _refuse_over_quota(request: Request, upload: Upload, declared: int | None) -
         raise refusal
 
 
-async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str) -> Response:
+def content_type(request: Request) -> str | None:
+    """The media type an upload declares (kept as the node's ``type`` property)."""
+    return request.headers.get("content-type") or None
+
+
+async def receive_bytes(request: Request, begin: Callable[[], Upload]) -> Response:
     """PUT: stream the body into a new version of the node; 201 with its Digest.
 
-    The upload is begun (node resolved, quota room known) before the body is read, so a
-    declared length that cannot fit is refused at once; with ``Expect: 100-continue`` the
-    client sees that refusal before it sends a byte (uvicorn sends ``100 Continue`` only
-    when the body is first read). A body of undeclared length is stopped mid-stream by the
-    upload's own limit.
+    ``begin`` (run on a worker thread) is the tree's ``begin_write`` for the node with the
+    caller's checks, so the upload is begun (node resolved, permission and lock checked,
+    quota room known) before the body is read, and a declared length that cannot fit is
+    refused at once; with ``Expect: 100-continue`` the client sees that refusal before it
+    sends a byte (uvicorn sends ``100 Continue`` only when the body is first read). A body
+    of undeclared length is stopped mid-stream by the upload's own limit.
 
     PUT transactions (``x-put-txn-op``) are not offered: the CADC client's ``start``
     handshake for files >= 5 GiB (empty body, ``x-total-length``) is answered without a
@@ -247,15 +254,15 @@ async def receive_bytes(request: Request, tree: NodeTree, path: str, owner: str)
     declared = _declared_length(request)
     if request.headers.get("x-put-txn-id"):
         raise InvalidArgument("PUT transactions are not supported by this service")
-    if request.headers.get("x-put-txn-op", "").lower() == "start" and \
-            request.headers.get("x-total-length") and declared == 0:
-        return Response(status_code=200)
     expected = client_md5(request)
-    content_type = request.headers.get("content-type") or None
-    upload = await run(tree.begin_write, path, owner, content_type)
+    upload = await run(begin)
     writer = PipelinedWriter(upload)
     try:
         _refuse_over_quota(request, upload, declared)
+        if request.headers.get("x-put-txn-op", "").lower() == "start" and \
+                request.headers.get("x-total-length") and declared == 0:
+            await run(upload.abort)  # the handshake only: permission and room were checked
+            return Response(status_code=200)
         if declared is not None and declared <= CHUNK:  # one chunk: one worker hop to store
             node = await run(_store_whole, upload, await request.body(), expected)
             return _stored(node)

@@ -8,6 +8,7 @@ issued after the same ACL check. Both serve the same headers (see ``data_stream`
 """
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -17,23 +18,39 @@ from starlette.routing import Route
 from ..auth import policy
 from ..auth.identity import Caller
 from ..deployment import Service
-from ..protocol import properties as props
 from ..protocol import uris
-from ..protocol.faults import ContainerNotFound, NodeNotFound, PermissionDenied
+from ..protocol.faults import ContainerNotFound, NodeNotFound
+from ..protocol.nodes import Node
 from ..storage import quota
-from ..storage.tree import NodeTree
-from .data_stream import receive_bytes, send_bytes
+from ..storage.rules import refuse_locked
+from ..storage.streams import Upload
+from ..storage.tree import Check, NodeTree
+from .data_stream import content_type, receive_bytes, send_bytes
 from .nodes import node_path
 from .requests import base_url, caller_now, caller_of, deployment, run
-from .versions import version_number
+from .versions import requested_version
 
 METHODS = ["GET", "HEAD", "PUT"]
 
 
+def put_check(caller: Caller, path: str, size: int | None = None) -> Check:
+    """What a write of ``path``'s bytes needs, checked on the chain as the write reads it
+    (down to the node, or to its parent when the node does not exist yet): write access, a
+    node that is not locked, and with an announced ``size``, room under the quotas."""
+    def check(chain: list[Node]) -> None:
+        policy.require_write(caller, chain)
+        existing = chain[-1].path == path
+        if existing:
+            refuse_locked(chain[-1])
+        if size is not None:
+            quota.require_room(chain[:-1] if existing else chain, size,
+                               quota.usage_of(chain[-1]) if existing else 0)
+    return check
+
+
 def authorize_put(caller: Caller, tree: NodeTree, path: str, size: int | None = None) -> None:
-    """Write access to the node, or to its parent when the node does not exist yet; with an
-    announced ``size``, QuotaExceeded already now when it cannot fit. (On a worker thread:
-    both lookups cost one hop.)"""
+    """``put_check`` ahead of the write (transfer negotiation): QuotaExceeded already now
+    when an announced ``size`` cannot fit. (On a worker thread: both lookups cost one hop.)"""
     try:
         chain = tree.resolve(path)
     except NodeNotFound as exc:
@@ -43,13 +60,7 @@ def authorize_put(caller: Caller, tree: NodeTree, path: str, size: int | None = 
             chain = tree.resolve(uris.parent_of(path))
         except NodeNotFound:
             raise ContainerNotFound(uris.parent_of(path)) from None
-    policy.require_write(caller, chain)
-    if chain[-1].path == path and chain[-1].flag(props.ISLOCKED):
-        raise PermissionDenied(f"/{path} is locked")
-    if size is not None:
-        existing = chain[-1].path == path
-        quota.require_room(chain[:-1] if existing else chain, size,
-                           quota.usage_of(chain[-1]) if existing else 0)
+    put_check(caller, path, size)(chain)
 
 
 def preauth_url(request: Request, service: Service, path: str, direction: str,
@@ -74,17 +85,16 @@ class FileEndpoints:
         path = node_path(request)
         tree = self.service.tree
         if request.method == "PUT":
-            def authorized_caller() -> Caller:  # one worker hop for both
+            def authorized_upload() -> Upload:  # one worker hop: caller, node, permission
                 caller = caller_now(request)
-                authorize_put(caller, tree, path)
-                return caller
+                return tree.begin_write(path, caller.name or "", content_type(request),
+                                        check=put_check(caller, path))
 
-            caller = await run(authorized_caller)
-            return await receive_bytes(request, tree, path, caller.name or "")
+            return await receive_bytes(request, authorized_upload)
         caller = await caller_of(request)
         chain = await run(tree.resolve, path)
         policy.require_read(caller, chain)
-        version = version_number(request)
+        version = requested_version(request, tree)
         if request.method == "GET" and self.service.name == "vault":
             url = preauth_url(request, self.service, path, "get", caller.name or "")
             return RedirectResponse(url + (f"?version={version}" if version else ""),
@@ -98,6 +108,7 @@ class FileEndpoints:
             request.path_params["token"], self.service.name, path, direction)
         tree = self.service.tree
         if direction == "put":
-            return await receive_bytes(request, tree, path, grant.user)
+            return await receive_bytes(request, functools.partial(
+                tree.begin_write, path, grant.user, content_type(request)))
         node = (await run(tree.resolve, path))[-1]
-        return await send_bytes(request, tree, node, version_number(request))
+        return await send_bytes(request, tree, node, requested_version(request, tree))

@@ -18,6 +18,7 @@ from ..protocol.faults import DuplicateNode, InvalidArgument, InvalidURI, Permis
 from ..protocol.listing import Ordering, parse_ordering, window
 from ..protocol.nodes import Detail, Node
 from ..protocol.xml_io import parse_node, render_node
+from ..storage.rules import refuse_locked, refuse_protected
 from ..storage.tree import NodeTree
 from .requests import caller_now, caller_of, deployment, read_body, run, xml_response
 
@@ -43,9 +44,6 @@ class PathConvertor(Convertor):
 
 
 register_url_convertor("path", PathConvertor())
-
-PROTECTED = {"vault": ("",), "arc": ("", "home", "projects")}
-
 
 def node_path(request: Request) -> str:
     """The node path from the URL, percent-decoded once (by the server). Doubly-encoded
@@ -116,11 +114,8 @@ class NodeEndpoints:
         """The document's uri attribute must name the node in the URL, in this service."""
         if uri == f"{self.service.base_uri}/{path}":  # the usual case, without parsing
             return
-        parsed = uris.parse_vos_uri(uri)
-        if parsed.service != self.service.name or \
-                parsed.authority not in deployment(request).settings.accepted_authorities:
-            raise InvalidURI(f"{uri} does not belong to {self.service.base_uri}")
-        if parsed.path != path:
+        if uris.path_in_service(uri, self.service.name,
+                                deployment(request).settings.accepted_authorities) != path:
             raise InvalidURI(f"node uri {uri} does not match the request path /{path}")
 
     def _render(self, node: Node, detail: Detail = Detail.MAX, status: int = 200) -> Response:
@@ -187,13 +182,11 @@ class NodeEndpoints:
         return self._render(updated)
 
     async def delete(self, request: Request, path: str) -> Response:
-        if path in PROTECTED[self.service.name]:
-            raise PermissionDenied(f"/{path} cannot be deleted")
-        caller = await caller_of(request)
         tree = self.service.tree
+        refuse_protected(tree, path)
+        caller = await caller_of(request)
         chain = await run(tree.resolve, path)
         policy.require_write(caller, chain[:-1])
-        if chain[-1].flag(props.ISLOCKED):
-            raise PermissionDenied(f"/{path} is locked")
+        refuse_locked(chain[-1])
         await run(tree.delete, path)
         return Response(status_code=200)

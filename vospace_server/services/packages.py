@@ -22,7 +22,7 @@ from ..auth import policy
 from ..auth.identity import Caller
 from ..deployment import Service
 from ..protocol import uris
-from ..protocol.faults import InvalidURI, NodeNotFound, PermissionDenied
+from ..protocol.faults import NodeNotFound, PermissionDenied
 from ..protocol.nodes import Node
 from ..protocol.package import PackageRequest, check_targets, parse_package, render_package
 from ..storage.jobs import COMPLETED, Kind
@@ -35,11 +35,8 @@ PAGE = 1000  # children listed per query while walking a container
 
 def target_path(request: Request, service: Service, target: str) -> str:
     """The node path of a ``vos://`` target of this service (InvalidURI otherwise)."""
-    parsed = uris.parse_vos_uri(target)
-    if parsed.service != service.name or \
-            parsed.authority not in deployment(request).settings.accepted_authorities:
-        raise InvalidURI(f"{target} does not belong to {service.base_uri}")
-    return parsed.path
+    return uris.path_in_service(target, service.name,
+                                deployment(request).settings.accepted_authorities)
 
 
 async def start_package(request: Request, service: Service, package: PackageRequest,

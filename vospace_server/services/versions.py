@@ -16,21 +16,29 @@ from starlette.routing import Route
 from ..auth import policy
 from ..deployment import Service
 from ..protocol import properties as props
-from ..protocol.faults import InvalidArgument, PermissionDenied
+from ..protocol.faults import InvalidArgument
 from ..protocol.nodes import Detail
 from ..protocol.xml_io import render_node
+from ..storage.rules import refuse_locked
+from ..storage.tree import KeepsVersions, NodeTree
 from .nodes import node_path
 from .requests import caller_of, run, xml_response
 
 
+def requested_version(request: Request, tree: NodeTree) -> int | None:
+    """The ``version`` asked for in the query (None when absent), from a tree that keeps
+    versions (InvalidArgument otherwise)."""
+    number = version_number(request)
+    if number is not None and not isinstance(tree, KeepsVersions):
+        raise InvalidArgument("this service keeps no versions (arc has snapshots: .snapshots/)")
+    return number
+
+
 def version_number(request: Request, name: str = "version") -> int | None:
-    """The positive integer query parameter ``name`` (None when absent); only vault keeps
-    versions."""
+    """The positive integer query parameter ``name`` (None when absent)."""
     value = request.query_params.get(name)
     if value is None:
         return None
-    if not request.url.path.startswith("/vault/"):
-        raise InvalidArgument("only vault keeps versions; arc has snapshots (.snapshots/)")
     if not (value.isascii() and value.isdigit()) or int(value) < 1 or len(value) > 12:
         raise InvalidArgument(f"{name} must be a version number (1, 2, ...), not {value!r}")
     return int(value)
@@ -56,8 +64,7 @@ class VersionEndpoints:
                  "date": props.format_date(v.modified), "replaced": props.format_date(v.replaced),
                  "type": v.content_type} for v in found]})
         policy.require_write(caller, chain)
-        if chain[-1].flag(props.ISLOCKED):
-            raise PermissionDenied(f"/{path} is locked")
+        refuse_locked(chain[-1])
         if request.method == "DELETE":
             number = version_number(request)
             if number is None:

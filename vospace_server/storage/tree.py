@@ -7,14 +7,27 @@ middle of that path (``LinkFound``), so link resolution stays a client-visible d
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from ..protocol.nodes import Node
 from .streams import ReadHandle, Upload
 
+if TYPE_CHECKING:
+    from .arc.snapshots import SnapshotStore
+    from .vault.versions import Version
+
+Check = Callable[[list[Node]], None]
+
 
 class NodeTree(Protocol):
-    """A hierarchy of nodes with properties. Implementations: VaultTree (SQL), ArcTree (POSIX)."""
+    """A hierarchy of nodes with properties. Implementations: VaultTree (SQL), ArcTree (POSIX).
+
+    What only some backends can do is declared by the optional capabilities below
+    (``KeepsVersions``, ``TakesSnapshots``), which callers test with ``isinstance``.
+    """
+
+    # Paths never deleted, moved away or replaced (see rules.refuse_protected).
+    protected: frozenset[str]
 
     def resolve(self, path: str) -> list[Node]:
         """The nodes from the root down to ``path`` inclusive; raises NodeNotFound.
@@ -28,8 +41,7 @@ class NodeTree(Protocol):
         """Children of container ``path`` sorted by name, from ``start`` (inclusive) on."""
         ...
 
-    def create(self, node: Node, owner: str,
-               check: Callable[[list[Node]], None] | None = None) -> Node:
+    def create(self, node: Node, owner: str, check: Check | None = None) -> Node:
         """Create ``node`` (its path set) owned by ``owner``; returns the stored node.
 
         ``check`` (e.g. the caller's write permission) is called with the parent's chain as
@@ -44,9 +56,13 @@ class NodeTree(Protocol):
         """Delete the node and, for a container, everything below it."""
         ...
 
-    def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
+    def begin_write(self, path: str, owner: str, content_type: str | None = None,
+                    check: Check | None = None) -> Upload:
         """Start new content for DataNode ``path`` (created on commit if missing, owned by
-        ``owner``). Nothing is visible until ``Upload.commit``; ``abort`` leaves no trace."""
+        ``owner``). Nothing is visible until ``Upload.commit``; ``abort`` leaves no trace.
+
+        ``check`` (the caller's write permission, the lock) is called with the chain as the
+        write reads it: down to the node when it exists, else down to its parent."""
         ...
 
     def open_read(self, path: str) -> ReadHandle:
@@ -71,3 +87,29 @@ class NodeTree(Protocol):
 
     def close(self) -> None:
         ...
+
+
+@runtime_checkable
+class KeepsVersions(Protocol):
+    """A backend that keeps the previous contents of DataNodes (vault; see vault/versions.py)."""
+
+    def list_versions(self, path: str) -> list[Version]:
+        """The kept versions of DataNode ``path``, oldest first."""
+        ...
+
+    def open_version(self, path: str, number: int) -> ReadHandle:
+        ...
+
+    def restore_version(self, path: str, number: int, owner: str) -> Node:
+        """Version ``number`` becomes the current content (which is kept as a version)."""
+        ...
+
+    def delete_version(self, path: str, number: int) -> None:
+        ...
+
+
+@runtime_checkable
+class TakesSnapshots(Protocol):
+    """A backend with read-only snapshots of homes and projects (arc; see arc/snapshots.py)."""
+
+    snapshots: SnapshotStore

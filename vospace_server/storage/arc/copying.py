@@ -68,7 +68,7 @@ def rename_replace(src: str, dest: str, src_dir_fd: int | None = None,
         raise
 
 
-def _copy_bytes(src_fd: int, dest_fd: int) -> None:
+def copy_bytes(src_fd: int, dest_fd: int) -> None:
     try:
         fcntl.ioctl(dest_fd, FICLONE, src_fd)
         return
@@ -123,7 +123,7 @@ def _copy_file(src_dir: int, name: str, dest_dir: int, dest_name: str, owner: st
         dest_fd = os.open(dest_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                           | os.O_CLOEXEC, stat.S_IMODE(st.st_mode) | 0o600, dir_fd=dest_dir)
         try:
-            _copy_bytes(src_fd, dest_fd)
+            copy_bytes(src_fd, dest_fd)
             _copy_attributes(src_fd, dest_fd, owner)
             if permissions is not None:
                 permissions(src_fd, st, dest_fd)

@@ -33,12 +33,12 @@ from typing import Iterator
 from ...protocol import properties as props
 from ...protocol.faults import InvalidArgument, NodeNotFound, PermissionDenied
 from ..streams import TEMP_PREFIX, temp_name
-from .copying import _copy_bytes
+from . import layout
+from .copying import copy_bytes
 from .xattrs import INTERNAL, PREFIX
 
 ENTRY = ".snapshots"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
-TOP_LEVEL = ("home", "projects")
 PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
 log = logging.getLogger(__name__)
 _ACL_XATTRS = ("system.posix_acl_access", "system.posix_acl_default")
@@ -46,13 +46,13 @@ _ACL_XATTRS = ("system.posix_acl_access", "system.posix_acl_default")
 
 def is_root(path: str) -> bool:
     parts = path.split("/")
-    return len(parts) == 2 and parts[0] in TOP_LEVEL
+    return len(parts) == 2 and parts[0] in layout.TOP_LEVEL
 
 
 def split(path: str) -> tuple[str, str] | None:
     """``R/.snapshots/rest`` -> (R, rest) for a snapshot root R; None for live paths."""
     parts = path.split("/")
-    if len(parts) >= 3 and parts[0] in TOP_LEVEL and parts[2] == ENTRY:
+    if len(parts) >= 3 and parts[0] in layout.TOP_LEVEL and parts[2] == ENTRY:
         return "/".join(parts[:2]), "/".join(parts[3:])
     return None
 
@@ -107,7 +107,7 @@ def copy_tree(src: str, dest: str, top_drop: frozenset[str] = frozenset()) -> No
                 fd = os.open(d, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                              0o600)
                 try:
-                    _copy_bytes(src_fd, fd)
+                    copy_bytes(src_fd, fd)
                     _copy_xattrs(s, fd)
                     _finish(fd, st)
                 finally:
@@ -161,7 +161,7 @@ class SnapshotStore:
 
     def roots(self) -> list[str]:
         found = []
-        for top in TOP_LEVEL:
+        for top in layout.TOP_LEVEL:
             base = os.path.join(self.tree_root, top)
             with os.scandir(base) as entries:
                 found += [f"{top}/{e.name}" for e in entries

@@ -10,6 +10,7 @@ a creator attribute belongs to the owner of its container.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import posixpath
 import shutil
@@ -20,34 +21,37 @@ from typing import Callable, Iterator
 from ...protocol import properties as props
 from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgument, LinkFound,
-                                NodeNotFound, PermissionDenied)
+                                NodeNotFound)
 from ...protocol.nodes import Node, NodeType
 from ..common import imposed, inherited, inherits, storable_properties, with_defaults
 from .. import quota
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
-from . import beneath, copying, posix_acl, snapshots, usage, xattrs
+from ..tree import Check
+from ..rules import refuse_protected
+from . import beneath, copying, layout, posix_acl, snapshots, usage, xattrs
 from .attribute_cache import AttributeCache
 
-TOP_LEVEL = ("home", "projects")
 # What the .snapshots entry of a home or project takes over from it (read access).
 policy_properties = (props.CREATOR, props.ISPUBLIC, props.GROUPREAD, props.GROUPWRITE)
 
 
 class ArcTree:
+    protected = layout.PROTECTED
+
     def __init__(self, root: str, root_owner: str, base_uri: str,
-                 snapshot_dir: str | None = None) -> None:
+                 snapshot_dir: str | None = None, ids: posix_acl.IdMap | None = None) -> None:
         self.root = os.path.realpath(root)
         # Snapshots live outside the tree (see snapshots.py), shown as R/.snapshots/.
         self.snapshots = snapshots.SnapshotStore(self.root, snapshot_dir or self.root + "-snapshots")
         self.base_uri = base_uri  # vos://authority~arc, to express symlinks as vos URIs
         # With an id map, permissions live in owners, modes and ACLs (see posix_acl.py).
-        self.ids: posix_acl.IdMap | None = None
+        self.ids = ids
         self.attributes = AttributeCache()
         os.makedirs(self.root, exist_ok=True)
         if xattrs.read_properties(self.root).get(props.CREATOR) is None:
             xattrs.write_property(self.root, props.CREATOR, root_owner)
-        for name in TOP_LEVEL:
+        for name in layout.TOP_LEVEL:
             top = os.path.join(self.root, name)
             if not os.path.isdir(top):
                 os.mkdir(top)
@@ -90,21 +94,13 @@ class ArcTree:
             properties[props.AVAILABLE_SPACE] = quota.available_space(
                 Node(path=path, type=node_type, properties=properties))
         if node_type is NodeType.DATA:
-            md5 = self._cached_md5(attributes.internal.get("md5"), st)
+            md5 = xattrs.valid_md5(attributes.internal.get(xattrs.MD5), st)
             if md5:
                 properties[props.MD5] = md5
         node = Node(path=path, type=node_type, properties=properties)
         if node_type is NodeType.LINK:
             node.target = self._link_target(path, os.readlink(full))
         return node
-
-    @staticmethod
-    def _cached_md5(record: str | None, st: os.stat_result) -> str | None:
-        """The MD5 recorded for exactly this size and mtime, if any (stale ones are ignored)."""
-        if not record:
-            return None
-        md5, _, stamp = record.partition(" ")
-        return md5 if stamp == f"{st.st_size}:{st.st_mtime_ns}" else None
 
     def _lstat(self, path: str) -> os.stat_result | None:
         try:
@@ -299,8 +295,7 @@ class ArcTree:
         return restored
 
     def delete(self, path: str) -> None:
-        if path in ("",) + TOP_LEVEL:
-            raise PermissionDenied(f"/{path} cannot be deleted")
+        refuse_protected(self, path)
         snapshots.refuse_write(path)
         chain = self.resolve(path)
         full = self._fs(path)
@@ -323,12 +318,10 @@ class ArcTree:
     def move(self, src: str, dest: str, replace: bool = False) -> Node:
         """A rename (into ``dest`` when it is a container). Only with ``replace`` does it
         replace an existing node, atomically, with rename(2)'s rules."""
-        if src in ("",) + TOP_LEVEL:
-            raise PermissionDenied(f"/{src} cannot be moved")
+        refuse_protected(self, src, "moved")
         src_chain = self.resolve(src)
         final = final_destination(self.resolve, src, dest, replace)
-        if final in TOP_LEVEL:
-            raise PermissionDenied(f"/{final} cannot be replaced")
+        refuse_protected(self, final, "replaced")
         for path in (src, final):
             snapshots.refuse_write(path)
         dest_roots = self._quota_roots(self.resolve(uris.parent_of(final)))
@@ -421,7 +414,8 @@ class ArcTree:
         return self.resolve(final)[-1]
 
     # -- bytes --------------------------------------------------------------------------
-    def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
+    def begin_write(self, path: str, owner: str, content_type: str | None = None,
+                    check: Check | None = None) -> Upload:
         """A hidden temp file in the node's own directory, renamed over the node on commit."""
         snapshots.refuse_write(path)
         parent = uris.parent_of(path)
@@ -430,7 +424,12 @@ class ArcTree:
         except NodeNotFound as exc:
             if exc.detail != path:
                 raise ContainerNotFound(parent) from None
-            chain = self.resolve(parent) + [None]
+            try:
+                chain = self.resolve(parent) + [None]
+            except NodeNotFound:
+                raise ContainerNotFound(parent) from None
+        if check is not None:
+            check(chain if chain[-1] is not None else chain[:-1])
         if path == "" or not chain[-2].is_container:
             raise ContainerNotFound(f"{parent} is not a container")
         node = chain[-1]
@@ -444,11 +443,12 @@ class ArcTree:
         except BaseException:
             os.close(dir_fd)
             raise
-        upload = ArcUpload(self, path, temp, node.owner if node is not None else owner,
-                           content_type)
-        upload.quota_roots = self._quota_roots(chain[:-1])
-        upload.permissions = posix_acl.permissions(node.properties) if node is not None else \
+        file_owner = node.owner if node is not None else owner
+        permissions = posix_acl.permissions(node.properties) if node is not None else \
             inherited(chain[-2].properties, {})
+        upload = ArcUpload(self, path, temp, file_owner, content_type, functools.partial(
+            self._apply_permissions, is_dir=False, owner=file_owner, wanted=permissions))
+        upload.quota_roots = self._quota_roots(chain[:-1])
         upload.limit = quota.upload_limit(chain[:-1], quota.usage_of(node) if node else 0)
         return upload
 
@@ -462,7 +462,7 @@ class ArcTree:
             if not stat.S_ISREG(st.st_mode):
                 raise InvalidArgument(f"/{path} is not a regular file")
             beneath.check_single_link(st, path)
-            md5 = self._cached_md5(xattrs.read_internal(fd, "md5"), st)
+            md5 = xattrs.valid_md5(xattrs.read_internal(fd, xattrs.MD5), st)
             if md5 is None:  # written directly on disk: compute once, remember for this stamp
                 md5 = md5_of_fd(fd)
                 if os.fstat(fd).st_mtime_ns == st.st_mtime_ns:
@@ -477,20 +477,22 @@ class ArcTree:
 
 
 def _record_md5(fd: int, md5: str, st: os.stat_result) -> None:
-    """Remember ``md5`` for exactly this size and mtime (what ``_cached_md5`` checks)."""
+    """Remember ``md5`` for exactly this size and mtime, if the filesystem lets us."""
     try:
-        os.setxattr(fd, xattrs.INTERNAL + "md5", f"{md5} {st.st_size}:{st.st_mtime_ns}".encode())
+        xattrs.write_md5(fd, md5, st)
     except OSError:
         pass  # read-only or xattr-less filesystem: computed again next time
 
 
 class ArcUpload(Upload):
+    """``permit(fd)`` gives the new inode its owner, mode and ACLs (the tree's id map)."""
+
     def __init__(self, tree: ArcTree, path: str, temp: TempFile, owner: str,
-                 content_type: str | None) -> None:
+                 content_type: str | None, permit: Callable[[int], None]) -> None:
         super().__init__(temp)
         self.tree, self.path, self.owner, self.content_type = tree, path, owner, content_type
+        self.permit = permit
         self.quota_roots: list[tuple[str, int]] = []
-        self.permissions: dict[str, str | None] = {}  # what the new inode gets (posix_acl)
 
     def _publish(self, md5: str, length: int) -> Node:
         fd = self.temp.fd
@@ -500,8 +502,8 @@ class ArcUpload(Upload):
         os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())
         if self.content_type:
             os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
-        os.setxattr(fd, xattrs.INTERNAL + "md5", f"{md5} {st.st_size}:{st.st_mtime_ns}".encode())
-        self.tree._apply_permissions(fd, False, self.owner, self.permissions)
+        xattrs.write_md5(fd, md5, st)
+        self.permit(fd)
         os.fsync(fd)
         with usage.change(self.quota_roots) as roots:
             delta = length - _size_of(self.temp.dir_fd, self.temp.final_path)

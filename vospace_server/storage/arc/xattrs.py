@@ -14,6 +14,7 @@ from ...protocol.faults import InvalidArgument, RequestEntityTooLarge
 PREFIX = "user."
 INTERNAL = "user.vospace."
 MAX_XATTR_NAME = 255
+MD5 = "md5"  # internal key: "<md5> <size>:<mtime ns>" (see write_md5)
 
 
 ACL_ACCESS = "system.posix_acl_access"
@@ -89,3 +90,21 @@ def read_internal(target: str | int, key: str) -> str | None:
 
 def write_internal(path: str, key: str, value: str) -> None:
     os.setxattr(path, INTERNAL + key, value.encode(), follow_symlinks=False)
+
+
+# A file's MD5 is kept with the size and mtime it was computed for, so a file changed
+# directly on disk (sessions write through the mount) never shows a stale checksum.
+def write_md5(fd: int, md5: str, st: os.stat_result) -> None:
+    os.setxattr(fd, INTERNAL + MD5, f"{md5} {_stamp(st)}".encode())
+
+
+def valid_md5(record: str | None, st: os.stat_result) -> str | None:
+    """The MD5 in ``record`` if it was stamped for exactly this size and mtime, else None."""
+    if not record:
+        return None
+    md5, _, stamp = record.partition(" ")
+    return md5 if stamp == _stamp(st) else None
+
+
+def _stamp(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}"

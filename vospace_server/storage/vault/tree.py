@@ -1,6 +1,7 @@
 """VaultTree: the NodeTree over SQL metadata (see schema.py for the table layout)."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextlib import contextmanager
@@ -24,9 +25,10 @@ from ..common import (apply_changes, imposed, inherited, inherits, storable_prop
 from .. import quota
 from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
+from ..tree import Check
 from ..transactions import is_sqlite, transaction
 from . import versions
-from .blobs import BlobStore, Sink, new_key
+from .blobs import BlobStore, new_key
 from .group_commit import GroupCommitter
 from .schema import PathText, make_engine, nodes
 
@@ -47,6 +49,8 @@ def subtree_clause(path: str):
 
 class VaultTree:
     """Node metadata in one SQL table; container ``length`` is kept as bytes used below it."""
+
+    protected = frozenset({""})
 
     def __init__(self, database_url: str, root_owner: str, blobs: BlobStore,
                  retention: versions.Retention = versions.Retention(),
@@ -336,9 +340,11 @@ class VaultTree:
             raise
 
     # -- bytes --------------------------------------------------------------------------
-    def _writable_target(self, conn: Connection, path: str) -> tuple[Row | None, list[Row]]:
+    def _writable_target(self, conn: Connection, path: str,
+                         check: Check | None = None) -> tuple[Row | None, list[Row]]:
         """In one query: the DataNode row at ``path`` (None if it does not exist yet) and the
-        rows of its parent's chain, which must end in a container."""
+        rows of its parent's chain, which must end in a container. ``check`` sees the chain
+        (down to the node if it exists) before anything is said about the node's kind."""
         parent = uris.parent_of(path)
         wanted = uris.ancestors(path)
         rows = {r.path: r for r in conn.execute(CHAIN, {"paths": wanted + [path]})}
@@ -350,23 +356,27 @@ class VaultTree:
             if row.type == NodeType.LINK.value:
                 raise LinkFound(p)
             chain.append(row)
+        row = rows.get(path)
+        if check is not None:
+            check([self._to_node(r) for r in (chain if row is None else chain + [row])])
         if chain[-1].type != NodeType.CONTAINER.value:
             raise ContainerNotFound(f"{parent} is not a container")
-        row = rows.get(path)
         if row is not None and row.type == NodeType.LINK.value:
             raise LinkFound(path)
         if row is not None and row.type != NodeType.DATA.value:
             raise InvalidArgument(f"/{path} is a container; only DataNodes hold bytes")
         return row, chain
 
-    def begin_write(self, path: str, owner: str, content_type: str | None = None) -> Upload:
+    def begin_write(self, path: str, owner: str, content_type: str | None = None,
+                    check: Check | None = None) -> Upload:
         if path == "":
             raise InvalidArgument("the root container holds no bytes")
         with self._tx() as conn:
-            row, parent_rows = self._writable_target(conn, path)
+            row, parent_rows = self._writable_target(conn, path, check)
         chain = [self._to_node(r) for r in parent_rows]
         key = new_key()
-        upload = VaultUpload(self, path, owner, content_type, key, self.blobs.writer(key))
+        upload = VaultUpload(self.blobs, key, functools.partial(
+            self._publish, path, owner, content_type, key))
         upload.limit = quota.upload_limit(chain, row.length if row is not None else 0)
         return upload
 
@@ -502,18 +512,18 @@ class VaultTree:
 
 
 class VaultUpload(Upload):
-    def __init__(self, tree: VaultTree, path: str, owner: str, content_type: str | None,
-                 key: str, temp: Sink) -> None:
-        super().__init__(temp)
-        self.tree, self.path, self.owner, self.content_type, self.key = \
-            tree, path, owner, content_type, key
+    """Bytes into a new blob ``key``; ``record(md5, length)`` then points the node at it in
+    one transaction (the tree's ``_publish``), or the blob is deleted again."""
+
+    def __init__(self, blobs: BlobStore, key: str, record: Callable[[str, int], Node]) -> None:
+        super().__init__(blobs.writer(key))
+        self.blobs, self.key, self.record = blobs, key, record
 
     def _publish(self, md5: str, length: int) -> Node:
         self.temp.sync()
         self.temp.publish()
         try:
-            return self.tree._publish(self.path, self.owner, self.content_type, self.key,
-                                      md5, length)
+            return self.record(md5, length)
         except BaseException:
-            self.tree.blobs.delete(self.key)
+            self.blobs.delete(self.key)
             raise

@@ -267,6 +267,22 @@ def test_missing_session_is_canfars_message_without_a_traceback(canfar):
     no_traceback(deleted)
 
 
+def test_older_v0_prefix_and_a_bad_token(canfar):
+    t = tag()
+    [job] = created(canfar.ok("create", "-n", f"v0-{t}", "headless", TERMINAL, "--", "true",
+                              CANFAR_URL=f"{canfar.server.url}/skaha/v0"))
+    succeeded(canfar, job)
+    v0 = json.loads(canfar.ok("ps", "--all", "-o", "json",
+                              CANFAR_URL=f"{canfar.server.url}/skaha/v0").stdout)
+    v1 = json.loads(canfar.ok("ps", "--all", "-o", "json").stdout)
+    assert job in {s["id"] for s in v0} and {s["id"] for s in v0} == {s["id"] for s in v1}
+
+    refused = canfar.run("ps", CANFAR_TOKEN="vst_not-a-token")
+    assert refused.returncode == 1 and "Unable to list sessions." in refused.stderr
+    no_traceback(refused)
+    canfar.ok("delete", "--force", job)
+
+
 def test_python_api_create_fetch_logs_events_renew_destroy_and_errors(canfar):
     t = tag()
     result = canfar.api(f"""

@@ -181,9 +181,9 @@ class Cluster:
         url = self.url if via is None else self.via[via].url
         return httpx.Client(base_url=url, headers=headers, verify=False, timeout=60, **kwargs)
 
-    def vospace(self, *args: str) -> subprocess.CompletedProcess:
+    def vospace(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         """The ``vospace`` command with the replicas' shared settings."""
-        return self.replicas[-1].vospace(*args)
+        return self.replicas[-1].vospace(*args, stdin=stdin)
 
     def kill(self, index: int) -> None:
         replica = self.replicas[index]

@@ -61,9 +61,9 @@ class Server:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def vospace(self, *args: str) -> subprocess.CompletedProcess:
+    def vospace(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([VOSPACE, "--data-dir", self.data_dir, *args], env=self.env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, input=stdin)
 
     def add_user(self, name: str, admin: bool = False) -> str:
         args = ["token", "create", name] + (["--admin"] if admin else [])

@@ -197,6 +197,24 @@ def test_a_group_change_on_one_replica_applies_on_the_next_request_to_the_other(
         assert bob1.get(f"/vault/nodes/{base}").status_code == 403
 
 
+def test_a_password_change_applies_on_the_next_request_to_every_replica(cluster):
+    """Replicas remember good Basic passwords for a while (argon2 is costly), but never past
+    a change: the old password is refused at once everywhere, the new one accepted."""
+    old, new = "first-password-1", "second-password-2"
+    assert cluster.vospace("user", "passwd", "bob", "--password-stdin",
+                           stdin=old + "\n").returncode == 0
+
+    def whoami(via: int, password: str) -> int:
+        with httpx.Client(base_url=cluster.via[via].url, verify=False, timeout=60) as c:
+            return c.get("/ac/whoami", auth=("bob", password)).status_code
+
+    assert [whoami(0, old), whoami(1, old)] == [200, 200]
+    assert cluster.vospace("user", "passwd", "bob", "--password-stdin",
+                           stdin=new + "\n").returncode == 0
+    assert [whoami(0, old), whoami(1, old)] == [401, 401]
+    assert [whoami(0, new), whoami(1, new)] == [200, 200]
+
+
 class SlowUpload:
     """The body of one upload attempt, sent in small chunks with pauses, so that a replica
     can be killed while bodies are in flight; records how far it got."""

@@ -3,8 +3,10 @@
 Membership changes, disabled accounts and revoked tokens take effect on the very next
 request. The Caller of one of our tokens is remembered (CallerCache) only while the database's
 auth generation is unchanged, and every such change bumps it. The argon2 check of HTTP Basic
-passwords is remembered briefly (BASIC_CACHE_S): hashing on every request of a netrc client
-would cost more CPU than serving it; the account's enabled flag is still read each time.
+passwords is remembered briefly (BASIC_CACHE_S), also only within one auth generation (a
+password change bumps it, so the old password stops working at once on every replica):
+hashing on every request of a netrc client would cost more CPU than serving it; the
+account's enabled flag is still read each time.
 """
 from __future__ import annotations
 
@@ -98,6 +100,7 @@ class Authenticator:
                  oidc: OidcValidator | None = None) -> None:
         self.store, self.groups, self.oidc = store, groups, oidc
         self._basic_ok: dict[str, float] = {}
+        self._basic_generation = -1
         self._lock = threading.Lock()
         self.throttle = FailureThrottle()
         self._callers = CallerCache()
@@ -132,7 +135,11 @@ class Authenticator:
     def from_password(self, user: str, password: str, client: str = "") -> Caller | None:
         """The caller for a right password; TooManyRequests after repeated wrong ones."""
         key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+        generation = self.store.generation()
         with self._lock:
+            if generation != self._basic_generation:
+                self._basic_ok.clear()
+                self._basic_generation = generation
             verified = self._basic_ok.get(key, 0.0) > time.monotonic()
         if verified:
             account = self.store.account(user)

@@ -176,6 +176,7 @@ class AuthStore:
         with transaction(self.engine) as conn:
             conn.execute(delete(passwords).where(passwords.c.user == name))
             conn.execute(insert(passwords).values(user=name, hash=hashed))
+            auth_changed(conn)  # remembered password checks end on every replica
 
     def check_password(self, name: str, password: str) -> Account | None:
         """The account if ``password`` is right and the user enabled, else None."""

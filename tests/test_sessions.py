@@ -6,11 +6,16 @@ module fixture's teardown then asserts that no sandbox process of the server is 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 
 import pytest
 from lxml import etree
+
+from vospace_server.config import load_settings
+from vospace_server.deployment import Deployment
+from vospace_server.sessions.service import SessionService
 
 from .conftest import VOS_NS
 from .harness import make_server
@@ -324,6 +329,20 @@ def test_list_filters_and_view_all(server):
             assert c.delete(f"{API}/session/{sid}").status_code == 200
 
 
+def assert_app_endpoint_answers(server, session_id: str) -> None:
+    """The seam the session proxy will use: the runner names the app's endpoint (from any
+    process: here one made for the test on the same database and data dir)."""
+    deployment = Deployment(load_settings({"data_dir": server.data_dir}, environ=server.env))
+    try:
+        service = SessionService(deployment)
+        endpoint = service.runner.app_endpoint(service.store.get(session_id))
+    finally:
+        deployment.close()
+    assert endpoint == "unix:" + os.path.join(session_dir(server, session_id), "app", "app.sock")
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(endpoint.removeprefix("unix:"))
+
+
 def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(server):
     app = "images.canfar.net/test/socket-app:1.0"
     ids = []
@@ -335,6 +354,7 @@ def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(serve
             found = wait_status(c, first, ("Running",))
             assert found["connectURL"] == f"{server.url}/session/contrib/{first}/"
             assert "the app answers" in text(c, first, "events")
+            assert_app_endpoint_answers(server, first)
             ids.append(launch(c, "app-2", image=app, type="carta"))
             assert session(c, ids[1])["connectURL"] == f"{server.url}/session/carta/{ids[1]}/"
             r = c.post(f"{API}/session", data={"name": "app-3", "image": app})

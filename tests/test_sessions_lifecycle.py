@@ -137,3 +137,21 @@ def test_finished_sessions_are_forgotten_after_their_ttl(tmp_path):
         assert not os.path.exists(session_dir(srv, sid))
     finally:
         srv.stop()
+
+
+def test_endless_output_is_cut_back_at_the_limit(tmp_path):
+    srv = make_server(str(tmp_path), extra_env={"VOSPACE_SESSION_LOG_MAX_MB": "1"})
+    try:
+        with srv.client("alice") as c:
+            sid = launch(c, "chatty", cmd="bash",
+                         args="-c head${IFS}-c${IFS}3000000${IFS}/dev/zero;sleep${IFS}300")
+            wait_status(c, sid, ("Running",))
+            log = os.path.join(session_dir(srv, sid), "output.log")
+            deadline = time.monotonic() + 30  # sampled every 5 s
+            while os.path.getsize(log) != len("[output cut: more than 1 MiB]\n"):
+                assert time.monotonic() < deadline, os.path.getsize(log)
+                time.sleep(0.2)
+            assert text(c, sid, "logs") == "[output cut: more than 1 MiB]\n"
+            assert c.delete(f"{API}/session/{sid}").status_code == 200
+    finally:
+        srv.stop()

@@ -46,5 +46,9 @@ class Runner(Protocol):
     def events(self, session: Session) -> list[str]:
         """Lifecycle events the runner knows beyond the session's rows (may be none)."""
 
+    def app_endpoint(self, session: Session) -> str | None:
+        """Where a Running interactive session's app answers, for the session proxy:
+        ``unix:<path>`` (local) or ``http://<service>:<port>`` (Kubernetes); else None."""
+
     def start(self) -> None: ...
     def close(self) -> None: ...

@@ -243,6 +243,12 @@ class KubernetesRunner:
         self.batch.patch_namespaced_job(job_name(session), self.namespace, {
             "spec": {"activeDeadlineSeconds": int(expiry - session.created)}})
 
+    def app_endpoint(self, session: Session) -> str | None:
+        if session.status != RUNNING or not session.interactive:
+            return None
+        service = service_manifest(session)["metadata"]["name"]
+        return f"http://{service}.{self.namespace}.svc:{APP_PORTS[session.type]}"
+
     def _pods(self, session: Session) -> list:
         return self.core.list_namespaced_pod(
             self.namespace, label_selector=f"{LABEL}sessionID={session.id}").items

@@ -15,7 +15,7 @@ socket), ``passwd``, ``group``, ``output.log`` (stdout+stderr, ``view=logs``).
 
 The seam for interactive sessions: the image's command gets ``{socket}`` = the app's unix
 socket; the session stays Pending until something accepts connections on it, and
-``app_socket`` gives the proxy its host path.
+``app_endpoint`` gives the proxy its host path.
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ class LocalRunner:
         self.base = settings.session_dir
         self.arc_root = settings.arc_root
         self.finished_ttl = settings.session_finished_ttl
+        self.log_max = settings.session_log_max_mb * 2**20
         self.limits = make_limits(settings.session_cgroup_root)
         self.me = runner_identity()
         self.procs: dict[str, subprocess.Popen] = {}
@@ -132,11 +133,10 @@ class LocalRunner:
     def events(self, session: Session) -> list[str]:
         return []
 
-    def app_socket(self, session: Session) -> str | None:
-        """Host path of a Running interactive session's app socket (for the session proxy)."""
-        if session.status != RUNNING or not session.interactive or not session.workdir:
+    def app_endpoint(self, session: Session) -> str | None:
+        if session.status != RUNNING or not session.interactive:
             return None
-        return os.path.join(session.workdir, "app", "app.sock")
+        return "unix:" + os.path.join(self._workdir(session), "app", "app.sock")
 
     def start(self) -> None:
         self.sweep()
@@ -258,7 +258,7 @@ class LocalRunner:
                 self.store.update(session.id, event="Running: the app answers", status=RUNNING)
 
     def _app_answers(self, session: Session) -> bool:
-        path = os.path.join(session.workdir or "", "app", "app.sock")
+        path = os.path.join(self._workdir(session), "app", "app.sock")
         with socket.socket(socket.AF_UNIX) as probe:
             probe.settimeout(0.2)
             try:
@@ -270,6 +270,7 @@ class LocalRunner:
     def _measure(self) -> None:
         now = time.monotonic()
         for session_id in list(self.procs):
+            _bound_log(os.path.join(self.base, session_id, "output.log"), self.log_max)
             ram, cpu_ns = self.limits.usage(session_id)
             cores = None
             if cpu_ns is not None:
@@ -326,6 +327,20 @@ class LocalRunner:
     def _workdir(self, session: Session) -> str:
         """Where the session's files are (also before its row says so)."""
         return session.workdir or os.path.join(self.base, session.id)
+
+
+def _bound_log(path: str, limit: int) -> None:
+    """A session writing without end must not fill the disk: past ``limit`` bytes its
+    output file is emptied (the sandbox appends, so it goes on at the new end) and says so.
+    Checked every USAGE_EVERY seconds."""
+    try:
+        if os.path.getsize(path) <= limit:
+            return
+        with open(path, "r+b") as fh:
+            fh.truncate(0)
+            fh.write(f"[output cut: more than {limit // 2**20} MiB]\n".encode())
+    except FileNotFoundError:
+        pass
 
 
 def _log_rm_error(function, path, exc_info) -> None:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
+import httpx
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -21,7 +25,7 @@ import yaml
 from vospace_server.cli import build_parser
 from vospace_server.config import Settings
 
-from .harness import REPO
+from .harness import REPO, VOSPACE, free_port, wait_for
 
 DOCKER = REPO / "docker"
 K8S = DOCKER / "k8s"
@@ -203,3 +207,43 @@ def test_dockerfile_matches_the_server_configuration(sqlite_server):
             assert (REPO / path).exists(), path
     extras = re.search(r"pip install [^\n]*'\.\[(\w+)\]'", (DOCKER / "Dockerfile").read_text())
     assert extras and f"\n{extras.group(1)} = [" in (REPO / "pyproject.toml").read_text()
+
+
+def test_the_image_command_serves_as_a_non_root_user_with_the_image_environment():
+    """What the container runs, outside a container: the Dockerfile's CMD and HEALTHCHECK
+    with its ENV (paths moved into a scratch folder, the host kept on loopback) as the
+    image's uid 10001: it starts, answers the health check, and stores vault and arc bytes."""
+    steps = dict(dockerfile_instructions())
+    scratch = tempfile.mkdtemp(prefix="vospace-image-")
+    env = dict(os.environ, **dockerfile_env())
+    env["PATH"] = f"{Path(VOSPACE).parent}:{os.environ['PATH']}"
+    port = free_port()
+    env.update(VOSPACE_HOST="127.0.0.1", VOSPACE_PORT=str(port),
+               VOSPACE_DATA_DIR=f"{scratch}/var/lib/vospace",
+               VOSPACE_ARC_ROOT=f"{scratch}{env['VOSPACE_ARC_ROOT']}",
+               VOSPACE_SNAPSHOT_DIR=f"{scratch}{env['VOSPACE_SNAPSHOT_DIR']}")
+    env.pop("VOSPACE_CONFIG", None)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups"]
+        os.chown(scratch, 10001, 10001)
+    server = subprocess.Popen(as_user + json.loads(steps["CMD"]), env=env, cwd=scratch,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", proc=server)
+        health = json.loads(steps["HEALTHCHECK"].split("CMD", 1)[1])
+        assert subprocess.run(as_user + health, env=env, timeout=30).returncode == 0
+        token = subprocess.run(as_user + ["vospace", "token", "create", "alice"], env=env,
+                               capture_output=True, text=True, timeout=120, check=True)
+        headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                          timeout=60, follow_redirects=True) as c:
+            for path in ("/vault/files/alice/x.bin", "/arc/files/home/alice/x.bin"):
+                assert c.put(path, content=b"bytes").status_code == 201
+                assert c.get(path).content == b"bytes"
+        if as_user:
+            assert os.stat(f"{env['VOSPACE_ARC_ROOT']}/home/alice/x.bin").st_uid == 10001
+    finally:
+        server.terminate()
+        server.wait(30)
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -9,6 +9,9 @@
    ``dd conv=fsync`` of the same file into the same data directory. Target: >= 0.8x.
 3. 10,000 files of 4 KiB uploaded then downloaded with 16 concurrent keep-alive HTTPS
    connections: files/s.
+4. vault with two copies (``blob_copies``: a second local store) vs one copy: three 1 GiB
+   uploads in a row, acknowledged-upload throughput as a ratio, while the background copier
+   copies the earlier ones. Target: >= 0.9x (the copies slow uploads by at most 10%).
 
 nginx (Debian ``nginx-light``) is installed here when missing; it is a benchmark
 reference, not a dependency of the product. Best of three runs per timed transfer.
@@ -32,7 +35,7 @@ from tests.cluster import run_nginx  # noqa: E402
 from tests.harness import VOSPACE, Server, free_port, make_server, wait_for  # noqa: E402
 
 HOMES = {"vault": "alice", "arc": "home/alice"}
-DOWNLOAD_TARGET, UPLOAD_TARGET = 1.0, 0.8
+DOWNLOAD_TARGET, UPLOAD_TARGET, COPIES_TARGET = 1.0, 0.8, 0.9
 NGINX_SERVERS = """
     sendfile on;
     tcp_nopush on;
@@ -136,6 +139,40 @@ async def small_files(server: Server, service: str, count: int, concurrency: int
         return rates[0], rates[1]
 
 
+def uploads_in_a_row(server: Server, src: str, runs: int = 3) -> float:
+    """Seconds for ``runs`` back-to-back durable uploads of ``src`` to new vault files."""
+    auth = ["-H", f"Authorization: Bearer {server.tokens['alice']}"]
+    return sum(curl("-T", src, *auth, f"{server.url}/vault/files/alice/row-{n}.bin")
+               for n in range(runs))
+
+
+def copies_caught_up(server: Server, timeout: float = 600) -> float:
+    """Seconds until the copy backlog is empty."""
+    start = time.perf_counter()
+    while "backlog: 0 queued" not in server.vospace("copies", "status").stdout:
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError("the copies did not catch up")
+        time.sleep(0.5)
+    return time.perf_counter() - start
+
+
+def two_copies_ratio(root: str, one_copy: Server, src: str, size: int) -> float:
+    """Acknowledged-upload throughput with two copies as a ratio to one copy."""
+    second = os.path.join(root, "second-store")
+    two_copies = make_server(root, users=("alice",),
+                             extra_env={"VOSPACE_BLOB_COPIES": f"file://{second}#second"})
+    try:
+        one = uploads_in_a_row(one_copy, src)
+        two = uploads_in_a_row(two_copies, src)
+        behind = copies_caught_up(two_copies)
+    finally:
+        two_copies.stop()
+    print(f"vault 3 uploads, one copy:  {3 * size / one / 1e6:8.1f} MB/s")
+    print(f"vault 3 uploads, two copies: {3 * size / two / 1e6:8.1f} MB/s  = {one / two:.2f}x "
+          f"one copy (target >= {COPIES_TARGET}); copies done {behind:.1f} s after the last ack")
+    return one / two
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -167,6 +204,9 @@ def main() -> int:
                       f"= {ratio:.2f}x dd conv=fsync (target >= {UPLOAD_TARGET})")
                 if ratio < UPLOAD_TARGET:
                     misses.append(f"{service} {scheme} upload")
+
+        if "vault" in services and two_copies_ratio(root, server, src, size) < COPIES_TARGET:
+            misses.append("vault upload with two copies")
 
         # Download: nginx serves the very file arc stores, from the same disk.
         nginx_proc, port, tls_port = start_nginx(

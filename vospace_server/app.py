@@ -73,11 +73,12 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         runner.start()
         sessions.runner.start()
-        if snapshots is not None:
-            snapshots.start()
+        background = [s for s in (snapshots, deployment.copier) if s is not None]
+        for service in background:
+            service.start()
         yield
-        if snapshots is not None:
-            snapshots.stop()
+        for service in background:
+            service.stop()
         sessions.runner.close()
         runner.stop()
         deployment.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Callable
 
 from .protocol.faults import VOSpaceFault
@@ -111,6 +112,26 @@ def _versions_prune(deployment, args) -> int:
     return 0
 
 
+def _copies_status(deployment, args) -> int:
+    """The copy queue and the DataNodes with fewer good copies than there are stores."""
+    if deployment.copier is None:
+        print("blob_copies is not set: vault keeps one copy of each file")
+        return 0
+    store = deployment.copier.store
+    ledger = store.ledger
+    print("stores: " + ", ".join(store.names) + f" (primary: {store.primary})")
+    backlog = ledger.backlog()
+    age = "" if backlog.oldest is None else f", oldest queued {time.time() - backlog.oldest:.0f} s ago"
+    print(f"backlog: {backlog.tasks} queued, {backlog.failing} failing{age}")
+    total, short = ledger.short_of_copies(len(store.names), args.limit)
+    print(f"files with fewer than {len(store.names)} good copies: {total}")
+    for path, good in short:
+        print(f"  /{path}\t{good} of {len(store.names)}")
+    for blob, target, op, attempts, error in ledger.errors(args.limit):
+        print(f"failing: {op} {blob} -> {target} after {attempts} attempt(s): {error}")
+    return 0
+
+
 def _posix_passwd(deployment, args) -> int:
     print("\n".join(deployment.posix.passwd()))
     return 0
@@ -172,6 +193,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     versions_sub.add_parser("prune", help="apply version_keep and version_max_age_days to "
                                           "every node now").set_defaults(
         func=_with_deployment(_versions_prune))
+
+    copies = sub.add_parser("copies", help="vault copies in several blob stores (blob_copies)")
+    copies_sub = copies.add_subparsers(dest="copies_command", required=True)
+    cstatus = copies_sub.add_parser("status", help="the copy backlog and files with fewer "
+                                                   "copies than configured")
+    cstatus.add_argument("--limit", type=int, default=50, help="files and failures listed")
+    cstatus.set_defaults(func=_with_deployment(_copies_status))
 
     posix = sub.add_parser("posix", help="POSIX ids of users and groups (posix-mapper)")
     posix_sub = posix.add_subparsers(dest="posix_command", required=True)

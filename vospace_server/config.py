@@ -30,6 +30,7 @@ class Settings:
     preauth_secret: str = ""     # default: generated once into data_dir/preauth-secret
     preauth_lifetime: int = 86400  # seconds a pre-authorized URL stays valid
     blob_url: str = ""           # "" = files in blob_dir; s3://bucket[/prefix] = S3
+    blob_copies: str = ""        # more vault stores kept in step (URLs; README "Copies")
     s3_endpoint_url: str = ""    # e.g. http://minio:9000 (default: AWS)
     s3_access_key: str = ""      # default: boto3's usual credential chain
     s3_secret_key: str = ""
@@ -96,6 +97,8 @@ class Settings:
 
 
 def _coerce(kind: type, value: object) -> object:
+    if kind is str and isinstance(value, list):  # a TOML list of URLs (blob_copies)
+        return " ".join(str(v) for v in value)
     if kind is bool and isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return kind(value)

@@ -19,7 +19,10 @@ from .protocol.nodes import Node, NodeType
 from .storage.arc.tree import ArcTree
 from .storage.jobs import JobStore
 from .storage.tree import NodeTree
-from .storage.vault.blobs import make_blob_store
+from .storage.vault.blobs import PRIMARY, copy_stores, make_blob_store
+from .storage.vault.copies import ReplicatedBlobStore
+from .storage.vault.copy_ledger import CopyLedger
+from .storage.vault.copy_worker import CopyWorker
 from .storage.vault.tree import VaultTree
 from .storage.vault.versions import Retention
 
@@ -57,11 +60,13 @@ class Deployment:
         self.settings = settings
         for d in (settings.data_dir, settings.blob_dir, settings.arc_root):
             os.makedirs(d, exist_ok=True)
+        self.metrics = Metrics()
         vault = VaultTree(settings.database_url, root_owner=settings.admin_user,
                           blobs=make_blob_store(settings),
                           retention=Retention(settings.version_keep, settings.version_max_age_days),
                           migrate=settings.migrate_on_start)
         self.vault = vault  # the VaultTree itself, for its engine and blob store
+        self.copier = self._replicate(vault)
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records
         self.auth.ensure_user(settings.admin_user, is_admin=True)
@@ -81,8 +86,17 @@ class Deployment:
             "arc": Service("arc", arc, settings.authority),
         }
         self._publish_top_levels()
-        self.metrics = Metrics()
         self._add_gauges()
+
+    def _replicate(self, vault: VaultTree) -> CopyWorker | None:
+        """With ``blob_copies``, vault's store becomes the primary of a ReplicatedBlobStore;
+        returns the background copier the server runs (not started here)."""
+        copies = copy_stores(self.settings)
+        if not copies:
+            return None
+        vault.blobs = ReplicatedBlobStore({PRIMARY: vault.blobs, **copies},
+                                          CopyLedger(vault.engine), self.metrics)
+        return CopyWorker(vault.blobs)
 
     def _add_gauges(self) -> None:
         """The deployment-wide gauges read at scrape time (see metrics.py)."""
@@ -94,6 +108,15 @@ class Deployment:
             "vospace_db_pool_connections", "Metadata database connections of this process",
             ["state"], lambda: [(("in_use",), pool.checkedout()), (("idle",), pool.checkedin()),
                                 (("size",), pool.size())])
+        if self.copier is not None:
+            self.metrics.add_gauges(
+                "vospace_copy_backlog", "Blob copies (and deletes) queued for the copier, and "
+                "those of them that failed at least once", ["state"], self._copy_backlog)
+
+    def _copy_backlog(self) -> list[tuple[tuple[str, ...], float]]:
+        assert self.copier is not None
+        backlog = self.copier.ledger.backlog()
+        return [(("queued",), backlog.tasks), (("failing",), backlog.failing)]
 
     def _publish_top_levels(self) -> None:
         """The fixed folders (the service roots, arc's home/ and projects/: each tree's

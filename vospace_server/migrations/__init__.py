@@ -65,9 +65,10 @@ def table_metadata() -> list[MetaData]:
     from ..auth import groups, posix, store  # noqa: F401 - groups' tables join store's
     from ..sessions import store as sessions
     from ..storage import jobs
-    from ..storage.vault import schema, versions  # noqa: F401 - versions' table joins schema's
+    from ..storage.vault import copy_ledger, schema, versions  # noqa: F401 - versions' table joins schema's
 
-    return [schema.metadata, store.metadata, posix.metadata, jobs.metadata, sessions.metadata]
+    return [schema.metadata, store.metadata, posix.metadata, jobs.metadata, sessions.metadata,
+            copy_ledger.metadata]
 
 
 @contextlib.contextmanager

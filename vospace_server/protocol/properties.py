@@ -29,11 +29,12 @@ ISLOCKED = CADC + "islocked"
 READABLE = CADC + "readable"
 WRITABLE = CADC + "writable"
 INHERIT_PERMISSIONS = CADC + "inheritPermissions"
+COPIES = "urn:vospace-server:node#copies"  # vault: which blob stores hold the bytes (admins)
 
 # Computed by the server from the stored bytes or the request; a client that re-posts a
 # node it fetched (the CADC client always does) sends them back and they are ignored.
 READ_ONLY = frozenset({LENGTH, DATE, MD5, CREATOR, AVAILABLE_SPACE, MTIME, CTIME, BTIME,
-                       READABLE, WRITABLE})
+                       READABLE, WRITABLE, COPIES})
 
 # Only administrators may set these (quotas are a promise made by the operators).
 ADMIN_ONLY = frozenset({QUOTA})

@@ -16,10 +16,10 @@ from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import DuplicateNode, InvalidArgument, InvalidURI, PermissionDenied
 from ..protocol.listing import Ordering, parse_ordering, window
-from ..protocol.nodes import Detail, Node
+from ..protocol.nodes import Detail, Node, NodeType
 from ..protocol.xml_io import parse_node, render_node
 from ..storage.rules import refuse_locked, refuse_protected
-from ..storage.tree import NodeTree
+from ..storage.tree import KeepsCopies, NodeTree
 from .requests import caller_now, caller_of, deployment, read_body, run, xml_response
 
 # Larger limits mean "everything"; clamped so that no database sees an out-of-range integer.
@@ -129,6 +129,11 @@ class NodeEndpoints:
         start = self._start_name(request, path)
         chain = await run(read_listing, self.service.tree, caller, path, ordering, start, limit)
         node = chain[-1]
+        tree = self.service.tree
+        if caller.is_admin and node.type is NodeType.DATA and isinstance(tree, KeepsCopies):
+            copies = await run(tree.stored_copies, path)
+            if copies:
+                node.properties[props.COPIES] = copies
         if detail is Detail.MAX and not caller.is_anonymous:
             node.properties.update(policy.access_properties(caller, chain))
             for child in node.children or ():

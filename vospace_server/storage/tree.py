@@ -23,7 +23,7 @@ class NodeTree(Protocol):
     """A hierarchy of nodes with properties. Implementations: VaultTree (SQL), ArcTree (POSIX).
 
     What only some backends can do is declared by the optional capabilities below
-    (``KeepsVersions``, ``TakesSnapshots``), which callers test with ``isinstance``.
+    (``KeepsVersions``, ``KeepsCopies``, ``TakesSnapshots``), which callers test with ``isinstance``.
     """
 
     # Paths never deleted, moved away or replaced (see rules.refuse_protected).
@@ -105,6 +105,16 @@ class KeepsVersions(Protocol):
         ...
 
     def delete_version(self, path: str, number: int) -> None:
+        ...
+
+
+@runtime_checkable
+class KeepsCopies(Protocol):
+    """A backend that can keep bytes in several stores (vault; see vault/copies.py)."""
+
+    def stored_copies(self, path: str) -> str | None:
+        """Where DataNode ``path``'s bytes are kept, for administrators (``store=state``
+        pairs); None while only one store is configured."""
         ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from typing import Iterator, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...config import Settings
 from ..streams import (TEMP_PREFIX, FileReadHandle, ReadHandle, TempFile, fsync_dir, older_than,
@@ -134,3 +135,47 @@ def make_blob_store(settings: Settings) -> BlobStore:
     if settings.blob_url:
         raise ValueError(f"unsupported blob_url {settings.blob_url!r} (use s3://bucket)")
     return LocalBlobStore(settings.blob_dir)
+
+
+def copy_stores(settings: Settings) -> dict[str, BlobStore]:
+    """The stores named by ``blob_copies`` (whitespace-separated URLs, each optionally
+    ending in ``#name``; the default name is the URL without credentials):
+
+    - ``file:///absolute/dir``: local files (another disk, an NFS or CephFS mount);
+    - ``s3://[KEY:SECRET@]bucket[/prefix][?endpoint=URL&region=R&redirect=0]``: S3;
+      without KEY:SECRET the ``s3_access_key``/``s3_secret_key`` settings (or boto3's
+      credential chain) are used.
+    """
+    stores: dict[str, BlobStore] = {}
+    for url in settings.blob_copies.split():
+        name, store = _store_from_url(url, settings)
+        if name in stores or name == PRIMARY:
+            raise ValueError(f"blob_copies: the store name {name!r} is used twice")
+        stores[name] = store
+    return stores
+
+
+PRIMARY = "primary"
+
+
+def _store_from_url(url: str, settings: Settings) -> tuple[str, BlobStore]:
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.path.startswith("/") and not parts.netloc:
+        return parts.fragment or f"file://{parts.path}", LocalBlobStore(parts.path)
+    if parts.scheme == "s3" and parts.hostname:
+        from .s3 import S3BlobStore
+
+        query = dict(parse_qsl(parts.query))
+        unknown = set(query) - {"endpoint", "region", "redirect"}
+        if unknown:
+            raise ValueError(f"blob_copies: unknown option(s) {sorted(unknown)} in {url!r}")
+        bucket_url = f"s3://{parts.hostname}{parts.path}"
+        endpoint = query.get("endpoint", "")
+        name = parts.fragment or bucket_url + (f"@{endpoint}" if endpoint else "")
+        store = S3BlobStore(bucket_url, endpoint,
+                            unquote(parts.username or "") or settings.s3_access_key,
+                            unquote(parts.password or "") or settings.s3_secret_key,
+                            query.get("region", "") or settings.s3_region,
+                            query.get("redirect", "1") not in ("0", "false", "no", "off"))
+        return name, store
+    raise ValueError(f"blob_copies: {url!r} is neither file:///DIR nor s3://bucket[/prefix]")

@@ -29,6 +29,7 @@ from ..tree import Check
 from ..transactions import is_sqlite, transaction
 from . import versions
 from .blobs import BlobStore, new_key
+from .copies import ReplicatedBlobStore
 from .group_commit import GroupCommitter
 from .schema import PathText, make_engine, nodes
 
@@ -504,6 +505,13 @@ class VaultTree:
             conn.execute(update(nodes).where(nodes.c.id == row.id)
                          .values(blob=None, md5=None, length=0))
             self._add_usage(conn, path, -row.length)
+
+    def stored_copies(self, path: str) -> str | None:
+        if not isinstance(self.blobs, ReplicatedBlobStore):
+            return None
+        with self._tx() as conn:
+            row = self._chain(conn, path)[-1]
+        return self.blobs.describe(row.blob) if row.blob else None
 
     def close(self) -> None:
         if self._group is not None:

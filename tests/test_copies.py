@@ -1,0 +1,262 @@
+"""Vault copies in several blob stores (``blob_copies``), with real S3 servers (moto in
+server mode on 127.0.0.1) and local files: background copies, failover reads, MD5-checked
+reads, fsck of every copy, deletes everywhere, and a server killed while copying."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from .harness import Server, free_port, make_server, wait_for
+
+COPY_PROPERTY = "urn:vospace-server:node#copies"
+
+
+class Moto:
+    """One moto S3 server on loopback (in-memory: stopping it loses its objects)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H",
+                                      "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.url, proc=self.proc)
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id="test",
+                            aws_secret_access_key="test", region_name="us-east-1")
+
+    def keys(self, bucket: str) -> list[str]:
+        return [o["Key"] for o in self.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
+@pytest.fixture()
+def motos():
+    started: list[Moto] = []
+
+    def start() -> Moto:
+        started.append(Moto())
+        return started[-1]
+    yield start
+    for moto in started:
+        moto.stop()
+
+
+@pytest.fixture()
+def servers():
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop(signal.SIGKILL if server.proc and server.proc.poll() is None else signal.SIGTERM)
+
+
+def s3_copy_url(moto: Moto, bucket: str, name: str, redirect: bool = True) -> str:
+    return (f"s3://test:test@{bucket}/copies?endpoint={moto.url}"
+            f"{'' if redirect else '&redirect=0'}#{name}")
+
+
+def copies_status(server: Server) -> str:
+    result = server.vospace("copies", "status")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def wait_copied(server: Server, stores: int = 2, timeout: float = 120) -> str:
+    """Until the queue is empty and every file has a good copy in every store."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = copies_status(server)
+        if "backlog: 0 queued" in status and f"fewer than {stores} good copies: 0" in status:
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+
+
+def upload(server: Server, files: dict[str, bytes]) -> None:
+    with server.client("alice") as c:
+        for path, data in files.items():
+            r = c.put(f"/vault/files/{path}", content=data)
+            assert r.status_code == 201, r.text
+
+
+def download(server: Server, path: str) -> bytes:
+    with server.client("alice") as c:
+        r = c.get(f"/vault/files/{path}", follow_redirects=True)
+        assert r.status_code == 200, r.text
+        return r.content
+
+
+def blob_key(server: Server, path: str) -> str:
+    with sqlite3.connect(os.path.join(server.data_dir, "vospace.db")) as db:
+        return db.execute("SELECT blob FROM nodes WHERE path = ?", (path,)).fetchone()[0]
+
+
+def local_blob(root: str, key: str) -> str:
+    return os.path.join(root, key[:2], key)
+
+
+def sample_files(prefix: str) -> dict[str, bytes]:
+    return {f"alice/{prefix}-small.txt": os.urandom(1500),
+            f"alice/{prefix}-empty-ish.bin": b"x",
+            f"alice/{prefix}-large.bin": os.urandom(9 * 1024 * 1024 + 11)}  # multipart, 3 chunks
+
+
+def test_two_s3_stores_reads_fail_over_when_the_primary_is_down(tmp_path, motos, servers):
+    primary, second = motos(), motos()
+    env = {"VOSPACE_BLOB_URL": "s3://vault-a/blobs", "VOSPACE_S3_ENDPOINT_URL": primary.url,
+           "VOSPACE_S3_ACCESS_KEY": "test", "VOSPACE_S3_SECRET_KEY": "test",
+           "VOSPACE_BLOB_COPIES": s3_copy_url(second, "vault-b", "site-b")}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    files = sample_files("s3")
+    upload(server, files)
+    status = wait_copied(server)
+    assert "stores: primary, site-b (primary: primary)" in status
+    assert sorted(primary.keys("vault-a")) == sorted(f"blobs/{blob_key(server, p)}" for p in files)
+    assert sorted(second.keys("vault-b")) == sorted(f"copies/{blob_key(server, p)}" for p in files)
+
+    path = "alice/s3-small.txt"
+    md5 = hashlib.md5(files[path]).hexdigest()
+    with server.client("admin") as admin:
+        node = admin.get(f"/vault/nodes/{path}").text
+    assert re.search(rf'uri="{re.escape(COPY_PROPERTY)}" readOnly="true">primary=ok:{md5} '
+                     rf'site-b=ok:{md5}<', node), node
+    with server.client("alice") as alice:
+        assert COPY_PROPERTY not in alice.get(f"/vault/nodes/{path}").text
+
+    primary.stop()
+    for path, data in files.items():
+        assert download(server, path) == data
+    with server.client() as anonymous:
+        ready = anonymous.get("/readyz")
+    assert ready.status_code == 503 and "primary" in ready.json()["problems"]["vault blobs"]
+
+
+def test_missing_and_corrupt_copies_are_reported_and_repaired(tmp_path, motos, servers):
+    moto = motos()
+    env = {"VOSPACE_BLOB_COPIES": s3_copy_url(moto, "vault-copy", "remote", redirect=False)}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    files = sample_files("fsck")
+    upload(server, files)
+    wait_copied(server)
+    blobs = os.path.join(server.data_dir, "blobs")
+    gone, bad = "alice/fsck-large.bin", "alice/fsck-small.txt"
+
+    def damage() -> None:
+        os.unlink(local_blob(blobs, blob_key(server, gone)))
+        with open(local_blob(blobs, blob_key(server, bad)), "r+b") as fh:
+            fh.seek(100)
+            fh.write(bytes([files[bad][100] ^ 0xFF]))
+
+    # fsck reads every copy, finds both, and repairs them from the S3 copy
+    damage()
+    check = server.vospace("fsck")
+    assert check.returncode == 1
+    assert f"missing copy: primary:/{gone}" in check.stdout, check.stdout
+    assert f"corrupt copy: primary:/{bad}" in check.stdout, check.stdout
+    repair = server.vospace("fsck", "--repair")
+    assert repair.returncode == 0 and "2 problem(s) repaired" in repair.stdout, repair.stdout
+    for path in (gone, bad):
+        with open(local_blob(blobs, blob_key(server, path)), "rb") as fh:
+            assert fh.read() == files[path]
+    assert "0 problem(s)" in server.vospace("fsck").stdout
+
+    # reads of damaged copies succeed from the other one, report it, and the copier
+    # makes the damaged copies again in the background
+    damage()
+    for path, data in files.items():
+        assert download(server, path) == data
+    with open(server.log_path) as fh:
+        log = fh.read()
+    assert f"the copy in primary is missing" in log and "the copy in primary is corrupt" in log
+    with server.client("admin") as admin:
+        metrics = admin.get("/metrics").text
+    assert 'vospace_copy_problems_total{problem="missing",store="primary"} 1.0' in metrics
+    assert 'vospace_copy_problems_total{problem="corrupt",store="primary"} 1.0' in metrics
+    wait_copied(server)
+    for path in (gone, bad):
+        with open(local_blob(blobs, blob_key(server, path)), "rb") as fh:
+            assert fh.read() == files[path]
+    assert "0 problem(s)" in server.vospace("fsck").stdout
+
+
+def test_a_corrupt_early_chunk_fails_one_read_then_reads_use_the_good_copy(tmp_path, motos,
+                                                                           servers):
+    moto = motos()
+    env = {"VOSPACE_BLOB_COPIES": s3_copy_url(moto, "vault-copy", "remote", redirect=False)}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    data = os.urandom(9 * 1024 * 1024)
+    upload(server, {"alice/big.bin": data})
+    wait_copied(server)
+    with open(local_blob(os.path.join(server.data_dir, "blobs"),
+                         blob_key(server, "alice/big.bin")), "r+b") as fh:
+        fh.write(bytes([data[0] ^ 1]))
+    with server.client("alice") as c:  # cut short: the client never takes bad bytes as good
+        with pytest.raises(httpx.RemoteProtocolError, match="without sending complete"):
+            c.get("/vault/files/alice/big.bin", follow_redirects=True)
+    assert download(server, "alice/big.bin") == data
+    assert "the copy in primary is corrupt" in Path(server.log_path).read_text()
+
+
+def test_deletes_remove_every_copy(tmp_path, motos, servers):
+    moto = motos()
+    copy_dir = tmp_path / "second-disk"
+    env = {"VOSPACE_BLOB_COPIES": f"file://{copy_dir}#disk2 "
+                                  + s3_copy_url(moto, "vault-copy", "remote")}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    files = sample_files("del")
+    upload(server, files)
+    wait_copied(server, stores=3)
+    keys = {blob_key(server, p) for p in files}
+    assert {os.path.basename(p) for p in copy_dir.glob("*/*")} == keys
+    assert set(moto.keys("vault-copy")) == {f"copies/{k}" for k in keys}
+    with server.client("alice") as c:
+        for path in files:
+            assert c.delete(f"/vault/nodes/{path}").status_code == 200
+    assert list(copy_dir.glob("*/*")) == [] and moto.keys("vault-copy") == []
+    assert list(Path(server.data_dir, "blobs").glob("[0-9a-f][0-9a-f]/*")) == []
+    assert "backlog: 0 queued" in copies_status(server)
+
+
+def test_killed_server_finishes_the_copy_queue_after_restart(tmp_path, motos, servers):
+    moto = motos()
+    env = {"VOSPACE_BLOB_COPIES": s3_copy_url(moto, "vault-copy", "remote")}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    files = {f"alice/kill-{n}.bin": os.urandom(12 * 1024 * 1024 + n) for n in range(6)}
+    upload(server, files)
+    db = os.path.join(server.data_dir, "vospace.db")
+    deadline = time.monotonic() + 60
+    while True:  # kill while a copy is running
+        with sqlite3.connect(db) as conn:
+            running = conn.execute("SELECT count(*) FROM copy_queue WHERE runner IS NOT NULL"
+                                   ).fetchone()[0]
+        if running:
+            break
+        assert time.monotonic() < deadline, "no copy ever started"
+        time.sleep(0.02)
+    server.stop(signal.SIGKILL)
+    with sqlite3.connect(db) as conn:
+        left = conn.execute("SELECT count(*) FROM copy_queue").fetchone()[0]
+    assert left > 0, "everything was copied before the kill; nothing was tested"
+    server.start()
+    wait_copied(server)
+    check = server.vospace("fsck")
+    assert not re.search(r"(missing|corrupt) (copy|blob)", check.stdout), check.stdout
+    assert set(moto.keys("vault-copy")) >= {f"copies/{blob_key(server, p)}" for p in files}
+    for path, data in files.items():
+        assert download(server, path) == data

@@ -1,0 +1,117 @@
+"""The background copier: makes the copies the ledger queues, in every server process.
+
+One thread per process claims one task at a time from the shared ``copy_queue`` (see
+copy_ledger.py), so N processes share the work and a task survives the death of the
+process that ran it. A copy streams from the first store holding a good copy into the
+target (MD5 and length on the way, compared with the expected MD5 when known), is made
+durable there (``sync`` + ``publish``), and only then recorded and dropped from the queue.
+A failed attempt goes back to the queue with exponential backoff.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ..jobs import runner_identity
+from .copies import STORE_ERRORS, ReplicatedBlobStore, copy_blob
+from .copy_ledger import CORRUPT, DELETE, OK, Task
+
+log = logging.getLogger("vospace.copies")
+POLL = 1.0        # seconds between looks at the queue when this process queued nothing
+HEARTBEAT = 10.0
+YIELD_AT_MOST = 10.0  # seconds a chunk waits for uploads to finish (copies never starve)
+
+
+class Stopping(Exception):
+    """The server is shutting down: hand the task back unfinished."""
+
+
+class CopyWorker:
+    def __init__(self, store: ReplicatedBlobStore) -> None:
+        self.store = store
+        self.ledger = store.ledger
+        self.me = runner_identity()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="blob-copier", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.store.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.store.uploads.wait_idle(YIELD_AT_MOST)
+            try:
+                task = self.ledger.claim(self.me)
+            except Exception:  # the database is away: try again later
+                log.exception("cannot read the copy queue")
+                task = None
+            if task is None:
+                self.store.queued.wait(POLL)
+                self.store.queued.clear()
+                continue
+            self.run(task)
+
+    def run(self, task: Task) -> None:
+        try:
+            if task.op == DELETE:
+                self.store.stores[task.store].delete(task.blob)
+                self.ledger.finish(task)
+            else:
+                self._copy(task)
+        except Stopping:
+            self.ledger.release(task)
+        except Exception as exc:
+            log.warning("copy of blob %s into %s failed (attempt %d): %s", task.blob,
+                        task.store, task.attempts + 1, exc)
+            self.store.metrics.copy_failures.labels(task.store).inc()
+            self.ledger.retry_later(task, f"{type(exc).__name__}: {exc}")
+
+    def _sources(self, task: Task) -> list[str]:
+        """Stores to read from: known-good copies first, then any not known to be bad."""
+        known = self.ledger.copies(task.blob)
+        order = self.store.read_order(task.blob, frozenset({task.store}))
+        good = [n for n in order if known.get(n, ("",))[0] == OK]
+        return good + [n for n in order if n not in known]
+
+    def _copy(self, task: Task) -> None:
+        target = self.store.stores[task.store]
+        tick = self._ticker(task)
+        for name in self._sources(task):
+            try:
+                made = copy_blob(self.store.stores[name], target, task.blob, task.md5, tick)
+            except FileNotFoundError:
+                continue
+            except STORE_ERRORS as exc:
+                target.check()  # when the target is what failed, the task is retried later
+                self.store.mark_down(name, exc)
+                continue
+            if made is None:
+                self.store.report(task.blob, name, CORRUPT, task.md5)
+                continue
+            if self.ledger.finish_copy(task, *made, name):
+                self.store.remade(task.blob, task.store)
+            else:
+                target.delete(task.blob)  # the blob was deleted while we copied it
+            return
+        raise FileNotFoundError(f"no readable copy of blob {task.blob}")
+
+    def _ticker(self, task: Task):
+        last = time.monotonic()
+
+        def tick() -> None:
+            nonlocal last
+            self.store.uploads.wait_idle(YIELD_AT_MOST)
+            if self._stop.is_set():
+                raise Stopping()
+            if time.monotonic() - last > HEARTBEAT:
+                self.ledger.heartbeat(task)
+                last = time.monotonic()
+        return tick

@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+import sqlalchemy
 
 from .harness import Server, free_port, make_server, wait_for
 
@@ -103,8 +104,15 @@ def download(server: Server, path: str) -> bytes:
 
 
 def blob_key(server: Server, path: str) -> str:
-    with sqlite3.connect(os.path.join(server.data_dir, "vospace.db")) as db:
-        return db.execute("SELECT blob FROM nodes WHERE path = ?", (path,)).fetchone()[0]
+    url = server.env.get("VOSPACE_DATABASE_URL") or \
+        f"sqlite:///{os.path.join(server.data_dir, 'vospace.db')}"
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sqlalchemy.text("SELECT blob FROM nodes WHERE path = :p"),
+                                {"p": path}).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def local_blob(root: str, key: str) -> str:
@@ -213,12 +221,14 @@ def test_a_corrupt_early_chunk_fails_one_read_then_reads_use_the_good_copy(tmp_p
     assert "the copy in primary is corrupt" in Path(server.log_path).read_text()
 
 
-def test_deletes_remove_every_copy(tmp_path, motos, servers):
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_deletes_remove_every_copy(request, database, tmp_path, motos, servers):
     moto = motos()
     copy_dir = tmp_path / "second-disk"
     env = {"VOSPACE_BLOB_COPIES": f"file://{copy_dir}#disk2 "
                                   + s3_copy_url(moto, "vault-copy", "remote")}
-    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    url = request.getfixturevalue("postgres").create_database() if database != "sqlite" else None
+    servers.append(server := make_server(str(tmp_path), url, users=("alice",), extra_env=env))
     files = sample_files("del")
     upload(server, files)
     wait_copied(server, stores=3)

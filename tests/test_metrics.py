@@ -72,6 +72,9 @@ def test_metrics_count_exactly_the_requests_made(server):
     assert grew("vospace_sent_bytes_total", service="vault") > 0
     assert value(after, "vospace_transfers_in_flight", service="vault", direction="in") == 0
     assert value(after, "vospace_db_pool_connections", state="size") > 0
+    with server.client("admin") as admin:  # families without rows yet are still declared
+        text = admin.get("/metrics").text
+    assert "# TYPE vospace_sessions gauge" in text and "# TYPE vospace_uws_jobs gauge" in text
     # the scrape before this one was itself a request of this process
     assert grew(req, service="metrics", endpoint="", method="GET", status="200") == 1
 

@@ -59,6 +59,9 @@ class SessionService:
         self.catalogue = Catalogue.load(settings.session_images)
         self.context = ResourceContext.from_settings(settings)
         self.runner = make_runner(deployment, self.store)
+        deployment.metrics.add_gauges("vospace_sessions", "Sessions by type and status",
+                                      ["type", "status"],
+                                      lambda: self.store.count_by_type_status().items())
 
     # -- launching ------------------------------------------------------------------------
     def launch(self, caller: Caller, request: LaunchRequest, hostname: str) -> Session:

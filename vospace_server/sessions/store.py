@@ -140,6 +140,13 @@ class SessionStore:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+    def count_by_type_status(self) -> dict[tuple[str, str], int]:
+        """(type, status) -> number of session rows, for the metrics."""
+        query = select(sessions.c.type, sessions.c.status, func.count()).group_by(
+            sessions.c.type, sessions.c.status)
+        with self.engine.connect() as conn:
+            return {(kind, status): n for kind, status, n in conn.execute(query)}
+
     def events(self, session_id: str) -> list[tuple[float, str]]:
         query = (select(session_events.c.time, session_events.c.text)
                  .where(session_events.c.session == session_id).order_by(session_events.c.id))

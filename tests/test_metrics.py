@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -92,9 +93,17 @@ def test_unknown_paths_do_not_make_new_labels(server):
     assert not any("no-such" in str(labels) for _name, labels in samples)
 
 
-def access_lines(server) -> list[dict]:
-    with open(server.log_path) as fh:
-        return [json.loads(line) for line in fh if line.startswith('{"time"')]
+def access_lines(server, wanted: str | None = None) -> list[dict]:
+    """The access log so far; with ``wanted``, waits (briefly) for that request id's line,
+    which is written once the response has been sent."""
+    deadline = time.monotonic() + 10
+    while True:
+        with open(server.log_path) as fh:
+            lines = [json.loads(line) for line in fh if line.startswith('{"time"')]
+        if wanted is None or any(line["request_id"] == wanted for line in lines) \
+                or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
 
 
 def test_access_log_lines_and_request_ids(server):
@@ -108,7 +117,7 @@ def test_access_log_lines_and_request_ids(server):
     assert len(made.headers["x-request-id"]) == 32
     assert refused.headers["x-request-id"] != "bad id\twith space"
     assert put.status_code == 201
-    lines = {line["request_id"]: line for line in access_lines(server)}
+    lines = {line["request_id"]: line for line in access_lines(server, "upload-1")}
     line = lines["trace-42.a:b"]
     assert set(line) == {"time", "request_id", "user", "method", "path", "status", "bytes",
                          "bytes_in", "duration"}
@@ -127,9 +136,9 @@ def test_preauth_credentials_stay_out_of_the_log(server):
         redirect = c.get("/vault/files/alice/secret.bin")
         assert redirect.status_code == 303
         token = redirect.headers["location"].split("/preauth/")[1].split("/")[0]
-        assert c.get(redirect.headers["location"]).status_code == 200
+        fetched = c.get(redirect.headers["location"])
+        assert fetched.status_code == 200
+    lines = access_lines(server, fetched.headers["x-request-id"])
+    assert any(line["path"] == "/vault/preauth/***/alice/secret.bin" for line in lines)
     with open(server.log_path) as fh:
-        text = fh.read()
-    assert token not in text
-    assert any(line["path"] == "/vault/preauth/***/alice/secret.bin"
-               for line in access_lines(server))
+        assert token not in fh.read()

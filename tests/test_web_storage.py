@@ -345,3 +345,58 @@ def test_batch_url_list_and_shell_script(server, browser, tmp_path):
     assert len(urls) == 2
     with httpx.Client(verify=False) as anon:  # pre-authorized: no credentials needed
         assert sorted(anon.get(u).content for u in urls) == [b"one.txt", b"two words.txt"]
+
+
+def test_link_move_delete_lock_and_recursive_permissions_on_arc(server, browser):
+    base = "home/alice/ops"
+    with server.client("alice") as c:
+        for folder in (base, f"{base}/dest", f"{base}/tree", f"{base}/tree/inner"):
+            assert c.put(f"/arc/nodes/{folder}", content=_container("arc", folder)).status_code == 201
+        for name in ("mover.txt", "doomed.txt", "tree/inner/leaf.txt"):
+            assert c.put(f"/arc/files/{base}/{name}", content=b"data").status_code == 201
+    login(browser, server, "alice", f"/storage/arc/list/{base}")
+
+    browser.find_element(By.ID, "new-link").click()
+    browser.find_element(By.ID, "link-name").send_keys("to-dest")
+    browser.find_element(By.ID, "link-target").send_keys(f"vos://localhost~arc/{base}/dest")
+    reload_after(browser, lambda: browser.find_element(By.ID, "link-ok").click())
+    link = node(server, "arc", f"{base}/to-dest")
+    assert link.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "vos:LinkNode"
+    assert link.find(f"{VOS}target").text == f"vos://localhost~arc/{base}/dest"
+
+    rows(browser)["mover.txt"].find_element(By.CSS_SELECTOR, "input.select").click()
+    browser.find_element(By.ID, "move-selected").click()
+    dest = browser.find_element(By.ID, "move-dest")
+    dest.clear()
+    dest.send_keys(f"{base}/dest")
+    reload_after(browser, lambda: browser.find_element(By.ID, "move-ok").click())
+    assert "mover.txt" not in rows(browser)
+    assert file_bytes(server, "arc", f"{base}/dest/mover.txt") == b"data"
+
+    # lock: the service refuses the delete and the page shows its message
+    reload_after(browser, lambda: click_action(browser, "doomed.txt", "lock"))
+    assert prop(node(server, "arc", f"{base}/doomed.txt"), "ivo://cadc.nrc.ca/vospace/core#islocked") == "true"
+    rows(browser)["doomed.txt"].find_element(By.CSS_SELECTOR, "input.select").click()
+    browser.find_element(By.ID, "delete-selected").click()
+    assert browser.find_element(By.ID, "delete-list").text == "doomed.txt"
+    browser.find_element(By.ID, "delete-ok").click()
+    error = wait_until(lambda: browser.find_element(By.ID, "error").text, what="the refusal")
+    assert "locked" in error
+    screenshot(browser, "locked-refusal")
+    browser.refresh()
+    reload_after(browser, lambda: click_action(browser, "doomed.txt", "lock"))  # unlock
+    rows(browser)["doomed.txt"].find_element(By.CSS_SELECTOR, "input.select").click()
+    browser.find_element(By.ID, "delete-selected").click()
+    reload_after(browser, lambda: browser.find_element(By.ID, "delete-ok").click())
+    assert "doomed.txt" not in rows(browser)
+    with server.client("alice") as c:
+        assert c.get(f"/arc/nodes/{base}/doomed.txt").status_code == 404
+
+    # recursive permissions reach the leaf, as the API reports
+    click_action(browser, "tree", "perms")
+    browser.find_element(By.ID, "perms-write").send_keys("survey")
+    browser.find_element(By.ID, "perms-recursive").click()
+    reload_after(browser, lambda: browser.find_element(By.ID, "perms-ok").click())
+    for path in ("tree", "tree/inner", "tree/inner/leaf.txt"):
+        assert prop(node(server, "arc", f"{base}/{path}"), CORE + "groupwrite") == \
+            "ivo://localhost/gms?survey"

@@ -400,3 +400,16 @@ def test_link_move_delete_lock_and_recursive_permissions_on_arc(server, browser)
     for path in ("tree", "tree/inner", "tree/inner/leaf.txt"):
         assert prop(node(server, "arc", f"{base}/{path}"), CORE + "groupwrite") == \
             "ivo://localhost/gms?survey"
+
+
+def test_csrf_tokens_of_any_text_are_refused_cleanly(server):
+    with server.client("alice") as c:
+        token = c.post("/ac/login", data={"username": "alice", "password": PASSWORDS["alice"]}).text
+    cookies = {"vospace_session": token, "vospace_csrf": "abc"}
+    with httpx.Client(base_url=server.url, verify=False, cookies=cookies) as c:
+        for forged in ("ü" * 64, "", "x"):
+            r = c.put("/vault/files/alice/x.txt", content=b"x",
+                      headers={"X-CSRF-Token": forged.encode("utf-8")})
+            assert r.status_code == 403 and r.text.startswith("PermissionDenied"), r.text
+        r = c.post("/storage/vault/download", data={"csrf": "ü", "path": "alice"})
+        assert r.status_code == 403 and "CSRF" in r.text

@@ -33,4 +33,5 @@ class CsrfTokens:
     def valid(self, token: str, csrf_cookie: str, session: str) -> bool:
         if not token or not csrf_cookie:
             return False
-        return hmac.compare_digest(token, self.token(csrf_cookie, session))
+        # bytes: compare_digest refuses non-ASCII text, and a header may carry any
+        return hmac.compare_digest(token.encode(), self.token(csrf_cookie, session).encode())

@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..auth.identity import Caller
 from ..deployment import Service
 from ..protocol import uris
 from ..protocol.faults import InvalidArgument, NodeNotFound, VOSpaceFault
@@ -124,7 +125,7 @@ async def download(request: Request) -> Response:
         "Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _signed_links(request: Request, service: Service, caller, paths: list[str]
+def _signed_links(request: Request, service: Service, caller: Caller, paths: list[str]
                   ) -> list[tuple[str, str]]:
     """(member name, pre-authorized GET URL) of every file a package would hold."""
     tops = readable_targets(service.tree, caller, paths)

@@ -19,6 +19,7 @@ from ..protocol.nodes import Node
 from ..services.nodes import read_listing
 from ..storage import quota
 from ..storage.arc import snapshots
+from ..storage.tree import TakesSnapshots
 
 PAGE = 200
 SORTS = {"name": None, "size": props.LENGTH, "date": props.DATE}
@@ -77,14 +78,15 @@ class Listing:
 
     def snapshot_root(self) -> bool:
         """A home or project: its ``.snapshots`` can be browsed (arc)."""
-        return self.service.name == "arc" and snapshots.is_root(self.path)
+        return isinstance(self.service.tree, TakesSnapshots) and snapshots.is_root(self.path)
 
     def snapshots_url(self) -> str:
         return list_url(self.service.name, f"{self.path}/{snapshots.ENTRY}")
 
     def in_snapshots(self) -> bool:
         """Below a ``.snapshots`` entry: read-only, each row can be restored."""
-        return self.service.name == "arc" and snapshots.split(self.path) is not None
+        return isinstance(self.service.tree, TakesSnapshots) and \
+            snapshots.split(self.path) is not None
 
     def page_url(self, **changes: str) -> str:
         params = {"sort": self.sort, "order": self.order, "q": self.query, **changes}
@@ -128,5 +130,6 @@ def load(service: Service, caller: Caller, path: str, sort: str, order: str, que
         readable, writable = policy.readable_writable(caller, chain + [child])
         rows.append(Row(child, data_url(service.name, child), readable, writable))
     _, writable = policy.readable_writable(caller, chain)
-    writable = writable and not (service.name == "arc" and snapshots.split(path) is not None)
+    writable = writable and not (isinstance(service.tree, TakesSnapshots)
+                                 and snapshots.split(path) is not None)
     return Listing(service, chain, rows, following, sort, order, query, writable)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
 V = TypeVar("V")
 MISSING = object()
 
 
 class TTLCache(Generic[V]):
-    """A thread-safe map whose entries expire ``ttl`` seconds after they were stored."""
+    """A thread-safe map whose entries expire ``ttl`` seconds after they were stored, by
+    ``clock`` (monotonic seconds; tests pass one they can move instead of waiting)."""
 
-    def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
+    def __init__(self, ttl: float, max_entries: int = 200_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
         self.max_entries = max_entries
         self._data: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
@@ -28,7 +31,7 @@ class TTLCache(Generic[V]):
     def get(self, key: str, default=MISSING):
         with self._lock:
             item = self._data.get(key)
-            if item is None or item[0] < time.monotonic():
+            if item is None or item[0] < self.clock():
                 return default
             return item[1]
 
@@ -44,13 +47,13 @@ class TTLCache(Generic[V]):
         with self._lock:
             if len(self._data) >= self.max_entries:
                 self._data.clear()   # rare; a full refill is cheaper than LRU bookkeeping
-            self._data[key] = (time.monotonic() + self.ttl, value)
+            self._data[key] = (self.clock() + self.ttl, value)
 
     def update(self, key: str, fn) -> None:
         """Replace a fresh entry by ``fn(entry)``, keeping its expiry (nothing if absent)."""
         with self._lock:
             item = self._data.get(key)
-            if item is not None and item[0] >= time.monotonic():
+            if item is not None and item[0] >= self.clock():
                 self._data[key] = (item[0], fn(item[1]))
 
     def pop(self, key: str) -> None:

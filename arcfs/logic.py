@@ -19,6 +19,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import quote, unquote
 
 import httpx
@@ -115,6 +116,7 @@ class Options:
     cache_size: int = 0             # max spooled bytes (0: no limit); beyond it writes: ENOSPC
     uid: int = field(default_factory=os.getuid)
     gid: int = field(default_factory=os.getgid)
+    clock: Callable[[], float] = time.monotonic  # what the caches' TTLs are measured by
 
 
 class ArcFS:
@@ -126,9 +128,10 @@ class ArcFS:
         self.root = normalize(self.o.root)
         self.cache_dir = self.o.cache_dir or tempfile.mkdtemp(prefix="arcfs-cache-")
         os.makedirs(self.cache_dir, exist_ok=True)
-        self.attrs: TTLCache[Node | None] = TTLCache(self.o.attr_ttl)
+        self.attrs: TTLCache[Node | None] = TTLCache(self.o.attr_ttl, clock=self.o.clock)
         # listing of a directory: child name -> its node (None: made here, not yet fetched)
-        self.listings: TTLCache[dict[str, Node | None]] = TTLCache(self.o.dir_ttl)
+        self.listings: TTLCache[dict[str, Node | None]] = TTLCache(self.o.dir_ttl,
+                                                                   clock=self.o.clock)
         self.relist_locks: dict[str, threading.Lock] = {}
         self.spools: dict[str, Spool] = {}
         self.handles: dict[int, Handle] = {}

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from .harness import PostgresCluster, Server, make_server
+# VOS_NS and XSI_NS are imported from here by many tests.
+from .nodes_xml import VOS_NS, XSI_NS, fetch_properties, node_xml
 
-VOS_NS = "http://www.ivoa.net/xml/VOSpace/v2.0"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +65,11 @@ class ServiceUnderTest:
     def node_xml(self, path: str, node_type: str = "ContainerNode",
                  properties: dict[str, str | None] | None = None, target: str | None = None,
                  prefix: str = "vos") -> str:
-        props = "".join(
-            f'<{prefix}:property uri="{uri}" xsi:nil="true"/>' if value is None else
-            f'<{prefix}:property uri="{uri}">{value}</{prefix}:property>'
-            for uri, value in (properties or {}).items())
-        extra = f"<{prefix}:target>{target}</{prefix}:target>" if target else ""
-        return (f'<{prefix}:node xmlns:{prefix}="{VOS_NS}" xmlns:xsi="{XSI_NS}" '
-                f'uri="{self.uri(path)}" xsi:type="vos:{node_type}">'
-                f"<{prefix}:properties>{props}</{prefix}:properties>{extra}</{prefix}:node>")
+        return node_xml(self.uri(path), node_type, properties, target, prefix)
+
+    def properties(self, path: str, user: str = "alice") -> dict[str, str]:
+        with self.client(user) as c:
+            return fetch_properties(c, self.nodes_url(path))
 
     def create(self, path: str, node_type: str = "ContainerNode", user: str = "alice",
                **kwargs) -> httpx.Response:

@@ -16,6 +16,8 @@ from arcfs.logic import ArcFS, Options, date_ns
 from arcfs.reader import RangeReader
 from vosclient.client import Client
 
+from .clock import ManualClock
+
 
 @pytest.fixture
 def fs(sqlite_server, tmp_path):
@@ -170,7 +172,8 @@ def test_reader_concurrent_out_of_order_reads():
 
 
 def test_ttl_cache_expiry_and_tree_invalidation():
-    cache: TTLCache[int] = TTLCache(0.2)
+    clock = ManualClock()
+    cache: TTLCache[int] = TTLCache(0.2, clock=clock)
     cache.put("/a", 1)
     cache.put("/a/b", 2)
     cache.put("/ab", 3)
@@ -179,7 +182,9 @@ def test_ttl_cache_expiry_and_tree_invalidation():
     assert cache.get("/ab") == 3
     cache.update("/ab", lambda v: v + 1)
     assert cache.get("/ab") == 4
-    time.sleep(0.25)
+    clock.advance(0.19)
+    assert cache.get("/ab") == 4
+    clock.advance(0.02)
     assert cache.get("/ab", None) is None
 
 
@@ -237,10 +242,11 @@ def test_big_directory_expired_listing_is_refetched_whole(sqlite_server, tmp_pat
         with open(os.path.join(on_disk, f"f{i:03d}"), "wb") as fh:
             fh.write(b"x" * i)
     client = Client(url=sqlite_server.url, token=sqlite_server.tokens["alice"], verify=False)
+    clock = ManualClock()
     fs = ArcFS(client, Options(root="home/alice", cache_dir=str(tmp_path), attr_ttl=0.2,
-                               dir_ttl=0.2))
+                               dir_ttl=0.2, clock=clock))
     assert len(fs.readdir(f"/{name}")) == 302
-    time.sleep(0.3)
+    clock.advance(0.3)
     lookups = []
     original = client.get_node
     client.get_node = lambda *a, **k: lookups.append(a) or original(*a, **k)

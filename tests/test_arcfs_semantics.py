@@ -14,6 +14,7 @@ import pytest
 
 from .arcfs_mounts import fresh_dir, mounted
 from .harness import make_server
+from .nodes_xml import node_xml, properties_of
 
 SEMANTICS = Path(__file__).resolve().parent.parent / "arcfs" / "SEMANTICS.md"
 CORE = "ivo://ivoa.net/vospace/core#"
@@ -41,8 +42,7 @@ def rel(d: str, mnt: str) -> str:
 
 
 def prop(response: httpx.Response, name: str) -> str | None:
-    match = re.search(rf'uri="{re.escape(CORE + name)}"[^>]*>([^<]*)<', response.text)
-    return match.group(1) if match else None
+    return properties_of(response.content).get(CORE + name)
 
 
 def errno_of(fn, *args) -> int:
@@ -195,11 +195,7 @@ def test_s6_chmod_maps_to_acl(sqlite_server, mnt, d):
 
 
 def _props_xml(path: str, props: dict[str, str]) -> str:
-    items = "".join(f'<vos:property uri="{k}">{v}</vos:property>' for k, v in props.items())
-    return ('<vos:node xmlns:vos="http://www.ivoa.net/xml/VOSpace/v2.0" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-            f'uri="vos://localhost~arc/{path}" xsi:type="vos:DataNode">'
-            f"<vos:properties>{items}</vos:properties></vos:node>")
+    return node_xml(f"vos://localhost~arc/{path}", "DataNode", props)
 
 
 def test_s7_utimens(d):

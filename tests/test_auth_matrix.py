@@ -14,7 +14,8 @@ import httpx
 import pytest
 from lxml import etree
 
-from .conftest import VOS_NS, XSI_NS
+from .conftest import VOS_NS
+from .nodes_xml import node_xml
 
 ROLES = ["anonymous", "owner", "reader", "writer", "other", "removed", "expired", "tampered",
          "admin"]
@@ -27,15 +28,6 @@ PERMISSION_CHANGERS = {"owner", "admin"}
 QUOTA_SETTERS = {"admin"}
 SIGNED_IN = set(ROLES) - UNAUTHENTICATED
 JOB_OWNERS = {"owner", "admin"}
-
-
-def node_xml(service: str, path: str, node_type: str = "ContainerNode",
-             properties: dict[str, str] | None = None) -> str:
-    props = "".join(f'<vos:property uri="{u}">{v}</vos:property>'
-                    for u, v in (properties or {}).items())
-    return (f'<vos:node xmlns:vos="{VOS_NS}" xmlns:xsi="{XSI_NS}" '
-            f'uri="vos://localhost~{service}/{path}" xsi:type="vos:{node_type}">'
-            f'<vos:properties>{props}</vos:properties></vos:node>')
 
 
 class World:
@@ -99,15 +91,16 @@ class World:
     def put_node(self, role: str, service: str, path: str, node_type: str = "ContainerNode",
                  properties: dict[str, str] | None = None) -> httpx.Response:
         with self.client(role) as c:
-            return c.put(f"/{service}/nodes/{path}",
-                         content=node_xml(service, path, node_type, properties),
-                         headers={"Content-Type": "text/xml"})
+            return c.put(f"/{service}/nodes/{path}", headers={"Content-Type": "text/xml"},
+                         content=node_xml(f"vos://localhost~{service}/{path}", node_type,
+                                          properties))
 
     def post_props(self, role: str, service: str, path: str,
                    properties: dict[str, str]) -> httpx.Response:
         with self.client(role) as c:
             r = c.post(f"/{service}/nodes/{path}",
-                       content=node_xml(service, path, "DataNode", properties),
+                       content=node_xml(f"vos://localhost~{service}/{path}", "DataNode",
+                                        properties),
                        headers={"Content-Type": "text/xml"})
         return r
 
@@ -155,7 +148,7 @@ def operations(world: World, service: str, role: str) -> dict[str, tuple[set[str
             "<vos:keepBytes>true</vos:keepBytes></vos:transfer>")))
         results["async-setprops"] = (WRITERS, run_job(
             c, f"/{service}/async-setprops",
-            content=node_xml(service, data, "DataNode",
+            content=node_xml(f"vos://localhost~{service}/{data}", "DataNode",
                              {"ivo://ivoa.net/vospace/core#title": f"async {role}"})))
         results["GET owner's job"] = (JOB_OWNERS, c.get(world.owner_job))
         results["GET posix-mapper uid"] = (SIGNED_IN, c.get("/posix-mapper/uid"))

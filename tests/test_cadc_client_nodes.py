@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pytest
 from lxml import etree
 
-from .conftest import VOS_NS, ServiceUnderTest
+from .conftest import ServiceUnderTest
 from .harness import CADC_BIN
+from .nodes_xml import properties_of
 
 CORE = "ivo://ivoa.net/vospace/core#"
 # vchmod sends ``ivo://cadc.nrc.ca/gms?<name>``; the server may keep or canonicalize the
@@ -52,8 +53,7 @@ class CadcClient:
     def props(self, path: str) -> dict[str, str]:
         r = self.get(path)
         assert r.status_code == 200, r.text
-        el = etree.fromstring(r.content).find(f"{{{VOS_NS}}}properties")
-        return {p.get("uri"): p.text or "" for p in el}
+        return properties_of(r.content)
 
 
 @pytest.fixture(params=["vault", "arc"])

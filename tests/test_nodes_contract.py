@@ -4,15 +4,9 @@ from __future__ import annotations
 from lxml import etree
 
 from .conftest import VOS_NS
+from .nodes_xml import properties_of as props_of
 
 CORE = "ivo://ivoa.net/vospace/core#"
-
-
-def props_of(xml: bytes, node_uri: str | None = None) -> dict[str, str]:
-    root = etree.fromstring(xml)
-    el = root if node_uri is None else next(
-        n for n in root.iter(f"{{{VOS_NS}}}node") if n.get("uri") == node_uri)
-    return {p.get("uri"): p.text or "" for p in el.find(f"{{{VOS_NS}}}properties")}
 
 
 def child_names(xml: bytes) -> list[str]:

@@ -14,9 +14,8 @@ import subprocess
 import time
 import uuid
 
-from lxml import etree
 
-from .conftest import VOS_NS, ServiceUnderTest
+from .conftest import ServiceUnderTest
 from .harness import CADC_BIN
 
 CORE = "ivo://ivoa.net/vospace/core#"
@@ -24,11 +23,7 @@ CADC = "ivo://cadc.nrc.ca/vospace/core#"
 
 
 def props_of(server, path: str, user: str = "alice") -> dict[str, str]:
-    with server.client(user) as c:
-        r = c.get(f"/arc/nodes/{path}", params={"limit": 0})
-    assert r.status_code == 200, r.text
-    found = etree.fromstring(r.content).find(f"{{{VOS_NS}}}properties")
-    return {p.get("uri"): p.text or "" for p in found}
+    return ServiceUnderTest(server, "arc", "arc").properties(path, user)
 
 
 def cadc(server, tmp_path, *args: str) -> subprocess.CompletedProcess:

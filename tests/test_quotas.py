@@ -32,16 +32,8 @@ from .test_uws_jobs import run_job
 CORE = "ivo://ivoa.net/vospace/core#"
 
 
-def node_props(svc, path: str, user: str = "alice") -> dict[str, str]:
-    with svc.client(user) as c:
-        r = c.get(svc.nodes_url(path), params={"limit": 0})
-    assert r.status_code == 200, r.text
-    found = etree.fromstring(r.content).find(f"{{{VOS_NS}}}properties")
-    return {p.get("uri"): p.text for p in found}
-
-
 def usage(svc, path: str) -> int:
-    return int(node_props(svc, path)[CORE + "length"])
+    return int(svc.properties(path)[CORE + "length"])
 
 
 def quota_root(svc, size: int) -> str:
@@ -69,7 +61,7 @@ def test_small_writes_up_to_the_limit(svc):
     for i in range(4):
         assert put(svc, f"{root}/f{i}", os.urandom(250)).status_code == 201
     assert usage(svc, root) == 1000
-    assert node_props(svc, root)[CORE + "availableSpace"] == "0"
+    assert svc.properties(root)[CORE + "availableSpace"] == "0"
     r = put(svc, f"{root}/more", b"x")
     assert r.status_code == 413 and r.text.startswith("QuotaExceeded"), r.text
     assert put(svc, f"{root}/f0", os.urandom(250)).status_code == 201  # same size replaces
@@ -110,7 +102,7 @@ def test_stream_crossing_the_limit_is_stopped_and_keeps_old_content(svc):
     for expect in (True, False):
         status, _ = head_only_put(svc, f"{root}/big", 3 * 1024 * 1024, expect)
         assert status.startswith("HTTP/1.1 413"), status
-    assert node_props(svc, root)[CORE + "length"] == str(len(old))
+    assert svc.properties(root)[CORE + "length"] == str(len(old))
     with svc.client() as c:
         assert c.get(svc.nodes_url(f"{root}/big")).status_code == 404
     # One that fits is invited with 100 Continue, then stored.
@@ -166,7 +158,7 @@ def test_copy_and_move_into_a_full_container_then_raise_the_quota(svc):
             assert c.get(svc.nodes_url(f"{outside}/big")).status_code == 200
     assert usage(svc, root) == 800
     set_quota(svc, root, 2000)  # raising the quota lets the same operations through
-    assert node_props(svc, root)[CORE + "availableSpace"] == "1200"
+    assert svc.properties(root)[CORE + "availableSpace"] == "1200"
     with svc.client() as c:
         job = run_job(c, svc, f"{outside}/big", f"{root}/copy", keep_bytes=True)
         assert c.get(job + "/phase").text == "COMPLETED"

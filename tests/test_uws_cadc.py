@@ -9,9 +9,8 @@ import subprocess
 import time
 
 import pytest
-from lxml import etree
 
-from .conftest import VOS_NS, ServiceUnderTest
+from .conftest import ServiceUnderTest
 from .harness import CADC_BIN
 
 CORE = "ivo://ivoa.net/vospace/core#"
@@ -37,13 +36,6 @@ def short(svc: ServiceUnderTest, path: str) -> str:
 def exists(svc: ServiceUnderTest, path: str) -> bool:
     with svc.client() as c:
         return c.get(svc.nodes_url(path), params={"limit": 0}).status_code == 200
-
-
-def props(svc: ServiceUnderTest, path: str) -> dict[str, str]:
-    with svc.client() as c:
-        r = c.get(svc.nodes_url(path), params={"limit": 0})
-    return {p.get("uri"): p.text or "" for p in
-            etree.fromstring(r.content).find(f"{{{VOS_NS}}}properties")}
 
 
 def tree(svc: ServiceUnderTest, base: str, paths: list[str]) -> None:
@@ -96,13 +88,13 @@ def test_vchmod_and_vtag_recursive(service, tmp_path):
     r = cadc(service, str(tmp_path), "vchmod", "-R", "o+r", short(service, base))
     assert r.returncode == 0, r.stderr
     for path in (base, f"{base}/sub", f"{base}/sub/deeper/f2"):
-        assert props(service, path)[CORE + "ispublic"] == "true"
+        assert service.properties(path)[CORE + "ispublic"] == "true"
     key = "ivo://example.org/tags#colour"
     r = cadc(service, str(tmp_path), "vtag", "-R", short(service, f"{base}/sub"), f"{key}=red")
     assert r.returncode == 0, r.stderr
-    assert props(service, f"{base}/sub/deeper/f2")[key] == "red"
-    assert key not in props(service, base)
+    assert service.properties(f"{base}/sub/deeper/f2")[key] == "red"
+    assert key not in service.properties(base)
     r = cadc(service, str(tmp_path), "vchmod", "-R", "o-r", short(service, f"{base}/sub"))
     assert r.returncode == 0, r.stderr
-    assert props(service, f"{base}/sub/f1")[CORE + "ispublic"] == "false"
-    assert props(service, base)[CORE + "ispublic"] == "true"
+    assert service.properties(f"{base}/sub/f1")[CORE + "ispublic"] == "false"
+    assert service.properties(base)[CORE + "ispublic"] == "true"

@@ -18,7 +18,7 @@ from vospace_server.storage.vault.tree import VaultTree
 from vospace_server.storage.vault.versions import Retention, versions
 
 from .conftest import ServiceUnderTest
-from .test_quotas import node_props, put, set_quota
+from .test_quotas import put, set_quota
 
 
 @pytest.fixture(params=["vault-sqlite", "vault-postgres"])
@@ -87,7 +87,7 @@ def test_versions_do_not_count_against_the_quota(vault):
     set_quota(vault, folder, 3000)
     for _ in range(5):
         assert put(vault, f"{folder}/f", os.urandom(2000)).status_code == 201
-    assert node_props(vault, folder)["ivo://ivoa.net/vospace/core#length"] == "2000"
+    assert vault.properties(folder)["ivo://ivoa.net/vospace/core#length"] == "2000"
     # but restoring a version is a write like any other: it must fit
     assert put(vault, f"{folder}/g", os.urandom(500)).status_code == 201
     with vault.client() as c:

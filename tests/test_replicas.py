@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -213,6 +214,31 @@ def test_a_password_change_applies_on_the_next_request_to_every_replica(cluster)
                            stdin=new + "\n").returncode == 0
     assert [whoami(0, old), whoami(1, old)] == [401, 401]
     assert [whoami(0, new), whoami(1, new)] == [200, 200]
+
+
+def test_sigterm_hands_a_running_job_to_the_other_replica(cluster):
+    """A recursive delete running on a replica told to stop goes back to the queue (it is
+    idempotent) and the other replica finishes it."""
+    base = unique("arc")
+    folder = os.path.join(cluster.env["VOSPACE_ARC_ROOT"], base, "big")
+    os.makedirs(folder)
+    for i in range(20000):  # written on disk, as a session would
+        with open(os.path.join(folder, f"f{i:05d}"), "wb") as fh:
+            fh.write(b"x")
+    with cluster.client(via=0) as c0:
+        r = c0.post("/arc/async-delete", data={"target": Svc("arc").uri(f"{base}/big")})
+        job = urlsplit(r.headers["location"]).path
+        assert c0.post(job + "/phase", data={"PHASE": "RUN"}).status_code == 303
+        assert c0.get(job + "/phase").text == "EXECUTING"  # past the inline budget
+    cluster.replicas[0].proc.send_signal(signal.SIGTERM)
+    assert cluster.replicas[0].proc.wait(60) in (0, -signal.SIGTERM)
+    log = Path(cluster.replicas[0].log_path).read_text()
+    assert f"job {job.rsplit('/', 1)[1]} interrupted by a server shutdown: queued again" in log
+    with cluster.client(via=1) as c1:
+        assert wait_final(c1, job) == "COMPLETED"
+        assert c1.get(f"/arc/nodes/{base}/big").status_code == 404
+    assert not os.path.exists(folder)
+    cluster.replicas[0].start()
 
 
 class SlowUpload:

@@ -150,13 +150,7 @@ def test_acls_follow_properties_and_direct_changes_read_back(sqlite_server):
 
 def test_project_files_get_the_creator_uid_and_project_gid_and_default_acls(sqlite_server):
     server = sqlite_server
-    name = f"p{uuid.uuid4().hex[:8]}"
-    group = f"g-{name}"
-    r = server.vospace("project", "create", name, "--group", group)
-    assert r.returncode == 0, r.stderr
-    with server.client("admin") as c:
-        assert c.put(f"/ac/groups/{group}/userMembers/alice").status_code in (200, 201)
-        assert c.put(f"/ac/groups/{group}/userMembers/bob").status_code in (200, 201)
+    name, group = server.add_project("alice", "bob")
     gid = int(mapper(server, "gid")[group][2])
     root = os.path.join(server.data_dir, "arc", "projects", name)
     assert os.stat(root).st_gid == gid

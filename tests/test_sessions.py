@@ -82,6 +82,8 @@ def test_headless_session_writes_home_and_scratch_and_scratch_is_removed(server)
         assert c.get("/arc/files/home/alice/result.txt").content == b"sum=10"
         props = node_properties(server, "home/alice/result.txt", "alice")
         assert props[CORE + "creator"] == "alice"
+        on_disk = os.stat(os.path.join(server.data_dir, "arc", "home", "alice", "result.txt"))
+        assert on_disk.st_uid == int(done["runAsUID"]) and on_disk.st_gid == int(done["runAsGID"])
         events = text(c, sid, "events").splitlines()
         assert events[0].split("  ") == ["TYPE", "REASON", "MESSAGE", "FIRST-SEEN", "LAST-SEEN"]
         assert [line.split("  ")[1] for line in events[1:]] == ["Created", "Started", "Succeeded"]
@@ -399,3 +401,21 @@ def test_launch_parameters_in_the_query_as_canfar_sends_them(server):
         assert r.status_code == 400 and "x-www-form-urlencoded" in r.text
         r = c.post(f"{API}/session", headers=form, content=b"name=%ff%fe&image=x")
         assert (r.status_code, r.text) == (400, "the form is not valid UTF-8 URL-encoded text\n")
+
+
+def test_project_groups_reach_the_sandbox_as_supplementary_gids(server):
+    name, group = server.add_project("alice")
+    write = f"-ec echo${{IFS}}from-session>/arc/projects/{name}/made.txt;id"
+    with server.client("alice") as c:
+        sid = launch(c, "member", cmd="bash", args=write)
+        member = wait_status(c, sid, FINAL)
+        assert member["status"] == "Succeeded", text(c, sid, "logs")
+        assert len(member["supplementalGroups"]) == 1
+        assert f"{member['supplementalGroups'][0]}({group})" in text(c, sid, "logs")
+        assert c.get(f"/arc/files/projects/{name}/made.txt").content == b"from-session\n"
+    assert node_properties(server, f"projects/{name}/made.txt", "alice")[CORE + "creator"] == "alice"
+    with server.client("bob") as c:  # not a member: the kernel refuses the write
+        sid = launch(c, "outsider", cmd="bash", args=write)
+        assert wait_status(c, sid, FINAL)["status"] == "Failed"
+        assert "Permission denied" in text(c, sid, "logs")
+        assert session(c, sid)["supplementalGroups"] == []

@@ -51,7 +51,8 @@ class PosixMapper:
         self._uids: dict[str, int] = {}     # ids never change once given: safe to cache
         self._gids: dict[str, int] = {}
         self._uris: dict[int, str] = {}
-        self._misses: dict[int, float] = {}  # gid -> until when "no group URI" is believed
+        self._users: dict[int, str] = {}
+        self._misses: dict[tuple[str, int], float] = {}  # (table, id) -> until when a miss holds
 
     def _allocate(self, table: Table, key_col: str, id_col: str, key: str, start: int) -> int:
         keys, ids = table.c[key_col], table.c[id_col]
@@ -83,22 +84,37 @@ class PosixMapper:
     def group_uri(self, gid: int) -> str | None:
         if gid < self.gid_start:  # personal groups and system gids: never a group URI
             return None
-        if gid not in self._uris:
-            # Most files carry a personal gid (= uid), which has no group URI: remember the
+        uri = self._reverse(self._uris, posix_groups.c.uri, posix_groups.c.gid, gid)
+        if uri is not None:
+            self._gids[uri] = gid
+        return uri
+
+    def user_of(self, uid: int) -> str | None:
+        """The user with this uid (None for system and unknown ids): who owns a file that
+        was made directly on disk, e.g. inside a session."""
+        if uid < self.uid_start:
+            return None
+        return self._reverse(self._users, posix_users.c.name, posix_users.c.uid, uid)
+
+    def _reverse(self, found: dict[int, str], name_col: Column, id_col: Column,
+                 ident: int) -> str | None:
+        """The name with id ``ident``, remembered in ``found`` (ids never change)."""
+        if ident not in found:
+            # Most files carry a personal gid (= uid), which has no group URI: remember a
             # miss briefly, or listing a 10,000-file folder costs 10,000 queries. Brief,
-            # because another server process may allocate that gid meanwhile.
-            if self._misses.get(gid, 0.0) > time.monotonic():
+            # because another server process may allocate that id meanwhile.
+            key = (id_col.table.name, ident)
+            if self._misses.get(key, 0.0) > time.monotonic():
                 return None
             with self.engine.connect() as conn:
-                uri = conn.execute(select(posix_groups.c.uri)
-                                   .where(posix_groups.c.gid == gid)).scalar()
-            if uri is None:
+                name = conn.execute(select(name_col).where(id_col == ident)).scalar()
+            if name is None:
                 if len(self._misses) > MISS_CACHE_MAX:
                     self._misses.clear()
-                self._misses[gid] = time.monotonic() + MISS_CACHE_S
+                self._misses[key] = time.monotonic() + MISS_CACHE_S
                 return None
-            self._uris[gid], self._gids[uri] = uri, gid
-        return self._uris[gid]
+            found[ident] = name
+        return found[ident]
 
     # -- listings -----------------------------------------------------------------------
     def passwd(self, home_root: str = "/arc/home") -> list[str]:

@@ -50,6 +50,10 @@ class IdMap(Protocol):
         """The group URI with this gid (None for personal groups and unknown ids)."""
         ...
 
+    def user_of(self, uid: int) -> str | None:
+        """The user with this uid (None for system and unknown ids)."""
+        ...
+
 
 def encode(entries: list[tuple[int, int, int]]) -> bytes:
     """(tag, perm, id) entries -> the xattr value (sorted as the kernel requires)."""

@@ -86,6 +86,10 @@ class ArcTree:
                     else:
                         properties[uri] = value
         with_defaults(properties)
+        if props.CREATOR not in properties and self.ids is not None:
+            # made directly on disk (a session, a shell): its uid says whose it is, as cavern
+            # reports owners; files of unmapped uids (root) belong to the folder's owner
+            properties[props.CREATOR] = self.ids.user_of(st.st_uid) or inherited_owner
         properties.setdefault(props.CREATOR, inherited_owner)
         properties[props.DATE] = props.format_date(st.st_mtime)
         properties[props.LENGTH] = str(st.st_size if node_type is NodeType.DATA else 0)

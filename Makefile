@@ -49,7 +49,7 @@ $(CANFAR_VENV)/.installed: Makefile
 	touch $@
 
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
-bench: setup cadc-client
+bench: system-deps setup cadc-client
 	@status=0; for b in nodes transfer client arcfs sessions scale web; do \
 	  $(BIN)/python bench/$$b.py || status=1; done; exit $$status
 

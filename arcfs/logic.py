@@ -6,9 +6,7 @@ errno table and the consistency model are in ``SEMANTICS.md``.
 """
 from __future__ import annotations
 
-import calendar
 import errno
-import itertools
 import logging
 import mimetypes
 import os
@@ -17,91 +15,32 @@ import stat
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import quote, unquote
 
-import httpx
-
-from vosclient import errors
 from vosclient.client import Client
-from vosclient.nodes import DATA, Node, prop_uri, short_name
+from vosclient.nodes import DATA, Node
 from vosclient.uris import Remote, normalize
 from vospace_server.protocol import properties as P
 
 from .cache import TTLCache
+from .errnos import fs_error, remote_errors
+from .handles import Handle, Handles
+from .modes import mode_of, permission_changes
+from .properties import (MTIME_PROP, UTIME_NOW, UTIME_OMIT, mtime_ns, mtime_stamp,
+                         xattr_names, xattr_uri)
 from .reader import RangeReader
 from .spool import Spool
 from .upload import StreamingUpload
 
 log = logging.getLogger("arcfs")
 
-# Where utimens keeps a time the server cannot store (its dates are computed, read-only):
-# "<mtime ns> <md5> <length>", trusted only while the content is still that md5/length.
-MTIME_PROP = "ivo://cadc.nrc.ca/vospace/arcfs#mtime"
-RESERVED = P.READ_ONLY | P.ADMIN_ONLY | {P.TYPE, P.ENCODING, P.ISPUBLIC, P.GROUPREAD,
-                                          P.GROUPWRITE, P.ISLOCKED, P.INHERIT_PERMISSIONS,
-                                          P.PUBLICREAD, MTIME_PROP}
 FILL_CHUNK = 4 << 20
 NO_QUOTA = 1 << 50          # statfs size shown when no quota applies (1 PiB)
 BLOCK = 4096
 NAME_MAX = 255
 BIG_DIR = 256              # entries from which an expired listing is refetched whole
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2   # utimensat's special values
-ERRNO = ((errors.NotFound, errno.ENOENT), (errors.NotAuthenticated, errno.EACCES),
-         (errors.PermissionDenied, errno.EACCES), (errors.AlreadyExists, errno.EEXIST),
-         (errors.NotAContainer, errno.ENOTDIR), (errors.IsAContainer, errno.EISDIR),
-         (errors.QuotaExceeded, errno.EDQUOT), (errors.Locked, errno.EPERM),
-         (errors.InvalidArgument, errno.EINVAL))
-
-
-def fs_error(code: int, message: str = "") -> OSError:
-    return OSError(code, message or os.strerror(code))
-
-
-def errno_of(exc: errors.VOSError) -> int:
-    for kind, code in ERRNO:
-        if isinstance(exc, kind):
-            return code
-    return errno.EIO        # unreachable server, server failure, checksum mismatch
-
-
-@contextmanager
-def remote_errors():
-    """Turn client errors into the errno the caller of the syscall sees."""
-    try:
-        yield
-    except errors.VOSError as exc:
-        log.info("%s", exc)
-        raise fs_error(errno_of(exc), str(exc)) from None
-    except (httpx.HTTPError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno:
-            raise
-        log.warning("transport failure: %s", exc)
-        raise fs_error(errno.EIO, str(exc)) from None
-
-
-def date_ns(value: str | None) -> int:
-    """Nanoseconds of an IVOA date ``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC)."""
-    if not value:
-        return 0
-    try:
-        seconds = calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return 0
-    fraction = value[20:23] if len(value) > 20 and value[19] == "." else ""
-    millis = int(fraction) if fraction.isdigit() else 0
-    return seconds * 1_000_000_000 + millis * 1_000_000
-
-
-@dataclass
-class Handle:
-    path: str
-    spool: Spool | None = None
-    reader: RangeReader | None = None
-    writable: bool = False
-    append: bool = False
 
 
 @dataclass
@@ -134,10 +73,9 @@ class ArcFS:
                                                                    clock=self.o.clock)
         self.relist_locks: dict[str, threading.Lock] = {}
         self.spools: dict[str, Spool] = {}
-        self.handles: dict[int, Handle] = {}
+        self.handles = Handles()
         self.seen_md5: dict[str, str | None] = {}
         self.lock = threading.RLock()
-        self._fh = itertools.count(1)
 
     def close(self) -> None:
         """Upload what is still dirty (best effort) and drop local state."""
@@ -218,31 +156,6 @@ class ArcFS:
         self.attrs.put(path, node)
         return node
 
-    def _mode(self, node: Node) -> int:
-        if node.isdir:
-            mode = stat.S_IFDIR | 0o700
-            read, write, public = 0o050, 0o020, 0o005
-        elif node.islink:
-            return stat.S_IFLNK | 0o777
-        else:
-            mode = stat.S_IFREG | 0o600
-            read, write, public = 0o040, 0o020, 0o004
-        if node.groupread != "NONE":
-            mode |= read
-        if node.groupwrite != "NONE":
-            mode |= write
-        if node.ispublic:
-            mode |= public
-        return mode
-
-    def _mtime_ns(self, node: Node) -> int:
-        override = node.props.get(MTIME_PROP)
-        if override:
-            ns, _, ident = override.partition(" ")
-            if ns.isdigit() and (node.isdir or ident == f"{node.md5 or '-'} {node.size}"):
-                return int(ns)
-        return date_ns(node.props.get(P.DATE))
-
     def getattr(self, path: str) -> dict:
         spool = self.spools.get(path)
         if spool is not None:
@@ -251,7 +164,7 @@ class ArcFS:
             return self._stat(stat.S_IFREG | 0o600, size, ns, 1)
         node = self.node(path)
         size = len(node.target or "") if node.islink else node.size
-        return self._stat(self._mode(node), size, self._mtime_ns(node), 2 if node.isdir else 1)
+        return self._stat(mode_of(node), size, mtime_ns(node), 2 if node.isdir else 1)
 
     def _stat(self, mode: int, size: int, ns: int, nlink: int) -> dict:
         return {"st_mode": mode, "st_size": size, "st_nlink": nlink, "st_uid": self.o.uid,
@@ -445,9 +358,7 @@ class ArcFS:
                 moved = self.spools.pop(key)
                 moved.path = new + key[len(old):]
                 self.spools[moved.path] = moved
-            for handle in self.handles.values():
-                if handle.path == old or handle.path.startswith(old + "/"):
-                    handle.path = new + handle.path[len(old):]
+            self.handles.renamed(old, new)
             self.seen_md5.pop(old, None)
 
     # ---- ACL and properties ---------------------------------------------------------------
@@ -457,18 +368,7 @@ class ArcFS:
         node = self.node(path)
         if node.islink:
             return
-        changes: dict[str, str | None] = {}
-        public = bool(mode & 0o004)
-        if public != node.ispublic:
-            changes[P.ISPUBLIC] = "true" if public else "false"
-        for bit, uri, current in ((0o040, P.GROUPREAD, node.groupread),
-                                  (0o020, P.GROUPWRITE, node.groupwrite)):
-            has = current != "NONE"
-            if mode & bit and not has:
-                if self.o.group:
-                    changes[uri] = self.o.group
-            elif not mode & bit and has:
-                changes[uri] = None
+        changes = permission_changes(node, mode, self.o.group)
         if changes:
             self._set_props(path, changes)
 
@@ -486,36 +386,33 @@ class ArcFS:
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
         """The server's dates are its own; a time set here is kept in a property and shown
         as long as the content is unchanged."""
-        mtime_ns = times[1] if times else UTIME_NOW
-        if mtime_ns == UTIME_OMIT:
+        ns = times[1] if times else UTIME_NOW
+        if ns == UTIME_OMIT:
             return
-        if mtime_ns == UTIME_NOW:
-            mtime_ns = time.time_ns()
+        if ns == UTIME_NOW:
+            ns = time.time_ns()
         spool = self.spools.get(path)
         if spool is not None:
-            spool.mtime = mtime_ns / 1e9
+            spool.mtime = ns / 1e9
             if spool.dirty:
                 self._upload(spool)
         node = self.node(path)
         if node.islink:
             return
-        ident = "" if node.isdir else f" {node.md5 or '-'} {node.size}"
-        self._set_props(path, {MTIME_PROP: f"{mtime_ns}{ident}"})
+        self._set_props(path, {MTIME_PROP: mtime_stamp(node, ns)})
 
     def listxattr(self, path: str) -> list[str]:
-        node = self.node(path)
-        return ["user." + short_name(uri) for uri, value in node.props.items()
-                if uri not in RESERVED and value is not None and not uri.startswith(P.CADC)]
+        return xattr_names(self.node(path))
 
     def getxattr(self, path: str, name: str) -> bytes:
-        uri = self._xattr_uri(name)
+        uri = xattr_uri(name)
         value = self.node(path).props.get(uri)
         if value is None:
             raise fs_error(errno.ENODATA)
         return value.encode()
 
     def setxattr(self, path: str, name: str, value: bytes, flags: int = 0) -> None:
-        uri = self._xattr_uri(name)
+        uri = xattr_uri(name)
         exists = self.node(path).props.get(uri) is not None
         if flags & os.XATTR_CREATE and exists:
             raise fs_error(errno.EEXIST)
@@ -528,19 +425,10 @@ class ArcFS:
         self._set_props(path, {uri: text})
 
     def removexattr(self, path: str, name: str) -> None:
-        uri = self._xattr_uri(name)
+        uri = xattr_uri(name)
         if self.node(path).props.get(uri) is None:
             raise fs_error(errno.ENODATA)
         self._set_props(path, {uri: None})
-
-    @staticmethod
-    def _xattr_uri(name: str) -> str:
-        if not name.startswith("user."):
-            raise fs_error(errno.ENOTSUP)
-        uri = prop_uri(name[len("user."):])
-        if uri in RESERVED or uri.startswith(P.CADC):
-            raise fs_error(errno.EPERM)
-        return uri
 
     # ---- file data ------------------------------------------------------------------------
     def _open_range(self, remote: Remote):
@@ -557,12 +445,6 @@ class ArcFS:
                 spool.fill(iter(lambda: stream.read(FILL_CHUNK), b""))
             finally:
                 stream.close()
-
-    def _new_handle(self, handle: Handle) -> int:
-        fh = next(self._fh)
-        with self.lock:
-            self.handles[fh] = handle
-        return fh
 
     def _spool_for(self, path: str, node: Node | None, truncate: bool) -> Spool:
         with self.lock:
@@ -605,20 +487,20 @@ class ArcFS:
             if node is not None and node.isdir:
                 raise fs_error(errno.EISDIR)
             spool = self._spool_for(path, node, truncate=bool(flags & os.O_TRUNC))
-            return self._new_handle(Handle(path, spool=spool, writable=writing,
+            return self.handles.add(Handle(path, spool=spool, writable=writing,
                                            append=bool(flags & os.O_APPEND))), False
         spool = self.spools.get(path)
         if spool is not None:
             with self.lock:
                 spool.refs += 1
-            return self._new_handle(Handle(path, spool=spool)), False
+            return self.handles.add(Handle(path, spool=spool)), False
         node = self.node(path)
         if node.isdir:
             raise fs_error(errno.EISDIR)
         keep = node.md5 is not None and self.seen_md5.get(path) == node.md5
         self.seen_md5[path] = node.md5
         reader = RangeReader(self._open_range(self.remote(path)), node.size)
-        return self._new_handle(Handle(path, reader=reader)), keep
+        return self.handles.add(Handle(path, reader=reader)), keep
 
     def create(self, path: str, mode: int = 0o644, flags: int = os.O_WRONLY) -> int:
         """A new, empty file; it reaches the server when the handle is flushed or closed."""
@@ -634,23 +516,17 @@ class ArcFS:
         spool = self._spool_for(path, None, truncate=existing is not None)
         if existing is not None:
             spool.dirty = True
-        return self._new_handle(Handle(path, spool=spool, writable=True))
-
-    def _handle(self, fh: int) -> Handle:
-        handle = self.handles.get(fh)
-        if handle is None:
-            raise fs_error(errno.EBADF)
-        return handle
+        return self.handles.add(Handle(path, spool=spool, writable=True))
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
-        handle = self._handle(fh)
+        handle = self.handles.get(fh)
         if handle.spool is not None:
             return handle.spool.pread(size, offset)
         assert handle.reader is not None
         return handle.reader.read(offset, size)
 
     def write(self, fh: int, data: bytes, offset: int) -> int:
-        handle = self._handle(fh)
+        handle = self.handles.get(fh)
         if not handle.writable or handle.spool is None:
             raise fs_error(errno.EBADF)
         spool = handle.spool
@@ -734,15 +610,14 @@ class ArcFS:
         return Node(uri="", path=remote.path, type=DATA, props=props)
 
     def flush(self, fh: int) -> None:
-        handle = self._handle(fh)
+        handle = self.handles.get(fh)
         if handle.writable and handle.spool is not None:
             self._upload(handle.spool)
 
     fsync = flush
 
     def release(self, fh: int) -> None:
-        with self.lock:
-            handle = self.handles.pop(fh, None)
+        handle = self.handles.pop(fh)
         if handle is None:
             return
         if handle.reader is not None:

@@ -12,7 +12,8 @@ import pytest
 
 from arcfs.cache import TTLCache
 from arcfs.cli import helper_argv
-from arcfs.logic import ArcFS, Options, date_ns
+from arcfs.logic import ArcFS, Options
+from arcfs.properties import date_ns
 from arcfs.reader import RangeReader
 from vosclient.client import Client
 
@@ -270,7 +271,7 @@ def test_writes_stream_after_the_flush_of_a_dup2_close(fs):
     data = os.urandom(3 << 20)
     for at in range(0, len(data), 1 << 20):
         fs.write(fh, data[at:at + (1 << 20)], at)
-    assert fs.handles[fh].spool.stream is not None  # sending while written
+    assert fs.handles.get(fh).spool.stream is not None  # sending while written
     fs.flush(fh)
     fs.release(fh)
     assert fs.client.read_bytes(fs.remote(path)) == data

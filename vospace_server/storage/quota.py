@@ -3,7 +3,8 @@
 A container carrying the ``quota`` property (bytes; set by administrators only) is a quota
 root. Its usage is its ``length``, the bytes stored below it, which each backend keeps up
 to date incrementally (vault: SQL ``length`` column adjusted in the same transaction as
-every write, delete, move and copy; arc: a counter xattr on the root, see arc/usage.py).
+every write, delete, move and copy, see vault/usage.py; arc: a counter xattr on the root,
+see arc/usage.py).
 Nothing here walks a tree: the room left is computed from the ancestor chain that every
 request resolves anyway.
 """

@@ -18,7 +18,7 @@ from ...protocol import properties as props
 from ...protocol import uris
 from ...protocol.faults import (ContainerNotFound, DuplicateNode, InternalFault,
                                 InvalidArgument, LinkFound, NodeBusy, NodeNotFound,
-                                PermissionDenied, QuotaExceeded)
+                                PermissionDenied)
 from ...protocol.nodes import Node, NodeType
 from ..common import (apply_changes, imposed, inherited, inherits, storable_properties,
                       with_defaults)
@@ -27,7 +27,7 @@ from ..placement import final_destination
 from ..streams import EmptyReadHandle, ReadHandle, Upload
 from ..tree import Check
 from ..transactions import is_sqlite, transaction
-from . import versions
+from . import usage, versions
 from .blobs import BlobStore, new_key
 from .copies import ReplicatedBlobStore
 from .group_commit import GroupCommitter
@@ -36,7 +36,6 @@ from .schema import PathText, make_engine, nodes
 
 # Built once: every node request runs them, and building a statement cost more CPU than
 # executing it.
-QUOTA_MARK = '#quota"'  # how a quota property looks inside a row's JSON props
 CHAIN = select(nodes).where(nodes.c.path.in_(bindparam("paths", expanding=True)))
 INSERT_NODE = insert(nodes)
 
@@ -173,62 +172,15 @@ class VaultTree:
             ids = list(conn.execute(select(nodes.c.id).where(subtree_clause(path))).scalars())
             keys += versions.remove_subtree(conn, ids)
             conn.execute(delete(nodes).where(subtree_clause(path)))
-            self._add_usage(conn, path, -row.length)
+            usage.add(conn, path, -row.length)
         for key in keys:  # after the commit: a crash here leaves only orphans for fsck
             self.blobs.delete(key)
-
-    def _add_usage(self, conn: Connection, path: str, delta: int,
-                   exempt: frozenset[str] = frozenset(),
-                   quota_holders: list[str] | None = None) -> None:
-        """Keep every ancestor container's ``length`` equal to the bytes stored below it.
-
-        Growth is checked against the quotas on those ancestors (except ``exempt`` ones, which
-        a move only passes through; only ``quota_holders`` when the caller read them in this
-        transaction) inside the same transaction, so concurrent writers can never overshoot
-        a quota together: QuotaExceeded rolls the whole change back."""
-        if delta:
-            above = uris.ancestors(path)
-            conn.execute(update(nodes).where(nodes.c.path.in_(above))
-                         .values(length=nodes.c.length + delta))
-            checked = above if quota_holders is None else quota_holders
-            checked = [p for p in checked if p not in exempt]
-            if delta > 0 and checked:
-                self._enforce_quotas(conn, checked)
-
-    @staticmethod
-    def _enforce_quotas(conn: Connection, paths: list[str]) -> None:
-        rows = conn.execute(select(nodes.c.path, nodes.c.length, nodes.c.props)
-                            .where(nodes.c.path.in_(paths), nodes.c.props.like(f"%{QUOTA_MARK}%")))
-        for row in rows:
-            limit = json.loads(row.props).get(props.QUOTA)
-            if limit is not None and row.length > int(limit):
-                raise QuotaExceeded(f"/{row.path} would hold {row.length} bytes, over its "
-                                    f"quota of {limit}")
 
     def recount(self, path: str = "") -> int:
         """Recompute every container ``length`` below (and the usage above) ``path`` from
         its DataNodes; returns the bytes under ``path`` (``vospace quota recount``)."""
         with self._tx(write=True) as conn:
-            top = self._chain(conn, path)[-1]
-            totals: dict[str, int] = {}
-            data: list[tuple[str, int]] = []
-            for row in conn.execute(select(nodes.c.path, nodes.c.type, nodes.c.length)
-                                    .where(subtree_clause(path))):
-                if row.type == NodeType.CONTAINER.value:
-                    totals.setdefault(row.path, 0)
-                elif row.type == NodeType.DATA.value:
-                    data.append((row.path, row.length))
-            for file_path, length in data:
-                for above in uris.ancestors(file_path):
-                    if above in totals:
-                        totals[above] += length
-            for container, total in totals.items():
-                conn.execute(update(nodes).where(nodes.c.path == container).values(length=total))
-            total = totals.get(path, top.length)
-            if top.type == NodeType.CONTAINER.value and total != top.length:
-                conn.execute(update(nodes).where(nodes.c.path.in_(uris.ancestors(path)))
-                             .values(length=nodes.c.length + (total - top.length)))
-            return total
+            return usage.recount(conn, self._chain(conn, path)[-1], subtree_clause(path))
 
     # -- moving and copying -------------------------------------------------------------
     def move(self, src: str, dest: str, replace: bool = False) -> Node:
@@ -255,8 +207,8 @@ class VaultTree:
                     name=case((nodes.c.path == src, uris.name_of(final)), else_=nodes.c.name)))
             except IntegrityError:  # the destination appeared meanwhile
                 raise DuplicateNode(f"/{final}") from None
-            self._add_usage(conn, src, -row.length)
-            self._add_usage(conn, final, row.length, exempt=frozenset(uris.ancestors(src)))
+            usage.add(conn, src, -row.length)
+            usage.add(conn, final, row.length, exempt=frozenset(uris.ancestors(src)))
             self._impose_inherited(conn, parent, final)
             moved = self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
         for key in doomed:  # after the commit, as in delete
@@ -292,7 +244,7 @@ class VaultTree:
             raise DuplicateNode(f"/{final} is a container that is not empty")
         keys = ([old.blob] if old.blob else []) + versions.remove_subtree(conn, [old.id])
         conn.execute(delete(nodes).where(nodes.c.id == old.id))
-        self._add_usage(conn, final, -old.length)
+        usage.add(conn, final, -old.length)
         return keys
 
     def copy(self, src: str, dest: str, owner: str,
@@ -328,7 +280,7 @@ class VaultTree:
                     conn.execute(insert(nodes), copies)
                 except IntegrityError:
                     raise DuplicateNode(f"/{final}") from None
-                self._add_usage(conn, final, rows[0].length)
+                usage.add(conn, final, rows[0].length)
                 self._impose_inherited(conn, parent, final)
                 return self._to_node(conn.execute(select(nodes).where(nodes.c.path == final)).one())
         except FileNotFoundError:  # a blob was replaced by an upload meanwhile
@@ -408,8 +360,8 @@ class VaultTree:
                 old_length = row.length
             # The chain was read in this transaction: only ancestors holding a quota need
             # their new lengths checked.
-            self._add_usage(conn, path, length - old_length,
-                            quota_holders=[r.path for r in parent_rows if QUOTA_MARK in r.props])
+            usage.add(conn, path, length - old_length,
+                      quota_holders=[r.path for r in parent_rows if usage.holds_quota(r)])
             node = self._to_node(SimpleNamespace(**published))  # the row as written
         for old_key in doomed:  # after the commit, as in delete
             self.blobs.delete(old_key)
@@ -504,7 +456,7 @@ class VaultTree:
             row = self._chain(conn, path)[-1]
             conn.execute(update(nodes).where(nodes.c.id == row.id)
                          .values(blob=None, md5=None, length=0))
-            self._add_usage(conn, path, -row.length)
+            usage.add(conn, path, -row.length)
 
     def stored_copies(self, path: str) -> str | None:
         if not isinstance(self.blobs, ReplicatedBlobStore):

@@ -1,8 +1,12 @@
 """Groups (GMS-like): members are users or other groups; owners and administrators manage them.
 
 Group URIs look like ``ivo://<authority>/gms?<name>``. Clients may write bare names in
-``groupread``/``groupwrite``; :func:`normalize_group_list` is the one place that turns
-either form into the canonical space-separated URI list. Membership is resolved on every
+``groupread``/``groupwrite``; :func:`normalize_group_list` is the one place that checks a
+value and turns bare names into our URIs. Group URIs are stored as the client sent them:
+the CADC client's ``vchmod`` writes ``ivo://cadc.nrc.ca/gms?<name>`` and its ``vls`` strips
+exactly that prefix to print bare names, so that spelling must come back unchanged.
+:func:`resolve_group` (and :func:`member_of_any` for ACL checks) says which of our groups a
+stored URI means. Membership is resolved on every
 request whose token is not in the authenticator's cache, and every change bumps the
 generation counter (store.auth_changed) that empties that cache, so a change takes effect
 at once.
@@ -67,22 +71,44 @@ def check_group_name(name: str) -> str:
 
 
 def normalize_group(value: str, authority: str) -> str:
-    """A bare name or a group URI -> the canonical URI (foreign authorities kept as given).
-
-    The CADC client's ``vchmod`` always writes ``ivo://cadc.nrc.ca/gms?<name>``; on this
-    service that can only mean our group of that name, so it is rewritten to ours.
-    """
+    """A bare name -> our group URI; a group URI is checked and kept as written."""
     if value.startswith("ivo://"):
         base, sep, name = value.partition("?")
         if not sep or not base.endswith("/gms"):
             raise InvalidArgument(f"{value!r} is not a group URI (ivo://authority/gms?name)")
         check_group_name(name)
-        return group_uri(authority, name) if base in CLIENT_GMS_ALIASES else value
+        return value
     return group_uri(authority, check_group_name(value))
 
 
+def resolve_group(value: str, authority: str) -> str:
+    """The group a bare name or stored group URI means here (foreign authorities as given).
+
+    The CADC client always writes ``ivo://cadc.nrc.ca/gms?<name>``; on this service that
+    can only mean our group of that name."""
+    uri = normalize_group(value, authority)
+    base, _, name = uri.partition("?")
+    return group_uri(authority, name) if base in CLIENT_GMS_ALIASES else uri
+
+
+def member_of_any(memberships: frozenset[str], stored: list[str]) -> bool:
+    """Whether a caller in groups ``memberships`` (our URIs, see GroupStore.memberships) is
+    in any of the ``stored`` group URIs of a node, the CADC client's spelling included."""
+    names: set[str] | None = None
+    for uri in stored:
+        if uri in memberships:
+            return True
+        base, _, name = uri.partition("?")
+        if base in CLIENT_GMS_ALIASES:
+            if names is None:
+                names = {m.partition("?")[2] for m in memberships}
+            if name in names:
+                return True
+    return False
+
+
 def normalize_group_list(value: str | None, authority: str) -> str | None:
-    """A groupread/groupwrite value -> space-separated canonical URIs, or None for none."""
+    """A groupread/groupwrite value -> space-separated group URIs, or None for none."""
     if value is None:
         return None
     items = [v for v in value.replace(",", " ").split() if v not in NONE_VALUES]
@@ -92,7 +118,7 @@ def normalize_group_list(value: str | None, authority: str) -> str | None:
 
 def local_name(value: str, authority: str) -> str:
     """The local group name for a bare name or one of our URIs (InvalidArgument otherwise)."""
-    uri = normalize_group(value, authority)
+    uri = resolve_group(value, authority)
     prefix = group_uri(authority, "")
     if not uri.startswith(prefix):
         raise InvalidArgument(f"{value} is not a group of this service")

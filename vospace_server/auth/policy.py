@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..protocol import properties as props
 from ..protocol.faults import NotAuthenticated, PermissionDenied
 from ..protocol.nodes import Node
+from .groups import member_of_any
 from .identity import Caller
 
 PERMISSION_PROPERTIES = frozenset({props.ISPUBLIC, props.GROUPREAD, props.GROUPWRITE,
@@ -19,7 +20,7 @@ PERMISSION_PROPERTIES = frozenset({props.ISPUBLIC, props.GROUPREAD, props.GROUPW
 
 
 def _in_any(caller: Caller, groups: list[str]) -> bool:
-    return any(g in caller.groups for g in groups)
+    return member_of_any(caller.groups, groups)
 
 
 def may_read_node(caller: Caller, node: Node) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..storage.transactions import transaction
 
-from .groups import GroupStore, group_uri
+from .groups import GroupStore, group_uri, resolve_group
 from .store import AuthStore
 
 # Tables change only through a migration (README, "Schema migrations").
@@ -76,7 +76,12 @@ class PosixMapper:
         return self._uids[user]
 
     def gid(self, uri: str) -> int:
+        """The gid of the group ``uri`` means (the CADC client's spelling resolved)."""
         if uri not in self._gids:
+            resolved = resolve_group(uri, self.groups.authority)
+            if resolved != uri:
+                self._gids[uri] = self.gid(resolved)
+                return self._gids[uri]
             gid = self._allocate(posix_groups, "uri", "gid", uri, self.gid_start)
             self._gids[uri], self._uris[gid] = gid, uri
         return self._gids[uri]

@@ -136,7 +136,8 @@ def read_back(acl: bytes | None, st: os.stat_result, ids: IdMap,
 
     A group that may write is in ``groupwrite``; one that may only read is in
     ``groupread``; a writer also stays in ``groupread`` when ``stored`` (the properties last
-    set through the API) lists it there, so ``groupread=G groupwrite=G`` reads back as set."""
+    set through the API) lists it there, so ``groupread=G groupwrite=G`` reads back as set.
+    A group keeps the spelling ``stored`` gives it (the CADC client's URIs, see auth/groups)."""
     entries = decode(acl) if acl else []
     mode = stat.S_IMODE(st.st_mode)
     mask = next((perm for tag, perm, _ in entries if tag == MASK), 7)
@@ -145,12 +146,16 @@ def read_back(acl: bytes | None, st: os.stat_result, ids: IdMap,
     grants += [(ident, perm & mask) for tag, perm, ident in entries if tag == GROUP]
     readers: list[str] = []
     writers: list[str] = []
+    stored_readers = {ids.gid(uri) for uri in _groups(stored.get(props.GROUPREAD))}
+    spelled = {ids.gid(uri): uri for uri in
+               _groups(stored.get(props.GROUPREAD)) + _groups(stored.get(props.GROUPWRITE))}
     for gid, perm in grants:
         uri = ids.group_uri(gid)
         if uri is None or not perm & R:
             continue
+        uri = spelled.get(gid, uri)
         targets = [writers] if perm & W else [readers]
-        if perm & W and uri in _groups(stored.get(props.GROUPREAD)):
+        if perm & W and gid in stored_readers:
             targets.append(readers)
         for target in targets:
             if uri not in target:

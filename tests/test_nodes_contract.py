@@ -121,8 +121,10 @@ def test_link_node_and_link_found(svc):
     with svc.client() as c:
         got = etree.fromstring(c.get(svc.nodes_url(f"{base}/ln")).content)
         assert got.findtext(f"{{{VOS_NS}}}target") == svc.uri(f"{base}/dir")
-        through = c.get(svc.nodes_url(f"{base}/ln/x"))
-        assert through.status_code == 400 and through.text.startswith("LinkFound")
+        through = c.get(svc.nodes_url(f"{base}/ln/x"))  # followed (services/links.py)
+        assert through.status_code == 404 and through.text.startswith("NodeNotFound")
+        made = c.put(svc.nodes_url(f"{base}/ln/x"), content=svc.node_xml(f"{base}/ln/x"))
+        assert made.status_code == 400 and made.text.startswith("LinkFound")  # writes: never
 
 
 def test_anonymous_cannot_read_private_or_write(svc):

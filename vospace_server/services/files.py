@@ -26,6 +26,7 @@ from ..storage.rules import refuse_locked
 from ..storage.streams import Upload
 from ..storage.tree import Check, NodeTree
 from .data_stream import content_type, receive_bytes, send_bytes
+from .links import ExternalTarget, resolver
 from .nodes import node_path
 from .requests import base_url, caller_now, caller_of, deployment, run
 from .versions import requested_version
@@ -92,8 +93,13 @@ class FileEndpoints:
 
             return await receive_bytes(request, authorized_upload)
         caller = await caller_of(request)
-        chain = await run(tree.resolve, path)
-        policy.require_read(caller, chain)
+        try:  # links in the path and at its end are followed for data
+            chain = await run(resolver(request, self.service).readable, caller, path, True)
+        except ExternalTarget as outside:
+            if not outside.redirectable:
+                raise
+            return RedirectResponse(outside.target, status_code=303)
+        path = chain[-1].path
         version = requested_version(request, tree)
         if request.method == "GET" and self.service.name == "vault":
             url = preauth_url(request, self.service, path, "get", caller.name or "")

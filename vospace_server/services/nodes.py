@@ -19,7 +19,8 @@ from ..protocol.listing import Ordering, parse_ordering, window
 from ..protocol.nodes import Detail, Node, NodeType
 from ..protocol.xml_io import parse_node, render_node
 from ..storage.rules import refuse_locked, refuse_protected
-from ..storage.tree import KeepsCopies, NodeTree
+from ..storage.tree import KeepsCopies
+from .links import LinkResolver, resolver, shown_at
 from .requests import caller_now, caller_of, deployment, read_body, run, xml_response
 
 # Larger limits mean "everything"; clamped so that no database sees an out-of-range integer.
@@ -79,20 +80,21 @@ def check_link_target(target: str) -> None:
         raise InvalidArgument(f"link target must be an absolute URI, not {target!r}")
 
 
-def read_listing(tree: NodeTree, caller: Caller, path: str, ordering: Ordering,
+def read_listing(links: LinkResolver, caller: Caller, path: str, ordering: Ordering,
                  start: str | None, limit: int | None) -> list[Node]:
     """The chain down to ``path`` after the read check, the node's ``children`` set to the
     ``start``/``limit`` window in ``ordering`` (name order pages in storage; any other
     needs the whole container). getNode and the web browser's listing both read this way.
-    (On a worker thread: resolve and list in one hop.)"""
-    chain = tree.resolve(path)
-    policy.require_read(caller, chain)
+    Links inside ``path`` are followed, the node at its end is shown as it is, named as
+    asked (services/links.py). (On a worker thread: resolve and list in one hop.)"""
+    chain = links.readable(caller, path, False)
     node = chain[-1]
     if node.is_container and limit != 0:
         if ordering.by_name_ascending:
-            node.children = tree.list_children(path, start, limit)
+            node.children = links.tree.list_children(node.path, start, limit)
         else:
-            node.children = window(tree.list_children(path), ordering, start, limit)
+            node.children = window(links.tree.list_children(node.path), ordering, start, limit)
+    shown_at(node, path)
     return chain
 
 
@@ -127,11 +129,13 @@ class NodeEndpoints:
                                   request.query_params.get("order"))
         caller = await caller_of(request)
         start = self._start_name(request, path)
-        chain = await run(read_listing, self.service.tree, caller, path, ordering, start, limit)
+        chain = await run(read_listing, resolver(request, self.service), caller, path, ordering,
+                          start, limit)
         node = chain[-1]
         tree = self.service.tree
         if caller.is_admin and node.type is NodeType.DATA and isinstance(tree, KeepsCopies):
-            copies = await run(tree.stored_copies, path)
+            stored_at = uris.join(chain[-2].path, node.name)  # its own path, links followed
+            copies = await run(tree.stored_copies, stored_at)
             if copies:
                 node.properties[props.COPIES] = copies
         if detail is Detail.MAX and not caller.is_anonymous:

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..auth import policy
 from ..auth.identity import Caller
 from ..deployment import Service
 from ..protocol import properties as props
@@ -27,6 +26,7 @@ from ..protocol.transfer import (HTTP_GET, HTTP_PUT, HTTPS_GET, HTTPS_PUT, PULL_
                                  Protocol, Transfer, parse_transfer, render_transfer)
 from ..storage.jobs import COMPLETED, Kind
 from .files import authorize_put, files_url, preauth_url
+from .links import resolver
 from .packages import start_package, target_path
 from .requests import base_url, caller_of, deployment, read_body, run, xml_response
 
@@ -57,15 +57,16 @@ class SyncTransfers:
     def routes(self) -> list[Route]:
         return [Route("/synctrans", self.negotiate, methods=["GET", "POST"])]
 
-    async def _authorize(self, caller: Caller, direction: str, path: str,
-                         size: int | None = None) -> None:
+    async def _authorize(self, request: Request, caller: Caller, direction: str, path: str,
+                         size: int | None = None) -> str:
+        """The ACL check; returns the path whose bytes move (a pull follows links)."""
         if direction == PUSH_TO:
             await run(authorize_put, caller, self.service.tree, path, size)
-            return
-        chain = await run(self.service.tree.resolve, path)
-        policy.require_read(caller, chain)
-        if chain[-1].is_container or chain[-1].is_link:
+            return path
+        chain = await run(resolver(request, self.service).readable, caller, path, True)
+        if chain[-1].is_container:
             raise InvalidArgument(f"/{path} is not a DataNode; only DataNodes can be pulled")
+        return chain[-1].path
 
     def _endpoints(self, request: Request, transfer: Transfer, path: str,
                    caller: Caller) -> list[Protocol]:
@@ -89,7 +90,8 @@ class SyncTransfers:
             raise InvalidArgument(f"synctrans handles {PUSH_TO} and {PULL_FROM}; "
                                   f"use /transfers for {transfer.direction!r}")
         path = target_path(request, self.service, transfer.target)
-        await self._authorize(caller, transfer.direction, path, announced_length(transfer))
+        path = await self._authorize(request, caller, transfer.direction, path,
+                                     announced_length(transfer))
         return Transfer(target=transfer.target, direction=transfer.direction,
                         view=transfer.view,
                         protocols=self._endpoints(request, transfer, path, caller))

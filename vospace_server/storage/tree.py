@@ -3,7 +3,8 @@
 Paths are normalized node paths (see ``protocol.uris.normalize_path``): no leading slash,
 ``""`` for the root. Methods are synchronous and may block; services call them from a
 worker thread. Every method that takes a path refuses to look through a LinkNode in the
-middle of that path (``LinkFound``), so link resolution stays a client-visible decision.
+middle of that path (``LinkFound``): whether a request follows a link is decided above
+storage, per request (services/links.py), with the ACL checks on both paths.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol.listing import Ordering, window
 from ..protocol.nodes import Node
+from ..services.links import LinkResolver
 from ..services.nodes import read_listing
 from ..storage import quota
 from ..storage.arc import snapshots
@@ -111,15 +112,15 @@ def data_url(service: str, node: Node) -> str:
     return f"/{service}/files/{quote(node.path)}"
 
 
-def load(service: Service, caller: Caller, path: str, sort: str, order: str, query: str,
-         start: str | None) -> Listing:
+def load(links: LinkResolver, service: Service, caller: Caller, path: str, sort: str,
+         order: str, query: str, start: str | None) -> Listing:
     """(On a worker thread.) The page of ``path`` for ``caller``; faults propagate."""
     ordering = Ordering(SORTS[sort], order == "desc")
     if ordering.by_name_ascending and not query:
-        chain = read_listing(service.tree, caller, path, ordering, start, PAGE + 1)
+        chain = read_listing(links, caller, path, ordering, start, PAGE + 1)
         children = chain[-1].children or []
     else:
-        chain = read_listing(service.tree, caller, path, ordering, None, None)
+        chain = read_listing(links, caller, path, ordering, None, None)
         every = chain[-1].children or []
         if query:
             every = [c for c in every if query.lower() in c.name.lower()]

@@ -20,6 +20,7 @@ from ..protocol.faults import InvalidArgument, NodeNotFound, VOSpaceFault
 from ..protocol.package import PackageRequest, archive_format, check_targets
 from ..services.ac import close_session, open_session, set_session_cookie
 from ..services.files import preauth_url
+from ..services.links import resolver
 from ..services.nodes import node_path
 from ..services.packages import package_entries, readable_targets, start_package
 from ..services.requests import caller_of, deployment, run
@@ -54,8 +55,9 @@ async def list_page(request: Request) -> Response:
         if sort not in listing.SORTS or order not in ("asc", "desc"):
             raise InvalidArgument("sort must be name, size or date; order asc or desc")
         caller = await caller_of(request)
-        found = await run(listing.load, service, caller, path, sort, order,
-                          params.get("q", "").strip(), params.get("start") or None)
+        found = await run(listing.load, resolver(request, service), service, caller, path,
+                          sort, order, params.get("q", "").strip(),
+                          params.get("start") or None)
     except VOSpaceFault as fault:
         return refusal(request, fault)
     if not found.node.is_container:

@@ -6,7 +6,6 @@ module fixture's teardown then asserts that no sandbox process of the server is 
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 
@@ -15,6 +14,7 @@ from lxml import etree
 
 from vospace_server.config import load_settings
 from vospace_server.deployment import Deployment
+from vospace_server.sessions.runners.local import connect_unix
 from vospace_server.sessions.service import SessionService
 
 from .conftest import VOS_NS
@@ -341,8 +341,7 @@ def assert_app_endpoint_answers(server, session_id: str) -> None:
     finally:
         deployment.close()
     assert endpoint == "unix:" + os.path.join(session_dir(server, session_id), "app", "app.sock")
-    with socket.socket(socket.AF_UNIX) as client:
-        client.connect(endpoint.removeprefix("unix:"))
+    connect_unix(endpoint.removeprefix("unix:"), 5).close()
 
 
 def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(server):

@@ -10,8 +10,9 @@ from datetime import datetime
 import pytest
 
 from .harness import Server, free_port, make_server
-from .sessions_helpers import (API, end_leftovers, launch, sandbox_pids, session, session_dir,
-                               text, wait_status)
+from .sessions_helpers import (API, SOCKET_APP, SOCKET_APP_COMMAND, catalogue, catalogue_image,
+                               end_leftovers, launch, sandbox_pids, session, session_dir, text,
+                               wait_status)
 
 
 def seconds(iso_time: str) -> float:
@@ -155,3 +156,31 @@ def test_endless_output_is_cut_back_at_the_limit(tmp_path):
             assert c.delete(f"{API}/session/{sid}").status_code == 200
     finally:
         srv.stop()
+
+
+def test_sessions_on_postgresql_with_two_server_processes(tmp_path, postgres):
+    images = tmp_path / "images.toml"
+    images.write_text(catalogue(["images.canfar.net"],
+                                catalogue_image(SOCKET_APP, ["notebook"], SOCKET_APP_COMMAND)))
+    srv = make_server(str(tmp_path), postgres.create_database(),
+                      extra_env={"VOSPACE_SESSION_IMAGES": str(images),
+                                 "VOSPACE_SESSION_MAX_INTERACTIVE": "1"})
+    other = Server(data_dir=srv.data_dir, port=free_port(), env=srv.env,
+                   tokens=srv.tokens).start()
+    try:
+        with srv.client("alice") as here, other.client("alice") as there:
+            headless = launch(here, "pg-job", cmd="echo", args="on postgres")
+            app = launch(there, "pg-app", image=SOCKET_APP)
+            assert wait_status(here, app, ("Running",))["type"] == "notebook"
+            r = here.post(f"{API}/session", data={"name": "second", "image": SOCKET_APP})
+            assert (r.status_code, r.text) == (
+                400, "User alice has reached the maximum of 1 active sessions.\n")
+            assert wait_status(there, headless, ("Succeeded",))["status"] == "Succeeded"
+            assert text(there, headless, "logs") == "on postgres\n"
+            assert here.delete(f"{API}/session/{app}").status_code == 200
+            assert there.get(f"{API}/session/{app}").status_code == 404
+        assert sandbox_pids(app) == []
+    finally:
+        other.stop()
+        srv.stop()
+        assert end_leftovers(srv) == []

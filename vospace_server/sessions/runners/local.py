@@ -134,6 +134,8 @@ class LocalRunner:
         return []
 
     def app_endpoint(self, session: Session) -> str | None:
+        """``unix:<path>``; connect with ``connect_unix`` (the path may be too long for a
+        socket address)."""
         if session.status != RUNNING or not session.interactive:
             return None
         return "unix:" + os.path.join(self._workdir(session), "app", "app.sock")
@@ -258,13 +260,10 @@ class LocalRunner:
                 self.store.update(session.id, event="Running: the app answers", status=RUNNING)
 
     def _app_answers(self, session: Session) -> bool:
-        path = os.path.join(self._workdir(session), "app", "app.sock")
-        with socket.socket(socket.AF_UNIX) as probe:
-            probe.settimeout(0.2)
-            try:
-                probe.connect(path)
-            except OSError:
-                return False
+        try:
+            connect_unix(os.path.join(self._workdir(session), "app", "app.sock"), 0.2).close()
+        except OSError:
+            return False
         return True
 
     def _measure(self) -> None:
@@ -327,6 +326,22 @@ class LocalRunner:
     def _workdir(self, session: Session) -> str:
         """Where the session's files are (also before its row says so)."""
         return session.workdir or os.path.join(self.base, session.id)
+
+
+def connect_unix(path: str, timeout: float) -> socket.socket:
+    """A connection to the unix socket at ``path``, however long the path: socket addresses
+    stop at 108 bytes, so it goes through the directory opened as ``/proc/self/fd/N``."""
+    folder = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(f"/proc/self/fd/{folder}/{os.path.basename(path)}")
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(folder)
+    return sock
 
 
 def _bound_log(path: str, limit: int) -> None:

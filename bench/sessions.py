@@ -30,7 +30,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import make_server  # noqa: E402
 from tests.sessions_helpers import end_leftovers  # noqa: E402
-from vospace_server.sessions.runners.sandbox import SandboxPaths, bwrap_argv  # noqa: E402
+from vospace_server.sessions.runners.sandbox import (ROOT_ENV, SandboxPaths,  # noqa: E402
+                                                     bwrap_argv, sandbox_env)
 
 API = "/skaha/v1"
 IMAGE = "images.canfar.net/skaha/python:3.11"
@@ -45,11 +46,12 @@ def reference_runs(server_dir: str, runs: int) -> list[float]:
                          "/etc/passwd", "/etc/group")
     for folder in (paths.scratch, paths.app_dir):
         os.mkdir(folder)
-    argv = bwrap_argv(paths, "alice", "bench", 10001, 10001, [], ["true"])
+    argv = bwrap_argv(paths, "alice", "bench", 10001, 10001, [], sandbox_env("alice", {}),
+                      ["true"])
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, env={"PATH": "/usr/bin:/bin"})
+        subprocess.run(argv, check=True, env=ROOT_ENV)
         times.append(time.perf_counter() - start)
     shutil.rmtree(work)
     return times

@@ -224,6 +224,18 @@ def test_command_arguments_and_env_never_reach_a_shell(server):
     assert not os.path.exists(marker)
 
 
+def test_loader_variables_reach_only_the_users_own_processes(server):
+    """bubblewrap and setpriv run as root: a user's LD_PRELOAD must never be loaded by them
+    (root code execution); it reaches the user's command alone, as on any Linux login."""
+    marker = f"/nonexistent-{uuid.uuid4().hex}.so"
+    with server.client("alice") as c:
+        sid = launch(c, "preload", cmd="true", env=[f"LD_PRELOAD={marker}",
+                                                    "LD_LIBRARY_PATH=/arc/home/alice"])
+        assert wait_status(c, sid, FINAL)["status"] == "Succeeded"
+        logs = text(c, sid, "logs")
+    assert logs.count(marker) == 1 and "cannot be preloaded" in logs  # only `true` saw it
+
+
 @pytest.mark.parametrize("params, status, message", [
     ({"image": "docker.io/library/python:3"}, 400,
      "session image must come from one of [images.canfar.net,images.example.org]"),
@@ -242,6 +254,7 @@ def test_command_arguments_and_env_never_reach_a_shell(server):
     ({"env": "no-equals"}, 400, "Invalid value for 'env': 'no-equals' (expected KEY=VALUE)"),
     ({"env": "HOME=/etc"}, 400, "Invalid value for 'env': HOME is set by the session service"),
     ({"cmd": "a\0b"}, 400, "parameter 'cmd' contains a NUL character"),
+    ({"cmd": "X=1"}, 400, "Invalid value for 'cmd': a program name cannot contain '='"),
     ({"image": "images.canfar.net/skaha/notebook-scipy:0.4", "type": "notebook", "cmd": None},
      400,
      "image images.canfar.net/skaha/notebook-scipy:0.4 cannot run on this server: "

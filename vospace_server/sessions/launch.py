@@ -75,8 +75,11 @@ def parse_launch(params: dict[str, list[str]]) -> LaunchRequest:
         raise BadRequest("name can only contain alpha-numeric chars and '-'")
     if len(name) > MAX_NAME:
         raise BadRequest(f"name can be at most {MAX_NAME} characters")
+    cmd = one("cmd")
+    if cmd and "=" in cmd:
+        raise BadRequest("Invalid value for 'cmd': a program name cannot contain '='")
     args = one("args")
     return LaunchRequest(name=name, image=one("image") or "", type=one("type") or None,
                          cores=one("cores"), ram=one("ram"), gpus=one("gpus"),
-                         cmd=one("cmd") or None, args=args.split() if args else [],
+                         cmd=cmd or None, args=args.split() if args else [],
                          env=_env(params.get("env") or []))

@@ -37,7 +37,8 @@ from ..model import FAILED, HEADLESS, PENDING, RUNNING, SUCCEEDED, TERMINATING, 
 from ..store import SessionStore
 from . import LaunchSpec
 from .limits import make_limits
-from .sandbox import APP_SOCKET, SandboxPaths, bwrap_argv, sandbox_env
+from .sandbox import (APP_SOCKET, BWRAP, ENV, ROOT_ENV, SETPRIV, SandboxPaths, bwrap_argv,
+                      sandbox_env)
 
 log = logging.getLogger("vospace.sessions")
 
@@ -88,7 +89,8 @@ class LocalRunner:
 
     # -- the Runner interface -------------------------------------------------------------
     def check(self, image: Image, session_type: str) -> None:
-        missing = [p for p in ("bwrap", "setpriv") if shutil.which(p) is None]
+        missing = [os.path.basename(p) for p in (BWRAP, SETPRIV, ENV)
+                   if not os.access(p, os.X_OK)]
         missing += image.missing_software()
         if missing:
             raise BadRequest(f"image {image.id} cannot run on this server: "
@@ -206,13 +208,14 @@ class LocalRunner:
         if session.interactive:
             command = [arg.replace("{socket}", APP_SOCKET) for arg in command]
         argv = bwrap_argv(paths, session.owner, session.name.lower(), session.uid,
-                          session.gid, session.groups, command)
+                          session.gid, session.groups, sandbox_env(session.owner, spec.env),
+                          command)
         log_fd = os.open(os.path.join(workdir, "output.log"),
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd,
                                     stderr=subprocess.STDOUT, close_fds=True,
-                                    env=sandbox_env(session.owner, spec.env),
+                                    env=ROOT_ENV,
                                     start_new_session=True,
                                     preexec_fn=lambda: self.limits.join(session.id))
         finally:

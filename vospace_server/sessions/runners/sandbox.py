@@ -8,6 +8,11 @@ new pid, ipc and uts namespaces. bubblewrap runs as root (its ``--uid`` needs a 
 namespace), so ``setpriv`` drops to the user's uid, gid and supplementary gids with every
 capability gone and ``no_new_privs`` set before the command is exec'd. argv all the way:
 no shell ever sees the user's command.
+
+The session's environment (the user's ``env`` included) is given to ``env -i`` only after
+the drop: bubblewrap and setpriv run as root with a fixed environment (``ROOT_ENV``), so a
+user's ``LD_PRELOAD``, ``LD_LIBRARY_PATH``, ``GCONV_PATH``... reach the user's own
+processes and never a root one.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 
 from ..catalogue import HOST_PATH
 
+BWRAP, SETPRIV, ENV = "/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/env"  # Debian's
+ROOT_ENV = {"PATH": HOST_PATH}    # all that bubblewrap and setpriv (root) see
 APP_DIR = "/run/session"          # in the sandbox: where an interactive app's socket lives
 APP_SOCKET = f"{APP_DIR}/app.sock"
 HOST_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -52,12 +59,15 @@ def sandbox_env(user: str, extra: dict[str, str]) -> dict[str, str]:
 
 
 def bwrap_argv(paths: SandboxPaths, user: str, hostname: str, uid: int, gid: int,
-               groups: list[int], command: list[str]) -> list[str]:
-    drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+               groups: list[int], env: dict[str, str], command: list[str]) -> list[str]:
+    """Run with ``ROOT_ENV``; ``command[0]`` must not contain ``=`` (``env`` would take it
+    for a variable: launch.py refuses such a ``cmd``)."""
+    drop = [SETPRIV, f"--reuid={uid}", f"--regid={gid}",
             f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+            ENV, "-i", *(f"{key}={value}" for key, value in env.items())]
     return [
-        "bwrap", "--die-with-parent", "--new-session",
+        BWRAP, "--die-with-parent", "--new-session",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
         *_host_tree(),
         "--ro-bind", "/etc", "/etc",

@@ -1,6 +1,7 @@
 """Data-path benchmark: every figure is a ratio to a reference measured in the same run.
 
     .venv/bin/python bench/transfer.py [--size-mib 1024] [--small 10000] [--services vault,arc]
+        [--fits-mib 1024]
 
 1. Download of a 1 GiB file with curl from our server vs from nginx serving the same file
    from the same disk, both over TLS (the server's deployed mode) and both over plain HTTP
@@ -12,6 +13,9 @@
 4. vault with two copies (``blob_copies``: a second local store) vs one copy: three 1 GiB
    uploads in a row, acknowledged-upload throughput as a ratio, while the background copier
    copies the earlier ones. Target: >= 0.9x (the copies slow uploads by at most 10%).
+5. A 10x10 arcmin sky cutout (``CIRCLE``, as ``vcp 'vos:f.fits(ra,dec,r)'`` asks) of a 1 GiB
+   FITS image on vault vs downloading the whole file: time, and bytes the server process
+   read (``rchar`` of /proc/PID/io), each as a ratio to the download's.
 
 nginx (Debian ``nginx-light``) is installed here when missing; it is a benchmark
 reference, not a dependency of the product. Best of three runs per timed transfer.
@@ -173,11 +177,72 @@ def two_copies_ratio(root: str, one_copy: Server, src: str, size: int) -> float:
     return one / two
 
 
+FITS_ARCSEC = 1.0  # pixel size of the benchmark image
+CUTOUT_ARCMIN = 10.0
+
+
+def fits_image(path: str, mib: int) -> tuple[float, float]:
+    """A square float32 image of about ``mib`` MiB with a TAN WCS (1 arcsec pixels), written
+    in chunks (random pixels); returns its centre (ra, dec)."""
+    from astropy.wcs import WCS
+
+    side = int(((mib << 20) // 4) ** 0.5)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix = [150.0, 2.0], [side / 2, side / 2]
+    wcs.wcs.cdelt = [-FITS_ARCSEC / 3600, FITS_ARCSEC / 3600]
+    cards = ["SIMPLE  =                    T", "BITPIX  =                  -32",
+             "NAXIS   =                    2", f"NAXIS1  = {side:20d}", f"NAXIS2  = {side:20d}"]
+    text = "".join(c.ljust(80) for c in cards) + wcs.to_header().tostring(endcard=False, padding=False) \
+        + "END".ljust(80)
+    with open(path, "wb") as fh:
+        fh.write(text.encode().ljust(-(-len(text) // 2880) * 2880, b" "))
+        left = side * side * 4
+        while left:
+            chunk = min(left, 16 << 20)
+            fh.write(os.urandom(chunk))
+            left -= chunk
+        fh.write(b"\0" * (-fh.tell() % 2880))
+    return 150.0, 2.0
+
+
+def bytes_read(pid: int) -> int:
+    """``rchar`` of the server process: every byte it read (files, pipes, sockets)."""
+    with open(f"/proc/{pid}/io") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("rchar:"))
+
+
+def fits_cutout(server: Server, work: str, mib: int) -> None:
+    """Item 4: the cutout vs the whole download, in time and in bytes read."""
+    src = os.path.join(work, "big.fits")
+    ra, dec = fits_image(src, mib)
+    auth = ["-H", f"Authorization: Bearer {server.tokens['alice']}"]
+    url = f"{server.url}/vault/files/alice/big.fits"
+    curl("-T", src, *auth, url)
+    os.unlink(src)
+    radius = CUTOUT_ARCMIN / 2 / 60
+    cutout = f"{url}?CIRCLE={ra}%20{dec}%20{radius}"
+    pid = server.proc.pid
+    curl(*auth, cutout)  # once before measuring: the server imports astropy on first use
+    measured = {}
+    for name, target in (("download", url), ("cutout", cutout)):
+        before = bytes_read(pid)
+        seconds = best(lambda: curl(*auth, target))
+        measured[name] = (seconds, (bytes_read(pid) - before) / 3)
+    (down_s, down_b), (cut_s, cut_b) = measured["download"], measured["cutout"]
+    print(f"vault {CUTOUT_ARCMIN:.0f}x{CUTOUT_ARCMIN:.0f} arcmin cutout of a {mib} MiB FITS "
+          f"image: {cut_s:.3f} s, {cut_b / 1e6:.2f} MB read; whole download {down_s:.3f} s, "
+          f"{down_b / 1e6:.1f} MB read; time = {cut_s / down_s:.4f}x, bytes read = "
+          f"{cut_b / down_b:.5f}x the download's")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=10000)
     parser.add_argument("--services", default="vault,arc")
+    parser.add_argument("--fits-mib", type=int, default=1024,
+                        help="size of the FITS image for the cutout benchmark (0: skip it)")
     args = parser.parse_args()
     services = args.services.split(",")
     nginx = ensure_nginx()
@@ -232,6 +297,9 @@ def main() -> int:
             up, down = asyncio.run(small_files(server, service, args.small))
             print(f"{service:5} {args.small} x 4 KiB: upload {up:7.0f} files/s, "
                   f"download {down:7.0f} files/s")
+        if args.fits_mib and "vault" in services:
+            os.unlink(src)  # room for the FITS image
+            fits_cutout(server, root, args.fits_mib)
     finally:
         for proc in (nginx_proc, plain_proc):
             if proc is not None:

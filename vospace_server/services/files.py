@@ -19,6 +19,7 @@ from ..auth import policy
 from ..auth.identity import Caller
 from ..deployment import Service
 from ..protocol import uris
+from ..cutouts.params import View
 from ..protocol.faults import ContainerNotFound, NodeNotFound
 from ..protocol.nodes import Node
 from ..storage import quota
@@ -27,6 +28,7 @@ from ..storage.streams import Upload
 from ..storage.tree import Check, NodeTree
 from .data_stream import content_type, receive_bytes, send_bytes
 from .links import ExternalTarget, resolver
+from .views import requested_view, send_view
 from .nodes import node_path
 from .requests import base_url, caller_now, caller_of, deployment, run
 from .versions import requested_version
@@ -101,11 +103,19 @@ class FileEndpoints:
             return RedirectResponse(outside.target, status_code=303)
         path = chain[-1].path
         version = requested_version(request, tree)
+        view = requested_view(request)  # checked now: a bad one is refused before the 303
         if request.method == "GET" and self.service.name == "vault":
             url = preauth_url(request, self.service, path, "get", caller.name or "")
-            return RedirectResponse(url + (f"?version={version}" if version else ""),
-                                    status_code=303)
-        return await send_bytes(request, tree, chain[-1], version)
+            query = request.url.query  # the version and SODA view parameters go along
+            return RedirectResponse(url + (f"?{query}" if query else ""), status_code=303)
+        return await self._send(request, chain[-1], view, version)
+
+    async def _send(self, request: Request, node: Node, view: View | None,
+                    version: int | None) -> Response:
+        """The node's bytes, or the FITS view the query asks for (services/views.py)."""
+        if view is not None:
+            return await send_view(request, self.service.tree, node, view, version)
+        return await send_bytes(request, self.service.tree, node, version)
 
     async def preauth(self, request: Request) -> Response:
         path = node_path(request)
@@ -117,4 +127,5 @@ class FileEndpoints:
             return await receive_bytes(request, functools.partial(
                 tree.begin_write, path, grant.user, content_type(request)))
         node = (await run(tree.resolve, path))[-1]
-        return await send_bytes(request, tree, node, requested_version(request, tree))
+        return await self._send(request, node, requested_view(request),
+                                requested_version(request, tree))

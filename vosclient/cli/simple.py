@@ -31,9 +31,10 @@ def expand(client, name: str) -> list[uris.Remote]:
 
 
 def _tool(prog: str, description: str, setup, body) -> None:
+    """A command: ``setup(parser)`` adds its arguments, ``body(args, client)`` does it."""
     p = common.parser(prog, description)
     setup(p)
-    common.run(body, p.parse_args())
+    common.run(lambda args: body(args, common.client_from(args)), p.parse_args())
 
 
 # ---- vmkdir ---------------------------------------------------------------------------------
@@ -43,8 +44,7 @@ def vmkdir() -> None:
         p.add_argument("-p", action="store_true", help="Create intermediate directories as "
                        "required.")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         client.mkdir(remote_arg(args.container_node), parents=args.p)
 
     _tool("vmkdir", "Creates a new VOSpace ContainerNode (aka directory).", setup, body)
@@ -56,8 +56,7 @@ def vmv() -> None:
         p.add_argument("source", help="The name of the node to move (wildcards allowed).")
         p.add_argument("destination", help="VOSpace destination to move source to.")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         dest = remote_arg(args.destination)
         sources = expand(client, args.source)
         if len(sources) > 1 and not client.isdir(dest):
@@ -77,8 +76,7 @@ def vrm() -> None:
         p.add_argument("node", nargs="+", help="file, link or possibly directory to delete "
                        "(wildcards allowed)")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         for name in args.node:
             for remote in expand(client, name):
                 node = client.get_node(remote)
@@ -94,8 +92,7 @@ def vrmdir() -> None:
     def setup(p):
         p.add_argument("nodes", nargs="+", help="Container nodes to delete from VOSpace")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         for name in args.nodes:
             for remote in expand(client, name):
                 if not client.get_node(remote).isdir:
@@ -115,10 +112,9 @@ def vcat() -> None:
         p.add_argument("-q", action="store_true", help="run quietly, exit on error without "
                        "message")
 
-    def body(args):
+    def body(args, client):
         if args.head:
             raise errors.InvalidArgument("--head (FITS headers) is not supported")
-        client = common.client_from(args)
         out = sys.stdout.buffer
         code = 0
         for name in args.source:
@@ -147,8 +143,7 @@ def vln() -> None:
         p.add_argument("source", help="location that link will point to.")
         p.add_argument("target", help="location of the LinkNode")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         client.link(remote_arg(args.target), args.source)
 
     _tool("vln", "vln creates a new VOSpace entry (LinkNode, target) that has the same "
@@ -166,8 +161,7 @@ def vtag() -> None:
         p.add_argument("-R", "--recursive", action="store_true",
                        help="perform the operation recursively on all the descendants")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         remote = remote_arg(args.node)
         node = client.get_node(remote)
         if not args.property:
@@ -241,9 +235,8 @@ def vchmod() -> None:
                         props[key] = " ".join(names)  # the server makes them group URIs
         return props
 
-    def body(args):
+    def body(args, client):
         props = changes_for(args)
-        client = common.client_from(args)
         remote = remote_arg(args.node)
         targets = [remote]
         if args.recursive and client.isdir(remote):
@@ -264,8 +257,7 @@ def vlock() -> None:
         p.add_argument("node", help="node to request / view lock on. (eg. "
                        "vos:RootNode/File.txt")
 
-    def body(args):
-        client = common.client_from(args)
+    def body(args, client):
         remote = remote_arg(args.node)
         if args.lock:
             client.lock(remote)

@@ -25,11 +25,11 @@ import logging
 import os
 import shutil
 import stat
-import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from ...background import BackgroundLoop
 from ...protocol import properties as props
 from ...protocol.faults import InvalidArgument, NodeNotFound, PermissionDenied
 from ..streams import TEMP_PREFIX, temp_name
@@ -235,29 +235,20 @@ class SnapshotStore:
         return f"{root}/{rest}" if rest else root
 
 
-class Scheduler:
+class Scheduler(BackgroundLoop):
     """Takes a snapshot of every home and project once per period (``snapshot_schedule``)
     and keeps the newest ``keep``; several servers may run one: an flock on the store lets
     exactly one of them work at a time, and a root whose newest snapshot is recent enough
     is skipped, so each period yields one snapshot per root."""
 
     CHECK_EVERY = 60.0  # seconds between looks at the clock
+    thread_name = "snapshots"
 
     def __init__(self, store: SnapshotStore, schedule: str, keep: int) -> None:
         if schedule not in PERIODS:
             raise ValueError(f"snapshot_schedule must be one of {', '.join(PERIODS)} or empty")
+        super().__init__()
         self.store, self.period, self.keep = store, PERIODS[schedule], keep
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="snapshots", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

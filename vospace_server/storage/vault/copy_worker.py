@@ -10,9 +10,9 @@ A failed attempt goes back to the queue with exponential backoff.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
+from ...background import BackgroundLoop
 from ..jobs import runner_identity
 from .copies import STORE_ERRORS, ReplicatedBlobStore, copy_blob
 from .copy_ledger import CORRUPT, DELETE, OK, Task
@@ -27,23 +27,18 @@ class Stopping(Exception):
     """The server is shutting down: hand the task back unfinished."""
 
 
-class CopyWorker:
+class CopyWorker(BackgroundLoop):
+    thread_name = "blob-copier"
+    join_timeout = 10.0
+
     def __init__(self, store: ReplicatedBlobStore) -> None:
+        super().__init__()
         self.store = store
         self.ledger = store.ledger
         self.me = runner_identity()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="blob-copier", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+    def _wake(self) -> None:
         self.store.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

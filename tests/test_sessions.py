@@ -6,6 +6,7 @@ module fixture's teardown then asserts that no sandbox process of the server is 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 
@@ -24,11 +25,16 @@ from .sessions_helpers import (API, FINAL, PYTHON, SOCKET_APP, SOCKET_APP_COMMAN
                                session_dir, text, wait_status)
 
 CORE = "ivo://ivoa.net/vospace/core#"
+SYMLINK_APP = "images.canfar.net/test/symlink-app:1.0"
+ROOT_SOCKET = f"/tmp/vospace-root-{uuid.uuid4().hex[:12]}.sock"  # a socket only root listens on
 APP_CATALOGUE = catalogue(
     ["images.canfar.net", "images.example.org"],
     catalogue_image("images.canfar.net/skaha/notebook-scipy:0.4", ["notebook"], ["jupyter-lab"],
                     requires="jupyter-lab-not-installed-here"),
-    catalogue_image(SOCKET_APP, ["contributed", "carta"], SOCKET_APP_COMMAND))
+    catalogue_image(SOCKET_APP, ["contributed", "carta"], SOCKET_APP_COMMAND),
+    catalogue_image(SYMLINK_APP, ["firefly"], [
+        "python3", "-c", "import os, sys, time; os.symlink(sys.argv[2], sys.argv[1]); "
+        "time.sleep(600)", "{socket}", ROOT_SOCKET]))
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +360,15 @@ def assert_app_endpoint_answers(server, session_id: str) -> None:
     finally:
         deployment.close()
     assert endpoint == "unix:" + os.path.join(session_dir(server, session_id), "app", "app.sock")
-    connect_unix(endpoint.removeprefix("unix:"), 5).close()
+    uid = int(session_row_uid(server, session_id))
+    connect_unix(endpoint.removeprefix("unix:"), 5, uid).close()
+    with pytest.raises(PermissionError):  # any other listener is refused
+        connect_unix(endpoint.removeprefix("unix:"), 5, uid + 1)
+
+
+def session_row_uid(server, session_id: str) -> str:
+    with server.client("admin") as c:
+        return session(c, session_id)["runAsUID"]
 
 
 def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(server):
@@ -383,6 +397,25 @@ def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(serve
         finally:
             for sid in ids:
                 assert c.delete(f"{API}/session/{sid}").status_code == 200
+
+
+def test_an_app_socket_symlinked_to_a_root_socket_never_counts_as_the_app(server):
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(ROOT_SOCKET)
+    listener.listen(8)
+    try:
+        with server.client("bob") as c:
+            sid = launch(c, "sneaky", image=SYMLINK_APP)
+            deadline = time.monotonic() + 4  # the probe runs every 0.2 s
+            while time.monotonic() < deadline:
+                assert session(c, sid)["status"] == "Pending"
+                time.sleep(0.2)
+            assert os.path.islink(os.path.join(session_dir(server, sid), "app", "app.sock"))
+            assert "the app answers" not in text(c, sid, "events")
+            assert c.delete(f"{API}/session/{sid}").status_code == 200
+    finally:
+        listener.close()
+        os.unlink(ROOT_SOCKET)
 
 
 def test_first_launch_creates_the_home_with_the_default_quota(server):

@@ -24,6 +24,7 @@ import os
 import queue
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -137,7 +138,7 @@ class LocalRunner:
 
     def app_endpoint(self, session: Session) -> str | None:
         """``unix:<path>``; connect with ``connect_unix`` (the path may be too long for a
-        socket address)."""
+        socket address, and the listener must be checked to be the session's user)."""
         if session.status != RUNNING or not session.interactive:
             return None
         return "unix:" + os.path.join(self._workdir(session), "app", "app.sock")
@@ -264,7 +265,8 @@ class LocalRunner:
 
     def _app_answers(self, session: Session) -> bool:
         try:
-            connect_unix(os.path.join(self._workdir(session), "app", "app.sock"), 0.2).close()
+            path = os.path.join(self._workdir(session), "app", "app.sock")
+            connect_unix(path, 0.2, session.uid).close()
         except OSError:
             return False
         return True
@@ -331,14 +333,21 @@ class LocalRunner:
         return session.workdir or os.path.join(self.base, session.id)
 
 
-def connect_unix(path: str, timeout: float) -> socket.socket:
-    """A connection to the unix socket at ``path``, however long the path: socket addresses
-    stop at 108 bytes, so it goes through the directory opened as ``/proc/self/fd/N``."""
+def connect_unix(path: str, timeout: float, uid: int) -> socket.socket:
+    """A connection to the session app's unix socket at ``path``, listened on by ``uid``.
+
+    The folder is the user's: the name may be a symlink to any socket root can reach (a
+    daemon's, another user's app), so the listener's credentials (SO_PEERCRED, fixed when
+    it listened) must be the session user's, or the connection is refused (PermissionError).
+    Socket addresses stop at 108 bytes: the folder is reached as ``/proc/self/fd/N``."""
     folder = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     sock = socket.socket(socket.AF_UNIX)
     try:
         sock.settimeout(timeout)
         sock.connect(f"/proc/self/fd/{folder}/{os.path.basename(path)}")
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        if struct.unpack("3i", creds)[1] != uid:
+            raise PermissionError(f"{path} is not a socket of uid {uid}")
     except BaseException:
         sock.close()
         raise

@@ -165,6 +165,12 @@ def test_ps_json_info_renew_and_delete_agree_with_the_api(canfar):
                   "images.canfar.net/skaha/terminal:1.1.2", "of 2 core(s)"):
         assert shown in info, shown
 
+    bob = Canfar(canfar.server, canfar.home, user="bob")  # another user sees nothing of it
+    assert session_id not in bob.ok("ps", "--all", "-q").stdout.split()
+    assert "No information found" in bob.ok("info", session_id).stderr
+    assert f"{{'{session_id}': False}}" in bob.ok("delete", "--force", session_id).stdout
+    assert api_session(canfar, session_id)["status"] == "Running"
+
     renewed = canfar.ok("renew", session_id)
     assert "Successfully renewed 1 session(s)." in renewed.stdout
     assert api_session(canfar, session_id)["expiryTime"] >= api["expiryTime"]

@@ -184,4 +184,4 @@ class SessionService:
 
     def delete(self, caller: Caller, session_id: str) -> None:
         session = self.get(caller, session_id)
-        self.runner.stop(session, f"deleted by {caller.name}", forget=True)
+        self.runner.end(session, f"deleted by {caller.name}", forget=True)

@@ -34,7 +34,7 @@ class Runner(Protocol):
     def launch(self, spec: LaunchSpec) -> None:
         """Start the session (its row exists, Pending)."""
 
-    def stop(self, session: Session, reason: str, forget: bool) -> None:
+    def end(self, session: Session, reason: str, forget: bool) -> None:
         """End the session however it is running; ``forget``: delete its row afterwards."""
 
     def renew(self, session: Session, expiry: float) -> None:
@@ -50,5 +50,8 @@ class Runner(Protocol):
         """Where a Running interactive session's app answers, for the session proxy:
         ``unix:<path>`` (local) or ``http://<service>:<port>`` (Kubernetes); else None."""
 
-    def start(self) -> None: ...
-    def close(self) -> None: ...
+    def start(self) -> None:
+        """Begin supervising (a background thread)."""
+
+    def close(self) -> None:
+        """Stop supervising (the local runner also ends the sessions it runs)."""

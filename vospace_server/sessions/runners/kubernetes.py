@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from urllib.parse import urlsplit
 
+from ...background import BackgroundLoop
 from ...config import Settings
 from ..catalogue import Image
 from ..model import FAILED, RUNNING, SUCCEEDED, URL_PATHS, Session
@@ -178,10 +178,12 @@ def pod_status(job_status: dict | None, pod_phase: str | None, ready: bool) -> s
     return None
 
 
-class KubernetesRunner:
+class KubernetesRunner(BackgroundLoop):
     name = "kubernetes"
+    thread_name = "session-k8s-poller"
 
     def __init__(self, store: SessionStore, settings: Settings) -> None:
+        super().__init__()
         from kubernetes import client, config  # imported only when this runner is configured
 
         try:
@@ -192,8 +194,6 @@ class KubernetesRunner:
         self.namespace = settings.k8s_namespace
         self.batch, self.core = client.BatchV1Api(), client.CoreV1Api()
         self.networking = client.NetworkingV1Api()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def check(self, image: Image, session_type: str) -> None:
         """The cluster pulls any catalogued image; nothing to check here."""
@@ -213,7 +213,7 @@ class KubernetesRunner:
             return
         self.store.event(spec.session.id, f"Scheduled: job {job_name(spec.session)} created")
 
-    def stop(self, session: Session, reason: str, forget: bool) -> None:
+    def end(self, session: Session, reason: str, forget: bool) -> None:
         self._delete_objects(session)
         if forget:
             self.store.delete(session.id)
@@ -282,17 +282,11 @@ class KubernetesRunner:
                              f"{event.first_timestamp}  {event.last_timestamp}")
         return lines
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._poll, name="session-k8s-poller",
-                                        daemon=True)
-        self._thread.start()
-
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self.stop()
 
-    def _poll(self) -> None:
+    def _loop(self) -> None:
+        """Copy the cluster's Job and pod states into the active sessions' rows."""
         while not self._stop.wait(POLL_EVERY):
             try:
                 for session in self.store.active():

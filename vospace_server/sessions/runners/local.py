@@ -26,10 +26,10 @@ import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
 from concurrent.futures import Future
 
+from ...background import BackgroundLoop
 from ...config import Settings
 from ...storage.jobs import runner_dead, runner_identity
 from ..catalogue import Image
@@ -69,10 +69,12 @@ def _write_lines(path: str, lines: list[str]) -> None:
         fh.write("".join(line + "\n" for line in lines))
 
 
-class LocalRunner:
+class LocalRunner(BackgroundLoop):
     name = "local"
+    thread_name = "session-supervisor"
 
     def __init__(self, store: SessionStore, settings: Settings) -> None:
+        super().__init__()
         self.store = store
         self.base = settings.session_dir
         self.arc_root = settings.arc_root
@@ -82,8 +84,6 @@ class LocalRunner:
         self.me = runner_identity()
         self.procs: dict[str, subprocess.Popen] = {}
         self._launches: queue.Queue[tuple[LaunchSpec, Future]] = queue.Queue()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._cpu: dict[str, tuple[float, int]] = {}
         os.makedirs(self.base, mode=0o700, exist_ok=True)
         os.chmod(self.base, 0o700)
@@ -102,7 +102,7 @@ class LocalRunner:
         self._launches.put((spec, done))
         done.result(timeout=120)
 
-    def stop(self, session: Session, reason: str, forget: bool) -> None:
+    def end(self, session: Session, reason: str, forget: bool) -> None:
         marked = self.store.update(session.id, event=f"Terminating: {reason}",
                                    status=TERMINATING, stop_reason=reason, discard=forget)
         if not marked:  # already finished
@@ -145,15 +145,11 @@ class LocalRunner:
 
     def start(self) -> None:
         self.sweep()
-        self._thread = threading.Thread(target=self._loop, name="session-supervisor",
-                                        daemon=True)
-        self._thread.start()
+        super().start()
 
     def close(self) -> None:
         """Stop supervising; every session this process runs ends (Failed), scratch removed."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self.stop()
         for session_id in list(self.procs):
             session = self.store.get(session_id)
             if session is not None:
@@ -162,7 +158,7 @@ class LocalRunner:
     # -- supervisor thread ----------------------------------------------------------------
     def _loop(self) -> None:
         last_usage = last_sweep = time.monotonic()
-        while not self._stopping.is_set():
+        while not self._stop.is_set():
             try:
                 spec, done = self._launches.get(timeout=TICK)
             except queue.Empty:

@@ -30,6 +30,7 @@ from .storage.arc.snapshots import Scheduler
 from .storage.tree import KeepsVersions, TakesSnapshots
 from .services.vosi import resource_caps, vosi_routes
 from .sessions.api import skaha_mount
+from .sessions.proxy import proxy_routes
 from .sessions.service import SessionService
 from .web.portal import portal_routes
 from .web.storage import storage_routes
@@ -63,6 +64,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         routes.append(Mount(f"/{service.name}", routes=service_routes))
     sessions = SessionService(deployment)
     routes.append(skaha_mount())
+    routes += proxy_routes()
 
     routes += storage_routes() + portal_routes()
 

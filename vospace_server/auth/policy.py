@@ -104,3 +104,12 @@ def access_properties(caller: Caller, chain: list[Node]) -> dict[str, str]:
 def may_see_session(caller: Caller, owner: str) -> bool:
     """A compute session (its details, logs, events, renewal, deletion): owner and admins."""
     return caller.is_admin or (not caller.is_anonymous and caller.name == owner)
+
+
+def may_use_session(caller: Caller, owner: str, shared_group: str | None) -> bool:
+    """An interactive session's app (through the session proxy): who may see the session,
+    and the members of the group its owner shared it with (live collaboration)."""
+    if may_see_session(caller, owner):
+        return True
+    return shared_group is not None and not caller.is_anonymous \
+        and member_of_any(caller.groups, [shared_group])

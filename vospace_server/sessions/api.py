@@ -115,9 +115,16 @@ async def get_session(request: Request) -> Response:
 async def change_session(request: Request) -> Response:
     service, caller = service_of(request), await caller_of(request)
     session_id = request.path_params["session_id"]
-    action = ((await _params(request)).get("action") or [""])[-1]
+    params = await _params(request)
+    action = (params.get("action") or [""])[-1]
     if action.lower() == "renew":
         await run(service.renew, caller, session_id)
+        return _text("")
+    if action.lower() in ("share", "unshare"):
+        group = (params.get("group") or [""])[-1] if action.lower() == "share" else None
+        if action.lower() == "share" and not group:
+            raise BadRequest("Missing parameter 'group'")
+        await run(service.share, caller, session_id, group)
         return _text("")
     await run(service.get, caller, session_id)  # a missing session is 404 before all else
     if action:

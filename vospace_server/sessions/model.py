@@ -62,6 +62,7 @@ class Session:
     discard: bool = False           # delete the row once stopped (DELETE, as skaha forgets)
     ram_in_use: int | None = None   # bytes, last measured
     cpu_in_use: float | None = None  # cores, last measured
+    shared_group: str | None = None  # group URI whose members may use the app (proxy.py)
 
     @property
     def interactive(self) -> bool:
@@ -117,6 +118,7 @@ def session_json(session: Session, base: str) -> dict:
         "cpuCoresInUse": "0" if session.cpu_in_use is None else f"{session.cpu_in_use:.3f}",
         "gpuUtilization": "0",
         "isFixedResources": session.fixed,
+        **({"sharedGroup": session.shared_group} if session.shared_group else {}),
     }
 
 

@@ -14,10 +14,11 @@ import time
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import policy
+from ..auth.groups import resolve_group
 from ..auth.identity import Caller
 from ..deployment import Deployment
 from ..protocol import properties as props
-from ..protocol.faults import DuplicateNode
+from ..protocol.faults import DuplicateNode, InvalidArgument
 from ..protocol.nodes import Node, NodeType
 from .catalogue import Catalogue
 from .context import ResourceContext
@@ -180,6 +181,24 @@ class SessionService:
             if self.store.update(session.id, event=f"Renewed: expires {iso(expiry)}",
                                  expiry=expiry):
                 self.runner.renew(session, expiry)
+        return self.store.get(session.id) or session
+
+    def share(self, caller: Caller, session_id: str, group: str | None) -> Session:
+        """Let the members of ``group`` (a name or group URI; None: nobody) use the session's
+        app with its owner: only the owner or an administrator decides, and only for an
+        interactive session (a headless one has no app to share)."""
+        session = self.get(caller, session_id)
+        if not session.interactive:
+            raise BadRequest("only interactive sessions can be shared")
+        uri = None
+        if group:
+            try:
+                uri = resolve_group(group, self.deployment.groups.authority)
+            except InvalidArgument as bad:
+                raise BadRequest(bad.detail) from None
+        event = f"Shared: with group {uri}" if uri else "Unshared: only the owner"
+        if not self.store.update(session.id, event=event, shared_group=uri):
+            raise BadRequest(f"No active job for user {caller.name} with session {session_id}")
         return self.store.get(session.id) or session
 
     def delete(self, caller: Caller, session_id: str) -> None:

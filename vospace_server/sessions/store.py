@@ -50,6 +50,7 @@ sessions = Table(
     Column("discard", Boolean, nullable=False, default=False),
     Column("ram_in_use", Float, nullable=True),
     Column("cpu_in_use", Float, nullable=True),
+    Column("shared_group", Text, nullable=True),
     Index("ix_sessions_owner", "owner", "status"),
     Index("ix_sessions_status", "status"),
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -301,6 +302,15 @@ class VerifyingReadHandle:
         self.inner.close()
 
 
+def _uncache(handle: ReadHandle, offset: int, length: int) -> None:
+    """Drop what a background copy read of a local file from the page cache: a copy reads
+    each blob once, and filling the cache with it would push out what uploads and
+    downloads use (measured: uploads 10-20% slower while copies ran without this)."""
+    fd = getattr(handle, "fd", None)  # FileReadHandle; S3 reads use no page cache
+    if isinstance(fd, int) and fd >= 0:
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
 def copy_blob(source: BlobStore, target: BlobStore, key: str, expected_md5: str | None,
               tick: Callable[[], None]) -> tuple[str, int] | None:
     """Stream blob ``key`` from ``source`` into ``target`` (MD5 and length on the way) and
@@ -317,6 +327,7 @@ def copy_blob(source: BlobStore, target: BlobStore, key: str, expected_md5: str 
                 raise OSError(f"the source ended at {offset} of {handle.size} bytes")
             digest.update(chunk)
             sink.write(chunk)
+            _uncache(handle, offset, len(chunk))
             offset += len(chunk)
             tick()
         if expected_md5 and digest.hexdigest() != expected_md5:

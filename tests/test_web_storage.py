@@ -413,3 +413,21 @@ def test_csrf_tokens_of_any_text_are_refused_cleanly(server):
             assert r.status_code == 403 and r.text.startswith("PermissionDenied"), r.text
         r = c.post("/storage/vault/download", data={"csrf": "ü", "path": "alice"})
         assert r.status_code == 403 and "CSRF" in r.text
+
+
+def test_files_dropped_on_the_listing_are_uploaded(server, browser):
+    with server.client("alice") as c:
+        assert c.put("/vault/nodes/alice/drops", content=_container("vault", "alice/drops")).status_code == 201
+    login(browser, server, "alice", "/storage/list/alice/drops")
+    # what a drop of two files from the desktop delivers (no directory entries)
+    drop = """
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(5000)], "dropped one.bin"));
+        dt.items.add(new File(["hello"], "dropped-two.txt"));
+        const zone = document.getElementById("dropzone");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: dt, bubbles: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));"""
+    reload_after(browser, lambda: browser.execute_script(drop))
+    found = wait_rows(browser, "dropped one.bin", "dropped-two.txt")
+    assert found["dropped one.bin"].find_element(By.CSS_SELECTOR, "td.size").text == "4.9 KiB"
+    assert file_bytes(server, "vault", "alice/drops/dropped-two.txt") == b"hello"

@@ -287,8 +287,11 @@
       e.preventDefault();
       zone.classList.remove("over");
       const out = [];
-      const entries = Array.from(e.dataTransfer.items).map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
-      for (const entry of entries) await walkEntry(entry, "", out);
+      for (const item of Array.from(e.dataTransfer.items)) {
+        const entry = item.webkitGetAsEntry && item.webkitGetAsEntry();
+        if (entry) await walkEntry(entry, "", out);
+        else if (item.kind === "file") out.push({ rel: item.getAsFile().name, file: item.getAsFile() });
+      }
       if (out.length) uploadAll(out);
     });
   }

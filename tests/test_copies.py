@@ -270,3 +270,37 @@ def test_killed_server_finishes_the_copy_queue_after_restart(tmp_path, motos, se
     assert set(moto.keys("vault-copy")) >= {f"copies/{blob_key(server, p)}" for p in files}
     for path, data in files.items():
         assert download(server, path) == data
+
+
+def test_another_process_takes_over_the_queue_of_a_killed_one(tmp_path, postgres, servers):
+    """Two servers on one PostgreSQL and the same stores share the copy queue; when the one
+    running a copy is killed, the other finishes its task too, without any restart."""
+    shared = {"VOSPACE_BLOB_DIR": str(tmp_path / "blobs"),
+              "VOSPACE_BLOB_COPIES": f"file://{tmp_path / 'disk2'}#disk2"}
+    url = postgres.create_database()
+    servers.append(make_server(str(tmp_path), url, users=("alice",), extra_env=shared))
+    servers.append(make_server(str(tmp_path), url, users=("alice",), extra_env=shared))
+    files = {f"alice/pair-{n}.bin": os.urandom(12 * 1024 * 1024 + n) for n in range(6)}
+    upload(servers[0], files)
+    by_pid = {server.proc.pid: server for server in servers}
+    engine = sqlalchemy.create_engine(url)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # kill the server that is running a copy
+            with engine.connect() as conn:
+                runners = conn.execute(sqlalchemy.text(
+                    "SELECT runner FROM copy_queue WHERE runner IS NOT NULL")).scalars().all()
+            if runners:
+                break
+            assert time.monotonic() < deadline, "no copy ever started"
+            time.sleep(0.02)
+    finally:
+        engine.dispose()
+    killed = by_pid[int(runners[0].split(":")[1])]
+    killed.stop(signal.SIGKILL)
+    survivor = next(server for server in servers if server is not killed)
+    wait_copied(survivor)
+    check = survivor.vospace("fsck")
+    assert not re.search(r"(missing|corrupt) (copy|blob)", check.stdout), check.stdout
+    assert {p.name for p in (tmp_path / "disk2").glob("*/*")} == \
+        {blob_key(survivor, p) for p in files}

@@ -194,8 +194,8 @@ class CopyLedger:
 
     def finish_copy(self, task: Task, md5: str, length: int, source: str) -> bool:
         """The copy is durable in ``task.store`` (read from ``source``): record both copies
-        and drop the task. False if the blob was deleted meanwhile (the task is gone): the
-        caller then deletes the copy it made."""
+        and drop the task. False if the task is no longer ours: the blob was deleted
+        meanwhile (its copies are then forgotten too), or another process took it over."""
         now = time.time()
         with self._tx() as conn:
             if conn.execute(delete(copy_queue).where(copy_queue.c.id == task.id,

@@ -93,8 +93,9 @@ class CopyWorker(BackgroundLoop):
                 continue
             if self.ledger.finish_copy(task, *made, name):
                 self.store.remade(task.blob, task.store)
-            else:
+            elif not self.ledger.copies(task.blob):
                 target.delete(task.blob)  # the blob was deleted while we copied it
+            # else another process took the task over (we looked dead): it makes the copy
             return
         raise FileNotFoundError(f"no readable copy of blob {task.blob}")
 

@@ -3,16 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 CADC_VENV ?= .cadc-venv
 CANFAR_VENV ?= .canfar-venv
+JUPYTER_VENV ?= .jupyter-venv
+# Debian's python3: the one sessions see (the host's /usr)
+SANDBOX_PYTHON := /usr/bin/python3
 BIN := $(VENV)/bin
-APT_PACKAGES := postgresql attr acl fuse3 curl bubblewrap python3-numpy python3-astropy nginx-light chromium chromium-driver docker-compose
+APT_PACKAGES := postgresql attr acl fuse3 curl bubblewrap python3-numpy python3-astropy nginx-light chromium chromium-driver docker-compose \
+  xvfb openbox xterm x11vnc novnc websockify python3-venv
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test system-deps setup cadc-client canfar-client bench clean
+.PHONY: run test system-deps setup cadc-client canfar-client jupyter bench clean
 
-run: setup
+run: setup jupyter
 	$(BIN)/vospace serve --tls
 
-test: system-deps setup cadc-client canfar-client
+test: system-deps setup cadc-client canfar-client jupyter
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Debian packages the tests need; installed only when missing and only when root.
@@ -48,10 +52,19 @@ $(CANFAR_VENV)/.installed: Makefile
 	$(CANFAR_VENV)/bin/pip install -q $(CANFAR_PINS)
 	touch $@
 
+# JupyterLab for the default notebook image (images.toml), bound read-only into its sessions;
+# Debian's python3 with its site-packages, so notebooks see Debian's numpy and astropy.
+jupyter: $(JUPYTER_VENV)/.installed
+
+$(JUPYTER_VENV)/.installed:
+	$(SANDBOX_PYTHON) -m venv --system-site-packages $(JUPYTER_VENV)
+	$(JUPYTER_VENV)/bin/pip install -q jupyterlab
+	touch $@
+
 # Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
-bench: system-deps setup cadc-client
+bench: system-deps setup cadc-client jupyter
 	@status=0; for b in nodes transfer client arcfs sessions scale web; do \
 	  $(BIN)/python bench/$$b.py || status=1; done; exit $$status
 
 clean:
-	rm -rf $(VENV) $(CADC_VENV) $(CANFAR_VENV)
+	rm -rf $(VENV) $(CADC_VENV) $(CANFAR_VENV) $(JUPYTER_VENV)

@@ -1,4 +1,5 @@
-"""Sessions benchmark: launch-to-Running latency and 100 headless launches, local runner.
+"""Sessions benchmark: launch-to-Running latency and 100 headless launches, local runner;
+launch to a usable notebook page; the session proxy's throughput.
 
     .venv/bin/python bench/sessions.py [--launches 100] [--latency-runs 10] [--check]
 
@@ -12,6 +13,14 @@ The reference, measured in the same run: the same sandbox started directly
 (``bwrap ... setpriv ... true``, the command line the local runner builds, no HTTP, no
 database, no cgroup), whose start-to-exit time bounds what any launch can cost. Ratios are
 API over reference. ``--check`` exits 1 when the median latency exceeds LATENCY_TARGET.
+
+Interactive (skipped with a note when `make jupyter` has not installed JupyterLab):
+- notebook: launch the default notebook image, then GET its connectURL and the kernel specs
+  through the proxy until both answer 200 (the page JupyterLab builds itself from), against
+  the headless launch-to-Running median above;
+- proxy: a 100 MiB download from a contributed app (tests/session_app.py) through
+  ``/session/contrib/<id>/`` (HTTPS, bearer token) vs the same download read directly from the
+  session's unix socket on the host (ratio = direct time / proxied time: 1.0 is no overhead).
 """
 from __future__ import annotations
 
@@ -29,12 +38,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness import make_server  # noqa: E402
-from tests.sessions_helpers import end_leftovers  # noqa: E402
+from tests.sessions_helpers import catalogue, catalogue_image, end_leftovers  # noqa: E402
+from tests.test_sessions_proxy import APP, APP_COMMAND  # noqa: E402
+from vospace_server.sessions.catalogue import Catalogue  # noqa: E402
+from vospace_server.sessions.runners.local import connect_unix  # noqa: E402
 from vospace_server.sessions.runners.sandbox import (ROOT_ENV, SandboxPaths,  # noqa: E402
                                                      bwrap_argv, sandbox_env)
 
 API = "/skaha/v1"
 IMAGE = "images.canfar.net/skaha/python:3.11"
+NOTEBOOK = "images.canfar.net/skaha/notebook-scipy:0.4"
+DOWNLOAD = 100 * 2**20
 LATENCY_TARGET = 1.0  # s, median launch-to-Running
 
 
@@ -91,6 +105,70 @@ def throughput(client: httpx.Client, count: int) -> tuple[float, float, int]:
     return launched, time.perf_counter() - start, failed
 
 
+def notebook_ready(client: httpx.Client) -> float | None:
+    """Seconds from the launch POST to the notebook page and its kernel specs answering."""
+    if Catalogue.load().images[NOTEBOOK].missing_software():
+        return None
+    start = time.perf_counter()
+    r = client.post(f"{API}/session", data={"name": "nb", "image": NOTEBOOK,
+                                           "type": "notebook"})
+    r.raise_for_status()
+    session_id = r.text.strip()
+    try:
+        wait(client, session_id, ("Running", "Failed"))
+        url = client.get(f"{API}/session/{session_id}").json()["connectURL"]
+        prefix = f"/session/notebook/{session_id}"
+        while not (client.get(url).status_code == 200
+                   and client.get(f"{prefix}/api/kernelspecs").status_code == 200):
+            time.sleep(0.05)
+        return time.perf_counter() - start
+    finally:
+        client.delete(f"{API}/session/{session_id}")
+
+
+def proxy_throughput(root: str) -> tuple[float, float]:
+    """(seconds through the proxy, seconds straight from the socket) for DOWNLOAD bytes."""
+    images = os.path.join(root, "proxy-images.toml")
+    Path(images).write_text(catalogue(["images.canfar.net"],
+                                      catalogue_image(APP, ["contributed"], APP_COMMAND)))
+    server = make_server(root, users=("alice",),
+                         extra_env={"VOSPACE_SESSION_IMAGES": images})
+    try:
+        with server.client("alice") as client:
+            r = client.post(f"{API}/session", data={"name": "big", "image": APP})
+            r.raise_for_status()
+            session_id = r.text.strip()
+            wait(client, session_id, ("Running",))
+            uid = int(client.get(f"{API}/session/{session_id}").json()["runAsUID"])
+            start = time.perf_counter()
+            with client.stream("GET", f"/session/contrib/{session_id}/big",
+                               params={"n": str(DOWNLOAD)}) as down:
+                got = sum(len(chunk) for chunk in down.iter_bytes())
+            proxied = time.perf_counter() - start
+            assert got == DOWNLOAD, got
+            socket_path = os.path.join(server.data_dir, "sessions", session_id, "app", "app.sock")
+            start = time.perf_counter()
+            direct_bytes = read_direct(socket_path, uid)
+            direct = time.perf_counter() - start
+            assert direct_bytes >= DOWNLOAD, direct_bytes
+            client.delete(f"{API}/session/{session_id}")
+    finally:
+        server.stop()
+        end_leftovers(server)
+    return proxied, direct
+
+
+def read_direct(socket_path: str, uid: int) -> int:
+    """The download straight from the app's socket (HTTP/1.1, the app closes at the end)."""
+    sock = connect_unix(socket_path, 30, uid)
+    with sock:
+        sock.sendall(f"GET /big?n={DOWNLOAD} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        total = 0
+        while data := sock.recv(1 << 20):
+            total += len(data)
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--launches", type=int, default=100)
@@ -104,6 +182,9 @@ def main() -> int:
         with server.client("alice") as client:
             lat = latencies(client, args.latency_runs)
             launched, total, failed = throughput(client, args.launches)
+            notebook = notebook_ready(client)
+        server.stop()
+        proxied, direct = proxy_throughput(root)
     finally:
         server.stop()
         end_leftovers(server)
@@ -117,6 +198,15 @@ def main() -> int:
           f"({args.launches / launched:.1f} launches/s), all Succeeded after {total:.2f} s "
           f"({args.launches / total:.1f} sessions/s; reference {1 / ref:.1f}/s sequential, "
           f"x{(total / args.launches) / ref:.1f}), failed: {failed}")
+    if notebook is None:
+        print("sessions: notebook: JupyterLab not installed (make jupyter): not measured")
+    else:
+        print(f"sessions: launch to a usable notebook page         {notebook:7.2f} s  "
+              f"(x{notebook / median:.1f} the headless launch-to-Running)")
+    mib = DOWNLOAD / 2**20
+    print(f"sessions: proxy, {mib:.0f} MiB download: through /session/contrib {proxied:.2f} s "
+          f"({mib / proxied:.0f} MiB/s), straight from the socket {direct:.2f} s "
+          f"({mib / direct:.0f} MiB/s): ratio {direct / proxied:.2f}")
     missed = failed > 0 or (args.check and median > LATENCY_TARGET)
     if missed:
         print(f"sessions: MISSED (target: median launch-to-Running <= {LATENCY_TARGET} s, "

@@ -384,7 +384,9 @@ def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(serve
             assert "the app answers" in text(c, first, "events")
             assert_app_endpoint_answers(server, first)
             ids.append(launch(c, "app-2", image=app, type="carta"))
-            assert session(c, ids[1])["connectURL"] == f"{server.url}/session/carta/{ids[1]}/"
+            assert session(c, ids[1])["connectURL"] == ""  # Pending: no app to connect to
+            assert wait_status(c, ids[1], ("Running",))["connectURL"] == \
+                f"{server.url}/session/carta/{ids[1]}/"
             r = c.post(f"{API}/session", data={"name": "app-3", "image": app})
             assert (r.status_code, r.text) == (
                 400, "User carol has reached the maximum of 2 active sessions.\n")

@@ -5,6 +5,7 @@ No cluster can run on these machines (README, "Sessions")."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import kubernetes_validate
 import pytest
@@ -96,7 +97,7 @@ def test_manifests_say_what_skaha_says(session_type):
     path = rule["http"]["paths"][0]
     assert rule["host"] == "sp.example.org"
     assert path["backend"]["service"]["name"] == service["metadata"]["name"]
-    url = connect_url(spec.session, "https://sp.example.org")
+    url = connect_url(replace(spec.session, status="Running"), "https://sp.example.org")
     assert url.startswith(f"https://sp.example.org{path['path']}/")
 
 

@@ -5,7 +5,7 @@ websockets too), a dying app a clear 502 with the proxy still serving."""
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from pathlib import Path
 
 import httpx
@@ -14,12 +14,14 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from .harness import make_server
-from .sessions_helpers import (API, catalogue, catalogue_image, end_leftovers, launch, session,
-                               wait_status)
+from .sessions_helpers import (API, catalogue, catalogue_image, end_leftovers, launch,
+                               sandbox_pids, session, text, wait_status)
 
 APP = "images.canfar.net/test/contrib-app:1.0"
 APP_SOURCE = (Path(__file__).with_name("session_app.py")).read_text()
 APP_COMMAND = ["python3", "-c", APP_SOURCE, "{socket}"]
+PORT_APP = "images.canfar.net/test/port-app:1.0"  # serves on $PORT, after 2 s
+PORT_APP_COMMAND = ["python3", "-c", "import time; time.sleep(2)\n" + APP_SOURCE]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,8 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("proxy")
     images = root / "images.toml"
     images.write_text(catalogue(["images.canfar.net"],
-                                catalogue_image(APP, ["contributed", "desktop"], APP_COMMAND)))
+                                catalogue_image(APP, ["contributed", "desktop"], APP_COMMAND),
+                                catalogue_image(PORT_APP, ["contributed"], PORT_APP_COMMAND)))
     srv = make_server(str(root), users=("alice", "bob", "carol"),
                       extra_env={"VOSPACE_SESSION_IMAGES": str(images)})
     yield srv
@@ -205,3 +208,26 @@ def test_a_dying_app_is_a_502_and_the_proxy_lives_on(server):
         assert gone.status_code in (502, 503), gone.text
         assert c.get(f"{API}/session").status_code == 200
         c.delete(f"{API}/session/{sid}")
+
+
+def test_an_app_on_port_is_running_once_it_answers_and_only_reachable_by_the_proxy(server):
+    with server.client("alice") as c:
+        sid = launch(c, "on-port", image=PORT_APP, type="contributed")
+        try:
+            pending = session(c, sid)
+            assert pending["status"] == "Pending" and pending["connectURL"] == ""
+            running = wait_status(c, sid, ("Running", "Failed"))
+            assert running["status"] == "Running", text(c, sid, "logs")
+            assert running["connectURL"] == f"{server.url}/session/contrib/{sid}/"
+            r = c.get(f"/session/contrib/{sid}/headers")
+            assert r.status_code == 200 and r.json()["target"] == "/headers"
+            with ws_open(server, f"/session/contrib/{sid}/ws", "alice") as ws:
+                ws.send(b"through the bridge")
+                assert ws.recv(timeout=10) == b"through the bridge"
+            mine = os.readlink("/proc/self/ns/net")
+            users = [pid for pid in sandbox_pids(sid)  # bubblewrap's own (root) stays outside
+                     if os.stat(f"/proc/{pid}").st_uid == int(running["runAsUID"])]
+            assert len(users) >= 2  # the bridge and the app
+            assert all(os.readlink(f"/proc/{pid}/ns/net") != mine for pid in users)
+        finally:
+            c.delete(f"{API}/session/{sid}")

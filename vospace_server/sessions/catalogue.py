@@ -6,6 +6,7 @@ format is described at the top of that file.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tomllib
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Image:
     digest: str = ""
     requires: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
+    software: str = ""  # a folder of software (a virtualenv) bound at /run/software
+
 
     def json(self) -> dict:
         """skaha's image entry; ``digest`` is required by clients, so an image configured
@@ -33,8 +36,12 @@ class Image:
         return {"id": self.id, "types": list(self.types), "digest": digest}
 
     def missing_software(self) -> list[str]:
-        """The required programs this host lacks (the local runner runs the host's software)."""
-        return [p for p in self.requires if shutil.which(p, path=HOST_PATH) is None]
+        """The required programs this host lacks (the local runner runs the host's software),
+        and the image's software folder if it is not there (``make`` installs the default's)."""
+        missing = [p for p in self.requires if shutil.which(p, path=HOST_PATH) is None]
+        if self.software and not os.path.isfile(os.path.join(self.software, "bin", "python")):
+            missing.append(self.software)
+        return missing
 
 
 @dataclass
@@ -44,14 +51,18 @@ class Catalogue:
 
     @classmethod
     def load(cls, path: str = "") -> "Catalogue":
-        with open(path or DEFAULT_CATALOGUE, "rb") as fh:
+        path = path or str(DEFAULT_CATALOGUE)
+        with open(path, "rb") as fh:
             data = tomllib.load(fh)
+        here = os.path.dirname(os.path.abspath(path))
         catalogue = cls(tuple(data.get("repositories", ())))
         for entry in data.get("image", []):
             image = Image(id=entry["id"], types=tuple(entry["types"]),
                           digest=entry.get("digest", ""),
                           requires=tuple(entry.get("requires", ())),
-                          command=tuple(entry.get("command", ())))
+                          command=tuple(entry.get("command", ())),
+                          software=os.path.normpath(os.path.join(here, entry["software"]))
+                          if entry.get("software") else "")
             unknown = set(image.types) - set(SESSION_TYPES)
             if unknown:
                 raise ValueError(f"image {image.id}: unknown session types {sorted(unknown)}")

@@ -77,8 +77,9 @@ class Session:
 
 
 def connect_url(session: Session, base: str) -> str:
-    """skaha's connectURL for an interactive session (an empty string for headless)."""
-    if not session.interactive:
+    """skaha's connectURL for an interactive session once its app answers (Running); an
+    empty string before and for headless sessions."""
+    if not session.interactive or session.status != RUNNING:
         return ""
     prefix = f"{base}/session/{URL_PATHS[session.type]}/{session.id}"
     if session.type == "notebook":

@@ -14,8 +14,9 @@ Files of a session, in ``<session_dir>/<id>/`` (mode 0700, never inside a sandbo
 socket), ``passwd``, ``group``, ``output.log`` (stdout+stderr, ``view=logs``).
 
 The seam for interactive sessions: the image's command gets ``{socket}`` = the app's unix
-socket; the session stays Pending until something accepts connections on it, and
-``app_endpoint`` gives the proxy its host path.
+socket, or it serves on ``$PORT`` behind port_bridge.py (sandbox.app_command); the session
+stays Pending until something accepts connections on the socket, and ``app_endpoint`` gives
+the proxy its host path.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from ..model import FAILED, HEADLESS, PENDING, RUNNING, SUCCEEDED, TERMINATING, 
 from ..store import SessionStore
 from . import LaunchSpec
 from .limits import make_limits
-from .sandbox import (APP_SOCKET, BWRAP, ENV, ROOT_ENV, SETPRIV, SandboxPaths, bwrap_argv,
+from .sandbox import (BWRAP, ENV, ROOT_ENV, SETPRIV, SandboxPaths, app_command, bwrap_argv,
                       sandbox_env)
 
 log = logging.getLogger("vospace.sessions")
@@ -201,12 +202,13 @@ class LocalRunner(BackgroundLoop):
         _write_lines(paths.passwd, _system_lines("/etc/passwd") + spec.passwd)
         _write_lines(paths.group, _system_lines("/etc/group") + spec.group)
         self.limits.create(session.id, session.cores_limit, session.ram_limit * 2**30)
-        command = spec.command  # a headless command is the user's: data, never rewritten
+        command, env = spec.command, dict(spec.env)  # a headless command: data, never rewritten
         if session.interactive:
-            command = [arg.replace("{socket}", APP_SOCKET) for arg in command]
+            command, app_env = app_command(command, session.id, session.owner)
+            env.update(app_env)
         argv = bwrap_argv(paths, session.owner, session.name.lower(), session.uid,
-                          session.gid, session.groups, sandbox_env(session.owner, spec.env),
-                          command)
+                          session.gid, session.groups, sandbox_env(session.owner, env),
+                          command, session.interactive, spec.image.software)
         log_fd = os.open(os.path.join(workdir, "output.log"),
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:

@@ -48,8 +48,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every test
-            # Autocommit at the driver; VaultTree issues BEGIN / BEGIN IMMEDIATE itself so
-            # writers queue on the lock instead of failing with "database is locked".
+            # Autocommit at the driver; every store opens its transactions itself through
+            # storage/transactions.py (BEGIN IMMEDIATE for writes, so writers queue on the
+            # lock instead of failing with "database is locked").
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")

@@ -50,12 +50,9 @@ class LinkResolver:
         """The path of this service that ``link`` points to, else ExternalTarget."""
         target = link.target or ""
         try:
-            parsed = uris.parse_vos_uri(target)
+            return uris.path_in_service(target, self.service, self.authorities)
         except InvalidURI:
             raise ExternalTarget(link.path, target) from None
-        if parsed.service != self.service or parsed.authority not in self.authorities:
-            raise ExternalTarget(link.path, target)
-        return parsed.path
 
     def readable(self, caller: Caller, path: str, leaf: bool) -> list[Node]:
         """The chain (root..node) of the node ``path`` names, links inside it followed (and

@@ -13,6 +13,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from vospace_server.sessions.catalogue import Catalogue
+
 from .browser import chromium, screenshot, wait_until
 from .harness import VOSPACE, make_server
 from .sessions_helpers import API, end_leftovers, launch, wait_status
@@ -50,6 +52,13 @@ def server(tmp_path_factory):
         assert end_leftovers(srv) == []
 
 
+def require_installed(image: str) -> None:
+    """Skip, naming what is missing, where `make test` has not run (it installs both)."""
+    missing = Catalogue.load().images[image].missing_software()
+    if missing:
+        pytest.skip(f"not installed here: {', '.join(missing)} (make jupyter system-deps)")
+
+
 def log_in(driver: WebDriver, server, user: str) -> None:
     """The web login (its cookie is what the proxy then accepts)."""
     driver.get(f"{server.url}/science-portal")
@@ -77,6 +86,7 @@ def ws_url(server, path: str) -> str:
 
 
 def test_notebook_cell_writes_to_arc_home(server):
+    require_installed(NOTEBOOK)
     with chromium() as driver, server.client("alice") as api:
         log_in(driver, server, "alice")
         sid = launch(api, "nb", image=NOTEBOOK, type="notebook")
@@ -111,6 +121,7 @@ def test_notebook_cell_writes_to_arc_home(server):
 
 
 def test_desktop_connects_and_a_second_user_waits_for_sharing(server):
+    require_installed(DESKTOP)
     _, group = server.add_project("bob")
     with server.client("alice") as api:
         sid = launch(api, "desk", image=DESKTOP, type="desktop")

@@ -7,5 +7,7 @@ context.py    resource options, flexible vs fixed sessions
 launch.py     the parameters of a launch, checked
 service.py    what each request means (no HTTP)
 api.py        the HTTP routes and VOSI
+proxy.py      /session/<type>/<id>/...: the only way to an interactive session's app
+upstream.py   the proxy's connections to an app (its checked socket, or its Service)
 runners/      local (bubblewrap sandboxes) and kubernetes (Jobs), behind one Protocol
 """

@@ -222,9 +222,10 @@ def test_sigterm_hands_a_running_job_to_the_other_replica(cluster):
     base = unique("arc")
     folder = os.path.join(cluster.env["VOSPACE_ARC_ROOT"], base, "big")
     os.makedirs(folder)
-    for i in range(20000):  # written on disk, as a session would
-        with open(os.path.join(folder, f"f{i:05d}"), "wb") as fh:
-            fh.write(b"x")
+    # written on disk, as a session would; enough files that the delete outlasts the
+    # PHASE=RUN inline budget even on an idle machine (20,000 did not)
+    for i in range(120_000):
+        os.close(os.open(os.path.join(folder, f"f{i:06d}"), os.O_CREAT | os.O_WRONLY, 0o644))
     with cluster.client(via=0) as c0:
         r = c0.post("/arc/async-delete", data={"target": Svc("arc").uri(f"{base}/big")})
         job = urlsplit(r.headers["location"]).path

@@ -25,6 +25,7 @@ import yaml
 
 from vospace_server.cli import build_parser
 from vospace_server.config import Settings
+from vospace_server.sessions.runners.kubernetes import SERVER_POD_LABELS
 
 from .harness import REPO, VOSPACE, free_port, wait_for
 
@@ -77,6 +78,11 @@ def test_kustomize_base_validates_against_the_kubernetes_schemas(version):
     assert kinds == sorted(["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
                             "Secret", "PersistentVolumeClaim", "Deployment", "Service",
                             "Ingress"])
+    (ingress,) = by_kind(docs, "Ingress")  # the platform's, routing /session/... to us too
+    (rule,) = ingress["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"
+    assert path["backend"]["service"]["name"] == by_kind(docs, "Service")[0]["metadata"]["name"]
 
 
 def test_kubernetes_base_is_consistent():
@@ -84,6 +90,10 @@ def test_kubernetes_base_is_consistent():
     (deployment,), (pvc,), (config,), (secret,) = (by_kind(docs, k) for k in (
         "Deployment", "PersistentVolumeClaim", "ConfigMap", "Secret"))
     assert deployment["spec"]["replicas"] >= 2
+    # the sessions' NetworkPolicies admit the pods with these labels: this Deployment's
+    template_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert SERVER_POD_LABELS.items() <= template_labels.items()
+    assert SERVER_POD_LABELS.items() <= deployment["spec"]["selector"]["matchLabels"].items()
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
@@ -109,7 +119,8 @@ def test_kubernetes_base_is_consistent():
 
 RESOURCES = {"job": ("batch", "jobs"), "job_status": ("batch", "jobs/status"),
              "pod": ("", "pods"), "pod_log": ("", "pods/log"), "event": ("", "events"),
-             "service": ("", "services"), "ingress": ("networking.k8s.io", "ingresses")}
+             "service": ("", "services"),
+             "network_policy": ("networking.k8s.io", "networkpolicies")}
 VERBS = {"create": "create", "delete": "delete", "patch": "patch", "list": "list",
          "read": "get"}
 

@@ -14,8 +14,8 @@ from vospace_server.config import Settings
 from vospace_server.sessions.catalogue import Image
 from vospace_server.sessions.model import SESSION_TYPES, Session, connect_url
 from vospace_server.sessions.runners import LaunchSpec
-from vospace_server.sessions.runners.kubernetes import (APP_PORTS, job_name, manifests,
-                                                        pod_status)
+from vospace_server.sessions.runners.kubernetes import (APP_PORTS, SERVER_POD_LABELS, job_name,
+                                                        manifests, pod_status)
 
 from .harness import free_port, make_server
 from .sessions_helpers import API, FINAL, launch, text, wait_status
@@ -48,8 +48,9 @@ def test_every_session_types_manifests_validate(session_type, version):
     spec = spec_for(session_type)
     found = manifests(spec, SETTINGS)
     kinds = [m["kind"] for m in found]
-    assert kinds == (["Job"] if session_type == "headless" else ["Job", "Service", "Ingress"])
-    job = found[0]
+    assert kinds == (["NetworkPolicy", "Job"] if session_type == "headless"
+                     else ["NetworkPolicy", "Job", "Service"])  # no Ingress: the proxy only
+    job = found[1]
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": job["metadata"]["name"] + "-x1y2z",
                         **job["spec"]["template"]["metadata"]},
@@ -61,7 +62,7 @@ def test_every_session_types_manifests_validate(session_type, version):
 @pytest.mark.parametrize("session_type", SESSION_TYPES)
 def test_manifests_say_what_skaha_says(session_type):
     spec = spec_for(session_type)
-    job, *rest = manifests(spec, SETTINGS)
+    policy, job, *rest = manifests(spec, SETTINGS)
     assert job["spec"]["activeDeadlineSeconds"] == 345600
     assert job["spec"]["ttlSecondsAfterFinished"] == 3600 and job["spec"]["backoffLimit"] == 0
     pod = job["spec"]["template"]["spec"]
@@ -85,25 +86,32 @@ def test_manifests_say_what_skaha_says(session_type):
     assert container["workingDir"] == "/arc/home/alice"
     init_env = {e["name"]: e["value"] for e in pod["initContainers"][0]["env"]}
     assert "proj:x:20001:alice" in init_env["POSIX_GROUP"]
+    selected = policy["spec"]["podSelector"]["matchLabels"]
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert selected.items() <= pod_labels.items() and "canfar-net-sessionID" in selected
+    assert policy["spec"]["policyTypes"] == ["Ingress"] and "egress" not in policy["spec"]
     if session_type == "headless":
         assert container["command"] == ["python3", "-c", "print('a; $(b)')"] and rest == []
+        assert policy["spec"]["ingress"] == []  # nothing may connect to a batch job
         return
     assert "command" not in container  # the image's own app
     port = APP_PORTS[session_type]
     assert container["readinessProbe"] == {"tcpSocket": {"port": port}, "periodSeconds": 2}
-    service, ingress = rest
+    (service,) = rest
     assert service["spec"]["selector"] == {"canfar-net-sessionID": "ab12cd34"}
-    rule = ingress["spec"]["rules"][0]
-    path = rule["http"]["paths"][0]
-    assert rule["host"] == "sp.example.org"
-    assert path["backend"]["service"]["name"] == service["metadata"]["name"]
+    # the only way in: the app port, from the server's pods (where the session proxy runs)
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": SERVER_POD_LABELS}}]
+    assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
+    assert service["spec"]["ports"][0]["targetPort"] == port
+    # ... which the connect URL reaches through the platform's own host and proxy
     url = connect_url(replace(spec.session, status="Running"), "https://sp.example.org")
-    assert url.startswith(f"https://sp.example.org{path['path']}/")
+    assert url.startswith("https://sp.example.org/session/")
 
 
 def test_flexible_sessions_request_less_than_their_limit_and_names_stay_short():
     spec = spec_for("headless", fixed=False, owner="a" * 64)
-    job = manifests(spec, SETTINGS)[0]
+    job = manifests(spec, SETTINGS)[1]
     resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources["requests"]["cpu"] == "1" and resources["limits"]["cpu"] == "2"
     assert resources["requests"]["memory"] == "2Gi" and resources["limits"]["memory"] == "4Gi"

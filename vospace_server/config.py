@@ -75,7 +75,6 @@ class Settings:
     k8s_namespace: str = "skaha-workload"
     k8s_arc_claim: str = "cavern-volume-claim"  # PVC holding the arc tree (CephFS in production)
     k8s_arc_subpath: str = "cavern"
-    k8s_ingress_host: str = ""        # default: the host of public_url
 
     def __post_init__(self) -> None:
         self.resolve_defaults()

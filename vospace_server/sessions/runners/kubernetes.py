@@ -1,5 +1,12 @@
-"""The Kubernetes runner: a Job per session as skaha creates it, plus a Service and an Ingress
-for interactive types, sent with the official ``kubernetes`` client.
+"""The Kubernetes runner: a Job per session as skaha creates it, a Service for interactive
+types and a NetworkPolicy for every session, sent with the official ``kubernetes`` client.
+
+No per-session Ingress: the session proxy (``sessions/proxy.py``) is the only way in, behind
+the platform's own Ingress, which routes every path (``/session/...`` included) to the
+server. The NetworkPolicy admits connections to an interactive session's app port only from
+the server's pods (``SERVER_POD_LABELS``, in ``k8s_namespace``), and none at all to a
+headless session, so neither other sessions nor anything else in the cluster can skip the
+proxy's authentication.
 
 The pod runs as the user's uid, gid and supplementary gids, non-root, no privilege
 escalation, every capability dropped; the arc volume (a PVC, CephFS in production) at
@@ -17,12 +24,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from urllib.parse import urlsplit
 
 from ...background import BackgroundLoop
 from ...config import Settings
 from ..catalogue import Image
-from ..model import FAILED, RUNNING, SUCCEEDED, URL_PATHS, Session
+from ..model import FAILED, RUNNING, SUCCEEDED, Session
 from ..store import SessionStore
 from . import LaunchSpec
 
@@ -33,6 +39,9 @@ APP_PORTS = {"notebook": 8888, "desktop": 6080, "carta": 6901, "firefly": 8080,
 MAX_JOB_NAME = 57      # pod names add up to 6 characters; labels stop at 63
 POLL_EVERY = 5.0
 LABEL = "canfar-net-"
+# The labels of the server's pods (docker/k8s/deployment.yaml's pod template, which says so):
+# the only pods a session's NetworkPolicy lets in, and only from the namespace of the session.
+SERVER_POD_LABELS = {"app.kubernetes.io/name": "vospace"}
 INIT_SCRIPT = ('cp /etc/passwd /etc/group /posix/ && printf "%s\\n" "$POSIX_PASSWD" >> '
                '/posix/passwd && printf "%s\\n" "$POSIX_GROUP" >> /posix/group')
 
@@ -134,34 +143,42 @@ def service_manifest(session: Session) -> dict:
     port = APP_PORTS[session.type]
     return {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": f"skaha-{session.type}-svc-{session.id}", "labels": labels(session)},
+        "metadata": {"name": service_name(session), "labels": labels(session)},
         "spec": {"selector": {f"{LABEL}sessionID": session.id},
                  "ports": [{"name": "app", "port": port, "targetPort": port,
                             "protocol": "TCP"}]},
     }
 
 
-def ingress_manifest(session: Session, host: str) -> dict:
-    service = service_manifest(session)
+def service_name(session: Session) -> str:
+    return f"skaha-{session.type}-svc-{session.id}"
+
+
+def network_policy_name(session: Session) -> str:
+    return f"skaha-{session.type}-netpol-{session.id}"
+
+
+def network_policy_manifest(session: Session) -> dict:
+    """Ingress to the session's pod: its app port from the server's pods only (the proxy
+    connects from there); nothing for a headless session (a policy with no rules)."""
+    rules: list[dict] = []
+    if session.interactive:
+        rules = [{"from": [{"podSelector": {"matchLabels": dict(SERVER_POD_LABELS)}}],
+                  "ports": [{"port": APP_PORTS[session.type], "protocol": "TCP"}]}]
     return {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": f"skaha-{session.type}-ingress-{session.id}",
-                     "labels": labels(session)},
-        "spec": {"rules": [{"host": host, "http": {"paths": [{
-            "path": f"/session/{URL_PATHS[session.type]}/{session.id}",
-            "pathType": "Prefix",
-            "backend": {"service": {"name": service["metadata"]["name"],
-                                    "port": {"number": APP_PORTS[session.type]}}},
-        }]}}]},
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": network_policy_name(session), "labels": labels(session)},
+        "spec": {"podSelector": {"matchLabels": {f"{LABEL}sessionID": session.id}},
+                 "policyTypes": ["Ingress"], "ingress": rules},
     }
 
 
 def manifests(spec: LaunchSpec, settings: Settings) -> list[dict]:
-    """Everything one session creates in the cluster, in creation order."""
-    found = [job_manifest(spec, settings)]
+    """Everything one session creates in the cluster, in creation order: the policy first,
+    so the pod is never reachable unguarded."""
+    found = [network_policy_manifest(spec.session), job_manifest(spec, settings)]
     if spec.session.interactive:
-        host = settings.k8s_ingress_host or urlsplit(settings.public_url).hostname or spec.hostname
-        found += [service_manifest(spec.session), ingress_manifest(spec.session, host)]
+        found.append(service_manifest(spec.session))
     return found
 
 
@@ -202,7 +219,7 @@ class KubernetesRunner(BackgroundLoop):
         creators = {"Job": lambda body: self.batch.create_namespaced_job(self.namespace, body),
                     "Service": lambda body: self.core.create_namespaced_service(
                         self.namespace, body),
-                    "Ingress": lambda body: self.networking.create_namespaced_ingress(
+                    "NetworkPolicy": lambda body: self.networking.create_namespaced_network_policy(
                         self.namespace, body)}
         try:
             for manifest in manifests(spec, self.settings):
@@ -227,11 +244,10 @@ class KubernetesRunner(BackgroundLoop):
         deleters = [lambda: self.batch.delete_namespaced_job(
             job_name(session), self.namespace, propagation_policy="Background")]
         if session.interactive:
-            deleters += [
-                lambda: self.core.delete_namespaced_service(
-                    f"skaha-{session.type}-svc-{session.id}", self.namespace),
-                lambda: self.networking.delete_namespaced_ingress(
-                    f"skaha-{session.type}-ingress-{session.id}", self.namespace)]
+            deleters.append(lambda: self.core.delete_namespaced_service(
+                service_name(session), self.namespace))
+        deleters.append(lambda: self.networking.delete_namespaced_network_policy(
+            network_policy_name(session), self.namespace))
         for delete in deleters:
             try:
                 delete()
@@ -246,8 +262,7 @@ class KubernetesRunner(BackgroundLoop):
     def app_endpoint(self, session: Session) -> str | None:
         if session.status != RUNNING or not session.interactive:
             return None
-        service = service_manifest(session)["metadata"]["name"]
-        return f"http://{service}.{self.namespace}.svc:{APP_PORTS[session.type]}"
+        return f"http://{service_name(session)}.{self.namespace}.svc:{APP_PORTS[session.type]}"
 
     def _pods(self, session: Session) -> list:
         return self.core.list_namespaced_pod(

@@ -309,6 +309,8 @@ def test_catalogue_context_repositories_v0_and_vosi(server):
         assert all(i["digest"].startswith("sha256:") for i in images)
         assert [i["id"] for i in c.get(f"{API}/image", params={"type": "carta"}).json()] == [
             "images.canfar.net/test/socket-app:1.0"]
+        # catalogued, but its software is not installed here: not offered (a launch is a 400)
+        assert "images.canfar.net/skaha/notebook-scipy:0.4" not in {i["id"] for i in images}
         context = c.get(f"{API}/context").json()
         assert context["cores"]["options"] == [1, 2, 4, 8]
         assert context["maxInteractiveSessions"] == 2

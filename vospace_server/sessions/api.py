@@ -142,7 +142,7 @@ async def images(request: Request) -> Response:
     service = service_of(request)
     policy.require_authenticated(await caller_of(request), "list images")
     kind = request.query_params.get("type") or None
-    return JSONResponse([image.json() for image in service.catalogue.listing(kind)])
+    return JSONResponse([image.json() for image in service.offered_images(kind)])
 
 
 async def context(request: Request) -> Response:

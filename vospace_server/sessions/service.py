@@ -20,7 +20,7 @@ from ..deployment import Deployment
 from ..protocol import properties as props
 from ..protocol.faults import DuplicateNode, InvalidArgument
 from ..protocol.nodes import Node, NodeType
-from .catalogue import Catalogue
+from .catalogue import Catalogue, Image
 from .context import ResourceContext
 from .errors import BadRequest, NotFound
 from .launch import LaunchRequest
@@ -126,6 +126,18 @@ class SessionService:
             pass
 
     # -- reading --------------------------------------------------------------------------
+    def offered_images(self, session_type: str | None) -> list[Image]:
+        """The catalogue's images this runner can start (locally: their software is
+        installed), so that nothing is offered that a launch would refuse."""
+        offered = []
+        for image in self.catalogue.listing(session_type):
+            try:
+                self.runner.check(image, session_type or image.types[0])
+            except BadRequest:
+                continue
+            offered.append(image)
+        return offered
+
     def get(self, caller: Caller, session_id: str) -> Session:
         policy.require_authenticated(caller, "see sessions")
         session = self.store.get(session_id)

@@ -61,10 +61,14 @@ $(JUPYTER_VENV)/.installed:
 	$(JUPYTER_VENV)/bin/pip install -q jupyterlab
 	touch $@
 
-# Every benchmark runs even when an earlier one misses a target; the exit status says if any did.
+# Every benchmark runs even when an earlier one misses a target; each records its targets
+# (bench/summary.py) in a fresh file, printed as one table at the end, whose exit status says
+# if any was missed (or a script stopped early).
 bench: system-deps setup cadc-client jupyter
-	@status=0; for b in nodes transfer client arcfs sessions scale web; do \
-	  $(BIN)/python bench/$$b.py || status=1; done; exit $$status
+	@results=$$(mktemp --suffix=.bench); export VOSPACE_BENCH_RESULTS=$$results; \
+	for b in nodes transfer client arcfs sessions scale web; do \
+	  $(BIN)/python bench/$$b.py; $(BIN)/python bench/summary.py finished $$results $$b $$?; done; \
+	$(BIN)/python bench/summary.py table $$results; status=$$?; rm -f $$results; exit $$status
 
 clean:
 	rm -rf $(VENV) $(CADC_VENV) $(CANFAR_VENV) $(JUPYTER_VENV)

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.summary import record  # noqa: E402
 from tests.harness import CADC_BIN, make_server  # noqa: E402
 from vosclient import Client  # noqa: E402
 
@@ -47,6 +48,13 @@ class Bench:
         self.client = Client(url=server.url, token=self.token, verify=False)
         self.last_cpu = 0.0
         self.cpu: dict[str, float] = {}  # CPU seconds of each command's best run
+        self.missed: list[str] = []
+
+    def check(self, name: str, reference: float, ours: float, target: float | None,
+              note: str = "") -> None:
+        """Record ``reference / ours`` (time ratio: > 1 is ours faster) in the bench summary."""
+        if not record(f"{self.service} {name}", reference / ours, target, note=note):
+            self.missed.append(name)
 
     def remote(self, name: str) -> str:
         return f"{PREFIX[self.service]}:{self.home}/{name}"
@@ -143,6 +151,12 @@ def big_file(b: Bench, size_mib: int) -> None:
           f"vs CADC vcp: {ratio(cadc_up, ours_up)} (target >= 1.0x)")
     print(f"RATIO vcp download vs curl: {ratio(curl_down, ours_down)} (target >= 0.9x)   "
           f"vs CADC vcp: {ratio(cadc_down, ours_down)} (target >= 1.0x)")
+    for way, curl_t, ours_t, cadc_t in (("upload", curl_up, ours_up, cadc_up),
+                                        ("download", curl_down, ours_down, cadc_down)):
+        b.check(f"vcp {mib} MiB {way} vs curl", curl_t, ours_t, 0.9,
+                note=f"curl {mib / curl_t:.0f} MiB/s")
+        b.check(f"vcp {mib} MiB {way} vs CADC vcp", cadc_t, ours_t, 1.0,
+                note=f"CADC {mib / cadc_t:.0f} MiB/s")
     # Why the curl ratios are CPU-bound on small machines: vcp verifies MD5 end to end (curl
     # does not), and the server hashes every upload as well.
     sample = os.urandom(64 << 20)
@@ -186,6 +200,10 @@ def small_files(b: Bench, count: int) -> None:
           f"CADC -n 8 {cadc_sync:7.1f} s ({count / cadc_sync:6.0f} files/s)")
     print(f"RATIO vcp -r {count} files vs CADC vcp: {ratio(cadc_cp, ours_cp)}   "
           f"vsync vs CADC vsync: {ratio(cadc_sync, ours_sync)} (target >= 3x)")
+    b.check(f"vcp -r {count} files vs CADC vcp", cadc_cp, ours_cp, 3.0,
+            note=f"CADC {cadc_cp:.1f} s")
+    b.check(f"vsync -r {count} files vs CADC vsync", cadc_sync, ours_sync, 3.0,
+            note=f"CADC -n 8 {cadc_sync:.1f} s")
     shutil.rmtree(src)
     b.clear("s-ours", "s-cadc", "y-ours", "y-cadc")()
 
@@ -207,10 +225,12 @@ def big_listing(b: Bench, children: int) -> None:
     cadc = b.best(b.tool(CADC_BIN, "vls", "-l", folder))
     print(f"vls -l   ours {ours:6.2f} s  CADC {cadc:6.2f} s")
     print(f"RATIO vls -l {children} children vs CADC vls: {ratio(cadc, ours)}")
+    b.check(f"vls -l {children} children vs CADC vls", cadc, ours, None,
+            note=f"CADC {cadc:.2f} s")
     b.clear("many")()
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size-mib", type=int, default=1024)
@@ -234,7 +254,10 @@ def main() -> None:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    if b.missed:
+        print("targets missed: " + ", ".join(b.missed))
+    return 1 if b.missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from selenium.webdriver.common.by import By  # noqa: E402
 
 from tests.browser import chromium, wait_until  # noqa: E402
+from bench.summary import record  # noqa: E402
 from tests.harness import VOSPACE, Server, make_server  # noqa: E402
 from vospace_server.storage.vault.schema import nodes  # noqa: E402
 
@@ -177,7 +178,12 @@ def main() -> int:
             print(f"web {service}: {args.size_mib} MiB upload: page {r['page_mib_s']:.0f} MiB/s, "
                   f"curl {r['curl_mib_s']:.0f} MiB/s, ratio {ratio:.2f} "
                   f"(target >= {UPLOAD_RATIO_TARGET})")
-            missed |= r["page_first"] > FIRST_LISTING_TARGET or ratio < UPLOAD_RATIO_TARGET
+            first_ok = record(f"{service} first listing of {args.entries} in Chromium",
+                              r["page_first"], FIRST_LISTING_TARGET, "s", at_most=True,
+                              note=f"API first page {r['api_page']:.2f} s")
+            upload_ok = record(f"{service} {args.size_mib} MiB page upload vs curl", ratio,
+                               UPLOAD_RATIO_TARGET, note=f"curl {r['curl_mib_s']:.0f} MiB/s")
+            missed |= not (first_ok and upload_ok)
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", work], check=False)

@@ -7,17 +7,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 
+from .waiting import wait_until
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "web"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-T = TypeVar("T")
 
 
 @contextmanager
@@ -45,21 +45,6 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
         shutil.rmtree(downloads, ignore_errors=True)
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
-    """Poll ``condition`` until it returns something true (exceptions count as not yet)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except Exception as exc:  # the page may be reloading
-            last = exc
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what or condition}" + (f": {last}" if last else ""))
 
 
 def downloaded(driver: webdriver.Chrome, suffix: str, timeout: float = 60.0) -> Path:

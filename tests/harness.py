@@ -13,12 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from .waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 VOSPACE = str(Path(sys.executable).parent / "vospace")
@@ -33,16 +34,12 @@ def free_port() -> int:
 
 
 def wait_for(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            httpx.get(url, verify=False, timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+        httpx.get(url, verify=False, timeout=2)
+        return True
+    wait_until(answers, timeout, f"{url} to answer", retry=(httpx.HTTPError,))
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import httpx
 
 from .harness import Server
+from .waiting import wait_until
 
 API = "/skaha/v1"
 PYTHON = "images.canfar.net/skaha/python:3.11"
@@ -40,15 +40,11 @@ def session(client: httpx.Client, session_id: str) -> dict:
 
 def wait_status(client: httpx.Client, session_id: str, statuses: tuple[str, ...],
                 timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    def reached() -> dict | None:
         found = session(client, session_id)
-        if found["status"] in statuses:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"session {session_id} still {found['status']}, "
-                                 f"not one of {statuses}")
-        time.sleep(0.1)
+        return found if found["status"] in statuses else None
+    return wait_until(reached, timeout, f"session {session_id} to be one of {statuses}",
+                      retry=())
 
 
 def text(client: httpx.Client, session_id: str, view: str) -> str:

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .cli_storage import add_commands as storage_commands
@@ -178,9 +179,20 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     if args.admin:
         deployment.auth.ensure_user(args.user, is_admin=True)
     lifetime = args.days * 86400 if args.days is not None else None
+    if args.expires is not None:
+        lifetime = args.expires - time.time()
     print(deployment.auth.create_token(args.user, lifetime_s=lifetime, label=args.label or ""))
     deployment.close()
     return 0
+
+
+def _utc_time(text: str) -> float:
+    """``--expires``: an ISO 8601 time (UTC unless it names its zone) as a Unix time."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _when(ts: float | None) -> str:
@@ -301,7 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token for USER (creating the user)")
     create.add_argument("user")
-    create.add_argument("--days", type=float, help="lifetime in days (default: no expiry)")
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--days", type=float, help="lifetime in days (default: no expiry)")
+    expiry.add_argument("--expires", type=_utc_time, metavar="TIME",
+                        help="expiry as an ISO 8601 time, e.g. 2027-03-31T00:00:00Z "
+                             "(UTC unless a zone is given; a past time makes the token "
+                             "expired from the start)")
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.add_argument("--label")
     create.set_defaults(func=cmd_token_create)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..protocol.faults import TooManyRequests
 from .groups import GroupStore
@@ -62,9 +62,11 @@ class CallerCache:
     """Callers of recently seen tokens, valid for one auth generation (store.auth_changed).
 
     The generation is read before the database is asked about a token, so an entry never
-    describes a state older than the generation it is filed under."""
+    describes a state older than the generation it is filed under; ``clock`` (Unix seconds,
+    the token store's) ends an entry when its token expires."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self._generation = -1
         self._callers: dict[str, tuple[Caller, float | None]] = {}
         self._lock = threading.Lock()
@@ -79,7 +81,7 @@ class CallerCache:
         if found is None:
             return None
         caller, expires = found
-        return caller if expires is None or expires >= time.time() else None
+        return caller if expires is None or expires >= self.clock() else None
 
     def put(self, token: str, generation: int, caller: Caller, expires: float | None) -> None:
         with self._lock:
@@ -103,7 +105,7 @@ class Authenticator:
         self._basic_generation = -1
         self._lock = threading.Lock()
         self.throttle = FailureThrottle()
-        self._callers = CallerCache()
+        self._callers = CallerCache(store.clock)
 
     def caller(self, account: Account) -> Caller:
         return Caller(name=account.name, is_admin=account.is_admin,

@@ -12,6 +12,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -122,8 +123,10 @@ class TokenInfo:
 
 
 class AuthStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        """``clock`` (Unix seconds) decides which tokens have expired; tests move it."""
         self.engine = engine
+        self.clock = clock
         self._ensure_generation_row()
 
     def _ensure_generation_row(self) -> None:
@@ -192,7 +195,7 @@ class AuthStore:
     # -- tokens -------------------------------------------------------------------------
     def create_token(self, user: str, lifetime_s: float | None = None, label: str = "") -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock()
         with transaction(self.engine) as conn:
             conn.execute(insert(tokens).values(
                 digest=_digest(token), user=user, created=now, revoked=False, label=label,
@@ -205,7 +208,7 @@ class AuthStore:
             row = conn.execute(TOKEN_ACCOUNT, {"digest": _digest(token)}).first()
         if row is None or row.revoked or row.disabled:
             return None
-        if row.expires is not None and row.expires < time.time():
+        if row.expires is not None and row.expires < self.clock():
             return None
         return Account(row.name, bool(row.is_admin), False, row.expires)
 

@@ -14,7 +14,9 @@ import subprocess
 import time
 import uuid
 
+from vospace_server.storage.arc.attribute_cache import RECENT_NS, AttributeCache
 
+from .clock import ManualClock
 from .conftest import ServiceUnderTest
 from .harness import CADC_BIN
 
@@ -172,9 +174,9 @@ def test_project_files_get_the_creator_uid_and_project_gid_and_default_acls(sqli
     assert found[CORE + "groupwrite"] == f"ivo://localhost/gms?{group}"
 
 
-def test_direct_changes_show_after_the_server_remembered_the_attributes(sqlite_server):
-    """The server keeps the xattrs of inodes unchanged for 2 s (keyed by inode and ctime);
-    a later change made on disk, by any process, must still show on the next request."""
+def test_direct_changes_show_through_the_server(sqlite_server):
+    """The server keeps the xattrs of inodes (keyed by inode and ctime, see the test below);
+    a change made on disk, by any process, must show on the next request."""
     server = sqlite_server
     group = new_group(server, ["bob"])
     gid = mapper(server, "gid")[group][2]
@@ -184,7 +186,6 @@ def test_direct_changes_show_after_the_server_remembered_the_attributes(sqlite_s
         assert c.put(f"/arc/files/{folder}/f", content=b"data").status_code == 201
     set_props(server, f"{folder}/f", {CORE + "title": "first"})
     full = os.path.join(server.data_dir, "arc", folder, "f")
-    time.sleep(2.5)  # older than the window in which the server does not keep attributes
     for _ in range(2):
         assert props_of(server, f"{folder}/f")[CORE + "title"] == "first"
 
@@ -196,6 +197,32 @@ def test_direct_changes_show_after_the_server_remembered_the_attributes(sqlite_s
     assert props_of(server, f"{folder}/f")[CORE + "groupread"] == f"ivo://localhost/gms?{group}"
     os.chmod(full, os.stat(full).st_mode | 0o004)
     assert props_of(server, f"{folder}/f")[CORE + "ispublic"] == "true"
+
+
+def test_attribute_cache_keeps_settled_inodes_until_they_change(tmp_path):
+    """The cache keeps the xattrs of an inode unchanged for RECENT_NS (its clock is moved
+    past that instead of waiting); a later change made on disk, by any process, still shows
+    on the next read, because it changes the inode's ctime."""
+    full = str(tmp_path / "f")
+    with open(full, "wb") as fh:
+        fh.write(b"data")
+    os.setxattr(full, f"user.{CORE}title", b"first")
+    clock = ManualClock(time.time_ns())
+    cache = AttributeCache(clock=clock)
+
+    def read():
+        return cache.read(full, os.lstat(full))
+    assert read() is not read()  # changed just now: read again each time
+    clock.advance(RECENT_NS + 1)
+    kept = read()
+    assert read() is kept and kept.properties[CORE + "title"] == "first"
+
+    os.setxattr(full, f"user.{CORE}title", b"second")
+    assert read().properties[CORE + "title"] == "second"
+    os.removexattr(full, f"user.{CORE}title")
+    assert CORE + "title" not in read().properties
+    subprocess.run(["setfacl", "-m", "g:4242:r", full], check=True)
+    assert read().acl is not None and read().acl != kept.acl
 
 
 def test_recorded_md5_is_served_not_recomputed(sqlite_server):

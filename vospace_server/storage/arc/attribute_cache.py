@@ -8,13 +8,15 @@ entry whose inode and ctime still match the fresh ``lstat`` is current, whicheve
 (the server, another server process, a session writing on disk) made the change.
 
 ctime has the granularity of the kernel's clock tick, so two changes within one tick could
-share a ctime; an inode changed within RECENT_NS of now is therefore read but not kept.
+share a ctime; an inode changed within RECENT_NS of now (by ``clock``, wall-clock
+nanoseconds, which tests move) is therefore read but not kept.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+from typing import Callable
 
 from .xattrs import StoredAttributes, read_all
 
@@ -23,7 +25,8 @@ MAX_ENTRIES = 50_000
 
 
 class AttributeCache:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self.clock = clock
         self._entries: dict[str, tuple[int, int, StoredAttributes]] = {}
         self._lock = threading.Lock()
 
@@ -34,7 +37,7 @@ class AttributeCache:
         if found is not None and found[0] == st.st_ino and found[1] == st.st_ctime_ns:
             return found[2]
         attributes = read_all(full)
-        if st.st_ctime_ns < time.time_ns() - RECENT_NS:
+        if st.st_ctime_ns < self.clock() - RECENT_NS:
             with self._lock:
                 if len(self._entries) >= MAX_ENTRIES:
                     self._entries.clear()

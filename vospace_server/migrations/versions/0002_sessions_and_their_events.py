@@ -1,74 +1,39 @@
 """Sessions (skaha's compute sessions) and their lifecycle events.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-12-01
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from vospace_server.migrations.ddl import create_table, drop_tables, optional, required, serial
 
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('session_events',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('session', sa.String(length=16), nullable=False),
-    sa.Column('time', sa.Float(), nullable=False),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('session_events', schema=None) as batch_op:
-        batch_op.create_index('ix_session_events_session', ['session', 'id'], unique=False)
-
-    op.create_table('sessions',
-    sa.Column('id', sa.String(length=16), nullable=False),
-    sa.Column('owner', sa.String(length=64), nullable=False),
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('image', sa.Text(), nullable=False),
-    sa.Column('type', sa.String(length=16), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('uid', sa.Integer(), nullable=False),
-    sa.Column('gid', sa.Integer(), nullable=False),
-    sa.Column('groups', sa.Text(), nullable=False),
-    sa.Column('cores_request', sa.Integer(), nullable=False),
-    sa.Column('cores_limit', sa.Integer(), nullable=False),
-    sa.Column('ram_request', sa.Integer(), nullable=False),
-    sa.Column('ram_limit', sa.Integer(), nullable=False),
-    sa.Column('gpus', sa.Integer(), nullable=False),
-    sa.Column('fixed', sa.Boolean(), nullable=False),
-    sa.Column('created', sa.Float(), nullable=False),
-    sa.Column('expiry', sa.Float(), nullable=False),
-    sa.Column('ended', sa.Float(), nullable=True),
-    sa.Column('command', sa.Text(), nullable=False),
-    sa.Column('env', sa.Text(), nullable=False),
-    sa.Column('runner', sa.String(length=16), nullable=False),
-    sa.Column('runner_id', sa.Text(), nullable=True),
-    sa.Column('workdir', sa.Text(), nullable=True),
-    sa.Column('stop_reason', sa.Text(), nullable=True),
-    sa.Column('discard', sa.Boolean(), nullable=False),
-    sa.Column('ram_in_use', sa.Float(), nullable=True),
-    sa.Column('cpu_in_use', sa.Float(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('sessions', schema=None) as batch_op:
-        batch_op.create_index('ix_sessions_owner', ['owner', 'status'], unique=False)
-        batch_op.create_index('ix_sessions_status', ['status'], unique=False)
-
+    create_table("session_events",
+                 serial(sa.Integer()),
+                 *required(session=sa.String(16), time=sa.Float(), text=sa.Text()),
+                 sa.PrimaryKeyConstraint("id"),
+                 indexes=(("ix_session_events_session", ["session", "id"], False),))
+    create_table("sessions",
+                 *required(id=sa.String(16), owner=sa.String(64), name=sa.String(64),
+                           image=sa.Text(), type=sa.String(16), status=sa.String(16)),
+                 *required(uid=sa.Integer(), gid=sa.Integer(), groups=sa.Text()),
+                 *required(cores_request=sa.Integer(), cores_limit=sa.Integer(),
+                           ram_request=sa.Integer(), ram_limit=sa.Integer(),
+                           gpus=sa.Integer(), fixed=sa.Boolean()),
+                 *required(created=sa.Float(), expiry=sa.Float()), *optional(ended=sa.Float()),
+                 *required(command=sa.Text(), env=sa.Text(), runner=sa.String(16)),
+                 *optional(runner_id=sa.Text(), workdir=sa.Text(), stop_reason=sa.Text()),
+                 *required(discard=sa.Boolean()),
+                 *optional(ram_in_use=sa.Float(), cpu_in_use=sa.Float()),
+                 sa.PrimaryKeyConstraint("id"),
+                 indexes=(("ix_sessions_owner", ["owner", "status"], False),
+                          ("ix_sessions_status", ["status"], False)))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('sessions', schema=None) as batch_op:
-        batch_op.drop_index('ix_sessions_status')
-        batch_op.drop_index('ix_sessions_owner')
-
-    op.drop_table('sessions')
-    with op.batch_alter_table('session_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_session_events_session')
-
-    op.drop_table('session_events')
+    drop_tables("sessions", "session_events")

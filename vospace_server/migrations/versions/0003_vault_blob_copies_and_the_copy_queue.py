@@ -1,54 +1,32 @@
 """Vault blob copies (which store holds each blob, with its MD5) and the copy queue.
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-12-01
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from vospace_server.migrations.ddl import create_table, drop_tables, optional, required, serial
 
 revision = '0003'
 down_revision = '0002'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('blob_copies',
-    sa.Column('blob', sa.Text(), nullable=False),
-    sa.Column('store', sa.Text(), nullable=False),
-    sa.Column('md5', sa.String(length=32), nullable=True),
-    sa.Column('length', sa.BigInteger(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('checked', sa.Float(), nullable=False),
-    sa.PrimaryKeyConstraint('blob', 'store')
-    )
-    op.create_table('copy_queue',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('blob', sa.Text(), nullable=False),
-    sa.Column('store', sa.Text(), nullable=False),
-    sa.Column('op', sa.String(length=8), nullable=False),
-    sa.Column('md5', sa.String(length=32), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('due', sa.Float(), nullable=False),
-    sa.Column('runner', sa.Text(), nullable=True),
-    sa.Column('heartbeat', sa.Float(), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('created', sa.Float(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('copy_queue', schema=None) as batch_op:
-        batch_op.create_index('ix_copy_queue_blob_store', ['blob', 'store'], unique=True)
-        batch_op.create_index('ix_copy_queue_due', ['due'], unique=False)
-
+    create_table("blob_copies",
+                 *required(blob=sa.Text(), store=sa.Text()),
+                 *optional(md5=sa.String(32), length=sa.BigInteger()),
+                 *required(state=sa.String(16), checked=sa.Float()),
+                 sa.PrimaryKeyConstraint("blob", "store"))
+    create_table("copy_queue",
+                 serial(), *required(blob=sa.Text(), store=sa.Text(), op=sa.String(8)),
+                 *optional(md5=sa.String(32)), *required(attempts=sa.Integer(), due=sa.Float()),
+                 *optional(runner=sa.Text(), heartbeat=sa.Float(), error=sa.Text()),
+                 *required(created=sa.Float()),
+                 sa.PrimaryKeyConstraint("id"),
+                 indexes=(("ix_copy_queue_blob_store", ["blob", "store"], True),
+                          ("ix_copy_queue_due", ["due"], False)))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('copy_queue', schema=None) as batch_op:
-        batch_op.drop_index('ix_copy_queue_due')
-        batch_op.drop_index('ix_copy_queue_blob_store')
-
-    op.drop_table('copy_queue')
-    op.drop_table('blob_copies')
+    drop_tables("copy_queue", "blob_copies")

@@ -1,7 +1,5 @@
 """Sessions shared with a group: its members may use the session's app (sessions/proxy.py).
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-12-01 23:30:22.777800
 """
 from __future__ import annotations
@@ -11,8 +9,6 @@ from alembic import op
 
 revision = '0004'
 down_revision = '0003'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -25,10 +25,20 @@ EXIT_CODES = """exit status:
 
 
 class VOSError(Exception):
-    """Base of every client error; ``hint`` says what the user can do about it."""
+    """Base of every client error; ``hint`` says what the user can do about it.
+
+    A kind of error names its exit status and default hint in its class statement:
+    ``class Locked(VOSError, exit_code=errno.EBUSY, hint="...")``."""
 
     exit_code = 1
     hint = ""
+
+    def __init_subclass__(cls, exit_code: int | None = None, hint: str | None = None) -> None:
+        super().__init_subclass__()
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if hint is not None:
+            cls.hint = hint
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -41,64 +51,63 @@ class VOSError(Exception):
         return f"{text} ({self.hint})" if self.hint else text
 
 
-class NotFound(VOSError):
-    exit_code = errno.ENOENT
+class NotFound(VOSError, exit_code=errno.ENOENT):
+    """No such node or local file."""
 
 
-class PermissionDenied(VOSError):
-    exit_code = errno.EACCES
-    hint = "check the node's permissions with vls -l, or ask its owner for access"
+class PermissionDenied(
+        VOSError, exit_code=errno.EACCES,
+        hint="check the node's permissions with vls -l, or ask its owner for access"):
+    """The caller may not do this to the node."""
 
 
-class NotAuthenticated(PermissionDenied):
-    hint = "the token is unknown or expired; run vos-login to store a new one"
+class NotAuthenticated(PermissionDenied,
+                       hint="the token is unknown or expired; run vos-login to store a new one"):
+    """The service refused the credential (or wanted one)."""
 
 
-class Locked(VOSError):
-    exit_code = errno.EBUSY
-    hint = "unlock it with vlock --unlock first"
+class Locked(VOSError, exit_code=errno.EBUSY, hint="unlock it with vlock --unlock first"):
+    """The node is locked, or busy with another transfer."""
 
 
-class AlreadyExists(VOSError):
-    exit_code = errno.EEXIST
+class AlreadyExists(VOSError, exit_code=errno.EEXIST):
+    """The destination already exists."""
 
 
-class NotAContainer(VOSError):
-    exit_code = errno.ENOTDIR
+class NotAContainer(VOSError, exit_code=errno.ENOTDIR):
+    """A container was expected."""
 
 
-class IsAContainer(VOSError):
-    exit_code = errno.EISDIR
+class IsAContainer(VOSError, exit_code=errno.EISDIR):
+    """A data node was expected."""
 
 
-class InvalidArgument(VOSError):
-    exit_code = errno.EINVAL
+class InvalidArgument(VOSError, exit_code=errno.EINVAL):
+    """A bad argument or URI, or a request the service cannot take."""
 
 
-class QuotaExceeded(VOSError):
-    exit_code = errno.ENOSPC
-    hint = "free some space or ask an administrator for a larger quota"
+class QuotaExceeded(VOSError, exit_code=errno.ENOSPC,
+                    hint="free some space or ask an administrator for a larger quota"):
+    """The quota is used up, or the disk is full."""
 
 
-class ServerError(VOSError):
-    exit_code = errno.EREMOTE
-    hint = "the service failed; try again later, and report it if it persists"
+class ServerError(VOSError, exit_code=errno.EREMOTE,
+                  hint="the service failed; try again later, and report it if it persists"):
+    """The service failed (an HTTP 5xx)."""
 
 
-class ChecksumMismatch(VOSError):
-    exit_code = errno.EBADMSG
-    hint = "the data was corrupted in transit; copy it again"
+class ChecksumMismatch(VOSError, exit_code=errno.EBADMSG,
+                       hint="the data was corrupted in transit; copy it again"):
+    """The bytes received do not have the MD5 the service recorded."""
 
 
-class Unreachable(VOSError):
-    exit_code = errno.ENETUNREACH
-    hint = "check the service URL (vos-login --show) and your network"
+class Unreachable(VOSError, exit_code=errno.ENETUNREACH,
+                  hint="check the service URL (vos-login --show) and your network"):
+    """No answer from the service (network or server down)."""
 
 
 class TransferFailed(VOSError):
     """Some files of a multi-file operation failed; the per-file summary was printed."""
-
-    exit_code = 1
 
 
 def from_response(status: int, body: str, what: str) -> VOSError:

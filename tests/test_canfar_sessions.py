@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from .canfar_helpers import Canfar
 from .harness import CADC_BIN, CANFAR_BIN, make_server
 from .sessions_helpers import (API, FINAL, SOCKET_APP, SOCKET_APP_COMMAND, catalogue,
                                catalogue_image, end_leftovers, session, text, wait_status)
+from .waiting import wait_until
 
 TERMINAL = "skaha/terminal:1.1.2"      # canfar adds images.canfar.net/ itself
 PYTHON = "skaha/python:3.11"
@@ -84,13 +84,12 @@ def api_names(canfar: Canfar) -> dict[str, str]:
 
 def gone(canfar: Canfar, session_id: str, timeout: float = 60) -> bool:
     """A deleted session leaves the listing (skaha forgets deleted sessions)."""
-    deadline = time.monotonic() + timeout
     with canfar.server.client(canfar.user) as http:
-        while time.monotonic() < deadline:
-            if http.get(f"{API}/session/{session_id}").status_code == 404:
-                return True
-            time.sleep(0.2)
-    return False
+        try:
+            return wait_until(lambda: http.get(f"{API}/session/{session_id}").status_code == 404,
+                              timeout, f"session {session_id} to be forgotten", interval=0.2)
+        except TimeoutError:
+            return False
 
 
 def no_traceback(result) -> None:
@@ -349,9 +348,7 @@ def test_open_gives_the_connect_url_of_a_running_interactive_session(canfar, tmp
         running = wait_status(http, app, ("Running",), timeout=120)
     shown = canfar.ok("open", app, BROWSER=str(browser))
     assert f"Opening session {app} in a new tab." in shown.stdout
-    deadline = time.monotonic() + 10
-    while not opened.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(opened.exists, 10, "the browser to be started")
     assert opened.read_text().strip() == running["connectURL"]
     assert running["connectURL"] == f"{canfar.server.url}/session/contrib/{app}/"
 

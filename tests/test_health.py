@@ -2,12 +2,12 @@
 (503, naming the database) while it is stopped, ready again once it is back."""
 from __future__ import annotations
 
-import time
 
 import httpx
 import pytest
 
 from .harness import PostgresCluster, make_server
+from .waiting import wait_until
 
 
 @pytest.fixture()
@@ -25,12 +25,10 @@ def pg_outage_server(tmp_path):
 
 
 def wait_status(client: httpx.Client, path: str, status: int, timeout: float = 30) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
+    def answered() -> httpx.Response | None:
         r = client.get(path)
-        if r.status_code == status or time.monotonic() > deadline:
-            return r
-        time.sleep(0.3)
+        return r if r.status_code == status else None
+    return wait_until(answered, timeout, f"{path} to answer {status}", interval=0.3)
 
 
 def test_healthz_and_readyz_follow_the_database(pg_outage_server):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .harness import make_server
+from .waiting import wait_until
 
 SCRAPE_TOKEN = "scrape-" + "x" * 24
 
@@ -96,14 +96,13 @@ def test_unknown_paths_do_not_make_new_labels(server):
 def access_lines(server, wanted: str | None = None) -> list[dict]:
     """The access log so far; with ``wanted``, waits (briefly) for that request id's line,
     which is written once the response has been sent."""
-    deadline = time.monotonic() + 10
-    while True:
+    def lines_so_far() -> list[dict] | None:
         with open(server.log_path) as fh:
             lines = [json.loads(line) for line in fh if line.startswith('{"time"')]
-        if wanted is None or any(line["request_id"] == wanted for line in lines) \
-                or time.monotonic() > deadline:
+        if wanted is None or any(line["request_id"] == wanted for line in lines):
             return lines
-        time.sleep(0.1)
+        return None
+    return wait_until(lines_so_far, 10, f"the access log line of {wanted}", retry=())
 
 
 def test_access_log_lines_and_request_ids(server):

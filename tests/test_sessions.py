@@ -23,6 +23,7 @@ from .harness import make_server
 from .sessions_helpers import (API, FINAL, PYTHON, SOCKET_APP, SOCKET_APP_COMMAND, catalogue,
                                catalogue_image, end_leftovers, launch, sandbox_pids, session,
                                session_dir, text, wait_status)
+from .waiting import wait_until
 
 CORE = "ivo://ivoa.net/vospace/core#"
 SYMLINK_APP = "images.canfar.net/test/symlink-app:1.0"
@@ -184,12 +185,11 @@ def test_usage_is_measured_and_cores_are_limited(server):
         sid = launch(c, "burner", cmd="python3", args=script, cores="1", ram="1")
         try:
             wait_status(c, sid, ("Running",))
-            deadline = time.monotonic() + 30
-            found = session(c, sid)
-            while float(found["cpuCoresInUse"]) == 0 and time.monotonic() < deadline:
-                time.sleep(0.5)
-                found = session(c, sid)
-            time.sleep(5.5)  # a whole sample of the busy period
+            wait_until(lambda: float(session(c, sid)["cpuCoresInUse"]) > 0, 30,
+                       "a first usage sample", interval=0.5)
+            # The next sample (the server takes one every 5 s, USAGE_EVERY) covers a whole
+            # busy period; the first may not. No sample says when it was taken, so wait.
+            time.sleep(5.5)
             found = session(c, sid)
             assert 0.1 < float(found["cpuCoresInUse"]) <= 1.15  # three busy processes, 1 core
             assert float(found["ramInUse"].rstrip("G")) >= 0.25

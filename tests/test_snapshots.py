@@ -20,6 +20,7 @@ from vospace_server.storage.arc.tree import ArcTree
 from .conftest import VOS_NS, ServiceUnderTest
 from .harness import Server, free_port
 from .test_uws_jobs import run_job
+from .waiting import wait_until
 
 
 def md5(data: bytes) -> str:
@@ -126,13 +127,9 @@ def test_server_with_daily_schedule_snapshots_on_start(tmp_path):
     server.add_user("alice")
     server.start()
     try:
-        deadline = time.monotonic() + 20
         with server.client("alice") as c:
-            while time.monotonic() < deadline:
-                found = children(c, "home/alice/.snapshots")
-                if found:
-                    break
-                time.sleep(0.3)
+            found = wait_until(lambda: children(c, "home/alice/.snapshots"), 20,
+                               "the scheduled snapshot", interval=0.3)
         assert len(found) == 1
     finally:
         server.stop()

@@ -16,6 +16,7 @@ from vospace_server.storage.vault.schema import make_engine
 from .conftest import ServiceUnderTest
 from .harness import Server, free_port, make_server
 from .test_uws_jobs import new_job
+from .waiting import wait_until
 
 FILES = 10000  # an arc copy of this many files (fsync each) far outlasts the 1.5 s budget
 
@@ -37,13 +38,10 @@ def fill_on_disk(server: Server, path: str) -> None:
 
 
 def wait_final(store: JobStore, job_id: str, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def final() -> str | None:
         phase = store.phase(job_id)
-        if phase not in ("PENDING", "QUEUED", "EXECUTING"):
-            return phase
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {store.phase(job_id)} after {timeout}s")
+        return None if phase in ("PENDING", "QUEUED", "EXECUTING") else phase
+    return wait_until(final, timeout, f"job {job_id} to end", retry=())
 
 
 def test_jobs_left_executing_by_a_killed_server_are_failed_or_resumed(tmp_path):
@@ -144,11 +142,10 @@ def test_abort_stops_an_executing_copy_and_leaves_nothing(sqlite_server):
         assert c.post(job + "/phase", data={"PHASE": "ABORT"}).status_code == 303
         assert c.get(job + "/phase").text == "ABORTED"
         # the copy notices within a moment, removes what it made and stays ABORTED
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(
-                n.startswith(".vospace-tmp-")
-                for n in os.listdir(os.path.join(sqlite_server.data_dir, "arc", base))):
-            time.sleep(0.2)
+        wait_until(lambda: not any(
+            n.startswith(".vospace-tmp-")
+            for n in os.listdir(os.path.join(sqlite_server.data_dir, "arc", base))),
+            30, "the aborted copy's temp file to go", interval=0.2)
         assert sorted(os.listdir(os.path.join(sqlite_server.data_dir, "arc", base))) == ["big"]
         assert c.get(arc.nodes_url(f"{base}/copy")).status_code == 404
         assert c.get(job + "/phase").text == "ABORTED"

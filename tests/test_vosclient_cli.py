@@ -11,6 +11,7 @@ import subprocess
 
 from .harness import free_port
 from .vosclient_helpers import OUR_BIN, ok, one_error_line, tools, vault_tools  # noqa: F401
+from .waiting import wait_until
 
 
 def make_tree(root) -> dict[str, bytes]:
@@ -215,7 +216,6 @@ def test_interrupted_download_resumes(vault_tools, tmp_path):
     """Ctrl-C exits 130 at once, keeping ``<file>.part``; running again finishes the file
     from where it stopped (Range request) and verifies the MD5."""
     import signal
-    import time
     t = vault_tools
     data = os.urandom(48 * 1024 * 1024)
     (tmp_path / "big.bin").write_bytes(data)
@@ -226,8 +226,8 @@ def test_interrupted_download_resumes(vault_tools, tmp_path):
             t.remote("big.bin"), str(dest)]
     proc = subprocess.Popen(argv, env=t.env(), stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    while not (part.exists() and part.stat().st_size > 0) and proc.poll() is None:
-        time.sleep(0.005)
+    wait_until(lambda: (part.exists() and part.stat().st_size > 0) or proc.poll() is not None,
+               60, "vcp to start writing", interval=0.005)
     proc.send_signal(signal.SIGINT)
     stderr = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr

@@ -27,6 +27,7 @@ from ..storage.rules import refuse_locked
 from ..storage.streams import Upload
 from ..storage.tree import Check, NodeTree
 from .data_stream import content_type, receive_bytes, send_bytes
+from .endpoints import ServiceEndpoints
 from .links import ExternalTarget, resolver
 from .views import requested_view, send_view
 from .nodes import node_path
@@ -76,10 +77,7 @@ def files_url(request: Request, service: Service, path: str) -> str:
     return f"{base_url(request)}/{service.name}/files/{quote(path)}"
 
 
-class FileEndpoints:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
+class FileEndpoints(ServiceEndpoints):
     def routes(self) -> list[Route]:
         return [Route("/files/{path:path}", self.files, methods=METHODS),
                 Route("/preauth/{token}/{path:path}", self.preauth, methods=METHODS)]

@@ -11,7 +11,6 @@ from starlette.routing import Route
 from ..auth import policy
 from ..auth.groups import normalize_group_properties
 from ..auth.identity import Caller
-from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import DuplicateNode, InvalidArgument, InvalidURI, PermissionDenied
@@ -20,6 +19,7 @@ from ..protocol.nodes import Detail, Node, NodeType
 from ..protocol.xml_io import parse_node, render_node
 from ..storage.rules import refuse_locked, refuse_protected
 from ..storage.tree import KeepsCopies
+from .endpoints import ServiceEndpoints
 from .links import LinkResolver, resolver, shown_at
 from .requests import caller_now, caller_of, deployment, read_body, run, xml_response
 
@@ -98,10 +98,7 @@ def read_listing(links: LinkResolver, caller: Caller, path: str, ordering: Order
     return chain
 
 
-class NodeEndpoints:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
+class NodeEndpoints(ServiceEndpoints):
     def routes(self) -> list[Route]:
         methods = ["GET", "PUT", "POST", "DELETE"]
         return [Route("/nodes", self.dispatch, methods=methods),

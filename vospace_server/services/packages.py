@@ -28,6 +28,7 @@ from ..protocol.package import PackageRequest, check_targets, parse_package, ren
 from ..storage.jobs import COMPLETED, Kind
 from ..storage.tree import NodeTree
 from .archive import WRITERS, Entry
+from .endpoints import ServiceEndpoints
 from .requests import base_url, caller_of, deployment, run
 
 PAGE = 1000  # children listed per query while walking a container
@@ -49,10 +50,7 @@ async def start_package(request: Request, service: Service, package: PackageRequ
     return RedirectResponse(f"{base_url(request)}/{service.name}/pkg/{job.id}", status_code=303)
 
 
-class PackageEndpoints:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
+class PackageEndpoints(ServiceEndpoints):
     def routes(self) -> list[Route]:
         return [Route("/pkg/{job_id}", self.download, methods=["GET"])]
 

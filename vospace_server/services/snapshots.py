@@ -17,18 +17,15 @@ from starlette.routing import Route
 
 from ..auth import policy
 from ..auth.identity import Caller
-from ..deployment import Service
 from ..protocol.faults import InvalidArgument
 from ..storage.arc import snapshots
+from .endpoints import ServiceEndpoints
 from .files import authorize_put
 from .nodes import node_path
 from .requests import caller_now, run
 
 
-class SnapshotEndpoints:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
+class SnapshotEndpoints(ServiceEndpoints):
     def routes(self) -> list[Route]:
         return [Route("/snapshots/{path:path}", self.restore, methods=["POST"])]
 

@@ -17,7 +17,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..auth.identity import Caller
-from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol import uris
 from ..protocol.faults import InvalidArgument, ProtocolNotSupported
@@ -25,6 +24,7 @@ from ..protocol.package import parse_package
 from ..protocol.transfer import (HTTP_GET, HTTP_PUT, HTTPS_GET, HTTPS_PUT, PULL_FROM, PUSH_TO,
                                  Protocol, Transfer, parse_transfer, render_transfer)
 from ..storage.jobs import COMPLETED, Kind
+from .endpoints import ServiceEndpoints
 from .files import authorize_put, files_url, preauth_url
 from .links import resolver
 from .packages import start_package, target_path
@@ -50,10 +50,7 @@ def _query_transfer(request: Request) -> Transfer | None:
     return Transfer(target=params["TARGET"][0], direction=direction, protocols=protocols)
 
 
-class SyncTransfers:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
+class SyncTransfers(ServiceEndpoints):
     def routes(self) -> list[Route]:
         return [Route("/synctrans", self.negotiate, methods=["GET", "POST"])]
 

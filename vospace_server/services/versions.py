@@ -14,13 +14,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..auth import policy
-from ..deployment import Service
 from ..protocol import properties as props
 from ..protocol.faults import InvalidArgument
 from ..protocol.nodes import Detail
 from ..protocol.xml_io import render_node
 from ..storage.rules import refuse_locked
 from ..storage.tree import KeepsVersions, NodeTree
+from .endpoints import ServiceEndpoints
 from .nodes import node_path
 from .requests import caller_of, run, xml_response
 
@@ -44,10 +44,7 @@ def version_number(request: Request, name: str = "version") -> int | None:
     return int(value)
 
 
-class VersionEndpoints:
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
+class VersionEndpoints(ServiceEndpoints):
     def routes(self) -> list[Route]:
         return [Route("/versions/{path:path}", self.dispatch, methods=["GET", "POST", "DELETE"])]
 

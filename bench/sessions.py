@@ -19,7 +19,7 @@ Interactive (skipped with a note when `make jupyter` has not installed JupyterLa
   through the proxy until both answer 200 (the page JupyterLab builds itself from), against
   the headless launch-to-Running median above;
 - proxy: a 100 MiB download from a contributed app (tests/session_app.py) through
-  ``/session/contrib/<id>/`` (HTTPS, bearer token) vs the same download read directly from the
+  ``/session/contrib/<id>/`` on the session's host (HTTPS, bearer token) vs the same download read directly from the
   session's unix socket on the host (ratio = direct time / proxied time: 1.0 is no overhead).
 """
 from __future__ import annotations
@@ -38,8 +38,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.summary import record  # noqa: E402
-from tests.harness import make_server  # noqa: E402
-from tests.sessions_helpers import catalogue, catalogue_image, end_leftovers  # noqa: E402
+from tests.harness import Server, make_server  # noqa: E402
+from tests.sessions_helpers import (catalogue, catalogue_image, end_leftovers,  # noqa: E402
+                                    host_client)
 from tests.test_sessions_proxy import APP, APP_COMMAND  # noqa: E402
 from vospace_server.sessions.catalogue import Catalogue  # noqa: E402
 from vospace_server.sessions.runners.local import connect_unix  # noqa: E402
@@ -106,8 +107,9 @@ def throughput(client: httpx.Client, count: int) -> tuple[float, float, int]:
     return launched, time.perf_counter() - start, failed
 
 
-def notebook_ready(client: httpx.Client) -> float | None:
-    """Seconds from the launch POST to the notebook page and its kernel specs answering."""
+def notebook_ready(server: Server, client: httpx.Client) -> float | None:
+    """Seconds from the launch POST to the notebook page and its kernel specs answering
+    (on the session's own host, as its connectURL says)."""
     if Catalogue.load().images[NOTEBOOK].missing_software():
         return None
     start = time.perf_counter()
@@ -117,11 +119,12 @@ def notebook_ready(client: httpx.Client) -> float | None:
     session_id = r.text.strip()
     try:
         wait(client, session_id, ("Running", "Failed"))
-        url = client.get(f"{API}/session/{session_id}").json()["connectURL"]
+        url = httpx.URL(client.get(f"{API}/session/{session_id}").json()["connectURL"])
         prefix = f"/session/notebook/{session_id}"
-        while not (client.get(url).status_code == 200
-                   and client.get(f"{prefix}/api/kernelspecs").status_code == 200):
-            time.sleep(0.05)
+        with host_client(server, session_id, "alice") as app:
+            while not (app.get(url.raw_path.decode()).status_code == 200
+                       and app.get(f"{prefix}/api/kernelspecs").status_code == 200):
+                time.sleep(0.05)
         return time.perf_counter() - start
     finally:
         client.delete(f"{API}/session/{session_id}")
@@ -142,8 +145,9 @@ def proxy_throughput(root: str) -> tuple[float, float]:
             wait(client, session_id, ("Running",))
             uid = int(client.get(f"{API}/session/{session_id}").json()["runAsUID"])
             start = time.perf_counter()
-            with client.stream("GET", f"/session/contrib/{session_id}/big",
-                               params={"n": str(DOWNLOAD)}) as down:
+            with host_client(server, session_id, "alice") as app, app.stream(
+                    "GET", f"/session/contrib/{session_id}/big",
+                    params={"n": str(DOWNLOAD)}) as down:
                 got = sum(len(chunk) for chunk in down.iter_bytes())
             proxied = time.perf_counter() - start
             assert got == DOWNLOAD, got
@@ -183,7 +187,7 @@ def main() -> int:
         with server.client("alice") as client:
             lat = latencies(client, args.latency_runs)
             launched, total, failed = throughput(client, args.launches)
-            notebook = notebook_ready(client)
+            notebook = notebook_ready(server, client)
         server.stop()
         proxied, direct = proxy_throughput(root)
     finally:

@@ -12,6 +12,8 @@ umask 022
 [ -s "$dir/s3_secret_key" ] || openssl rand -hex 24 > "$dir/s3_secret_key"
 [ -s "$dir/preauth_secret" ] || openssl rand -hex 32 > "$dir/preauth_secret"
 echo "postgresql+psycopg://vospace:$(cat "$dir/postgres_password")@postgres/vospace" > "$dir/database_url"
+# localhost and the session hosts (<session id>.sessions.localhost, VOSPACE_SESSION_DOMAIN).
 [ -s "$dir/tls_cert" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,DNS:*.sessions.localhost" \
     -keyout "$dir/tls_key" -out "$dir/tls_cert" 2>/dev/null
 echo "secrets in $dir"

@@ -13,6 +13,7 @@ from typing import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
 
 from .waiting import wait_until
 
@@ -60,3 +61,13 @@ def screenshot(driver: webdriver.Chrome, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def portal_log_in(driver: webdriver.Chrome, url: str, user: str, password: str) -> None:
+    """The science portal's web login at ``url`` (its cookie is what a browser then has)."""
+    driver.get(f"{url}/science-portal")
+    driver.find_element(By.ID, "portal-login").click()
+    driver.find_element(By.ID, "username-input").send_keys(user)
+    driver.find_element(By.ID, "password-input").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    wait_until(lambda: driver.find_elements(By.ID, "launch-image"), what="the logged-in portal")

@@ -84,7 +84,7 @@ class Balancer:
     def __init__(self, work: str, ports: list[int]) -> None:
         self.work = work
         self.port = free_port()
-        cert, key = ensure_self_signed(work, ["127.0.0.1"])
+        cert, key = ensure_self_signed(work, ["127.0.0.1", "*.sessions.localhost"])
         servers = " ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in ports)
         values = {"UPSTREAM_SERVERS": servers, "LISTEN": f"127.0.0.1:{self.port} ssl",
                   "TLS_CERT": cert, "TLS_KEY": key}

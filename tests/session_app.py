@@ -5,7 +5,10 @@ a sandbox with the host's python3): HTTP and a websocket echo on the unix socket
 GET /headers: the request line and headers as JSON; GET /big?n=BYTES: that many bytes,
 streamed; POST /echo: the body's length and sha256; GET /cookies: sets a platform-named and
 an own cookie; GET /redirect: to /headers; GET /die: the app exits before answering;
-/ws: a websocket echoing every message.
+/ws: a websocket echoing every message; GET /page?platform=URL: an HTML page whose script
+tries what a hostile app would against the platform at URL (read a page with the visitor's
+cookies, read the CSRF token from a framed page, launch a session, read cookies) and writes
+what it observed as JSON into its #result element.
 """
 import asyncio
 import base64
@@ -16,6 +19,34 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PAGE = b"""<!doctype html><html><head><title>probe</title></head><body>
+<pre id="result">running</pre><script>
+(async () => {
+  const platform = new URLSearchParams(location.search).get("platform");
+  const seen = {cookies: document.cookie, referrer: document.referrer, address: location.href};
+  const attempt = async (name, work) => {
+    try { seen[name] = await work(); } catch (e) { seen[name] = "refused: " + e.name; }
+  };
+  await attempt("own", async () => "read " + (await fetch("headers")).status);
+  await attempt("storage", async () => {
+    const r = await fetch(platform + "/storage/list", {credentials: "include"});
+    return "read " + r.status + " " + (await r.text()).length;
+  });
+  await attempt("launch", async () => {
+    const form = new URLSearchParams({name: "from-the-app", image: "x"});
+    const r = await fetch(platform + "/skaha/v1/session",
+                          {method: "POST", credentials: "include", body: form});
+    return "read " + r.status + " " + await r.text();
+  });
+  const frame = document.createElement("iframe");
+  frame.src = platform + "/science-portal";
+  document.body.appendChild(frame);
+  await new Promise(done => { frame.onload = done; setTimeout(done, 5000); });
+  await attempt("csrf", async () => frame.contentDocument === null ? "no document" :
+    "read " + frame.contentDocument.querySelector('meta[name="csrf-token"]').content);
+  document.getElementById("result").textContent = JSON.stringify(seen);
+})();
+</script></body></html>"""
 
 
 def response(status, headers, body=b""):
@@ -89,6 +120,8 @@ async def handle(reader, writer):
         elif url.path == "/cookies":
             writer.write(response("200 OK", [("Set-Cookie", "vospace_session=stolen; Path=/"),
                                              ("Set-Cookie", "app=1; Path=/; HttpOnly")]))
+        elif url.path == "/page":
+            writer.write(response("200 OK", [("Content-Type", "text/html")], PAGE))
         elif url.path == "/redirect":
             writer.write(response("302 Found", [("Location", "/headers")]))
         else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+from contextlib import contextmanager
+from typing import Iterator
 
 import httpx
 
@@ -101,3 +103,40 @@ def catalogue(repositories: list[str], *images: str) -> str:
     ``images`` (``catalogue_image`` entries); the socket app serves any interactive type."""
     python = catalogue_image(PYTHON, ["headless"], ["python3", "-c", "print('default command')"])
     return f"repositories = {json.dumps(repositories)}\n" + python + "".join(images)
+
+
+SESSION_DOMAIN = "sessions.localhost"  # the server's default session_domain
+
+
+def session_host(server: Server, session_id: str) -> str:
+    """The Host (with port) of a session's own origin on this test server."""
+    return f"{session_id}.{SESSION_DOMAIN}:{server.port}"
+
+
+def host_client(server: Server, session_id: str, user: str | None = None) -> httpx.Client:
+    """A client of a session's host: httpx resolves no ``*.localhost`` name (browsers do),
+    so it connects to the server's loopback address and names the session host in Host."""
+    headers = {"Host": session_host(server, session_id)}
+    if user:
+        headers["Authorization"] = f"Bearer {server.tokens[user]}"
+    return httpx.Client(base_url=server.url, headers=headers, verify=False, timeout=60)
+
+
+def ticket_url(platform: httpx.Client, session_id: str, path: str) -> str:
+    """The session host's ticket address the platform hands its (authenticated) client."""
+    r = platform.get(f"/session-ticket/{session_id}", params={"next": path})
+    assert r.status_code == 303, r.text
+    return r.headers["location"]
+
+
+@contextmanager
+def enter(server: Server, session_id: str, platform: httpx.Client,
+          path: str) -> Iterator[httpx.Client]:
+    """A session host client holding the pass a ticket from ``platform`` bought, as a
+    browser gets it: platform -> ticket -> session host -> pass cookie -> ``path``."""
+    location = httpx.URL(ticket_url(platform, session_id, path))
+    assert location.netloc.decode() == session_host(server, session_id)
+    with host_client(server, session_id) as client:
+        swapped = client.get(location.raw_path.decode())
+        assert swapped.status_code == 303 and swapped.headers["location"] == path, swapped.text
+        yield client

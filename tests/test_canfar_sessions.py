@@ -20,7 +20,8 @@ import pytest
 from .canfar_helpers import Canfar
 from .harness import CADC_BIN, CANFAR_BIN, make_server
 from .sessions_helpers import (API, FINAL, SOCKET_APP, SOCKET_APP_COMMAND, catalogue,
-                               catalogue_image, end_leftovers, session, text, wait_status)
+                               catalogue_image, end_leftovers, session, session_host, text,
+                               wait_status)
 from .waiting import wait_until
 
 TERMINAL = "skaha/terminal:1.1.2"      # canfar adds images.canfar.net/ itself
@@ -350,7 +351,8 @@ def test_open_gives_the_connect_url_of_a_running_interactive_session(canfar, tmp
     assert f"Opening session {app} in a new tab." in shown.stdout
     wait_until(opened.exists, 10, "the browser to be started")
     assert opened.read_text().strip() == running["connectURL"]
-    assert running["connectURL"] == f"{canfar.server.url}/session/contrib/{app}/"
+    assert running["connectURL"] == (f"https://{session_host(canfar.server, app)}"
+                                     f"/session/contrib/{app}/")
 
     [job] = created(canfar.ok("create", "-n", f"job-{t}", "headless", TERMINAL, "--", "true"))
     succeeded(canfar, job)
@@ -369,7 +371,8 @@ def test_every_interactive_kind_runs_and_lists_its_connect_url(canfar, kind):
     [listed] = json.loads(canfar.ok("ps", "--kind", kind, "-o", "json").stdout)
     assert (listed["id"], listed["name"], listed["type"]) == (app, name, kind)
     assert listed["connectURL"] == running["connectURL"]
-    assert listed["connectURL"].startswith(f"{canfar.server.url}/session/{URL_PATHS[kind]}/{app}/")
+    assert listed["connectURL"].startswith(
+        f"https://{session_host(canfar.server, app)}/session/{URL_PATHS[kind]}/{app}/")
     canfar.ok("delete", "--force", app)
     assert gone(canfar, app)
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import fields
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import httpx
@@ -78,11 +79,17 @@ def test_kustomize_base_validates_against_the_kubernetes_schemas(version):
     assert kinds == sorted(["Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
                             "Secret", "PersistentVolumeClaim", "Deployment", "Service",
                             "Ingress"])
-    (ingress,) = by_kind(docs, "Ingress")  # the platform's, routing /session/... to us too
-    (rule,) = ingress["spec"]["rules"]
-    (path,) = rule["http"]["paths"]
-    assert path["path"] == "/" and path["pathType"] == "Prefix"
-    assert path["backend"]["service"]["name"] == by_kind(docs, "Service")[0]["metadata"]["name"]
+    (ingress,) = by_kind(docs, "Ingress")  # the platform's host and every session host
+    (config,) = by_kind(docs, "ConfigMap")
+    sessions = f"*.{config['data']['VOSPACE_SESSION_DOMAIN']}"
+    platform = urlsplit(config["data"]["VOSPACE_PUBLIC_URL"]).hostname
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [platform, sessions]
+    assert [tls["hosts"] for tls in ingress["spec"]["tls"]] == [[platform], [sessions]]
+    assert not sessions.endswith("." + platform.partition(".")[2])  # not the platform's site
+    for rule in ingress["spec"]["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert path["path"] == "/" and path["pathType"] == "Prefix"
+        assert path["backend"]["service"]["name"] == by_kind(docs, "Service")[0]["metadata"]["name"]
 
 
 def test_kubernetes_base_is_consistent():

@@ -1,7 +1,7 @@
 """Several replicas behind a load balancer (tests/cluster.py: nginx, two `vospace serve`
 on one PostgreSQL, one S3 server, one arc directory) behave as one service: what is written
-through one is read through the other, pre-authorized URLs, jobs and group changes cross
-replicas, and a replica killed in the middle of uploads loses nothing and leaves nothing.
+through one is read through the other, pre-authorized URLs, jobs, group changes and session
+tickets cross replicas, and a replica killed in the middle of uploads loses nothing and leaves nothing.
 """
 from __future__ import annotations
 
@@ -214,6 +214,40 @@ def test_a_password_change_applies_on_the_next_request_to_every_replica(cluster)
                            stdin=new + "\n").returncode == 0
     assert [whoami(0, old), whoami(1, old)] == [401, 401]
     assert [whoami(0, new), whoami(1, new)] == [200, 200]
+
+
+def test_a_session_ticket_made_by_one_replica_works_once_through_the_other(cluster):
+    """Session hosts through nginx: the ticket one replica issues the other redeems, once;
+    the pass it buys opens the session through either; app paths on the platform redirect."""
+    with cluster.client("alice", via=0) as one:
+        r = one.post("/skaha/v1/session", data={"name": "tickets", "type": "desktop",
+                                                "image": "images.canfar.net/skaha/desktop:1.0"})
+        assert r.status_code == 200, r.text
+        sid = r.text.strip()
+        try:
+            location = httpx.URL(one.get(f"/session-ticket/{sid}").headers["location"])
+            assert (location.host, location.port) == (f"{sid}.sessions.localhost",
+                                                      cluster.via[0].port)
+            passes = []
+            for via, expected in ((1, 303), (0, 403)):
+                balancer = cluster.via[via]
+                with httpx.Client(base_url=balancer.url, verify=False, headers={
+                        "Host": f"{sid}.sessions.localhost:{balancer.port}"}) as host:
+                    r = host.get(location.raw_path.decode())
+                    assert r.status_code == expected, r.text
+                    passes += [v for k, v in host.cookies.items() if k == "vospace_session_pass"]
+            assert len(passes) == 1
+            with httpx.Client(base_url=cluster.via[0].url, verify=False, headers={
+                    "Host": f"{sid}.sessions.localhost:{cluster.via[0].port}",
+                    "Cookie": f"vospace_session_pass={passes[0]}"}) as host:
+                assert host.get(f"/session/desktop/{sid}/").status_code in (200, 503)
+            with cluster.client("alice") as balanced:
+                r = balanced.get(f"/session/desktop/{sid}/")
+                assert r.status_code == 307
+                assert r.headers["location"] == (f"https://{sid}.sessions.localhost:"
+                                                 f"{cluster.balancer.port}/session/desktop/{sid}/")
+        finally:
+            one.delete(f"/skaha/v1/session/{sid}")
 
 
 def test_sigterm_hands_a_running_job_to_the_other_replica(cluster):

@@ -22,7 +22,7 @@ from .conftest import VOS_NS
 from .harness import make_server
 from .sessions_helpers import (API, FINAL, PYTHON, SOCKET_APP, SOCKET_APP_COMMAND, catalogue,
                                catalogue_image, end_leftovers, launch, sandbox_pids, session,
-                               session_dir, text, wait_status)
+                               session_dir, session_host, text, wait_status)
 from .waiting import wait_until
 
 CORE = "ivo://ivoa.net/vospace/core#"
@@ -382,13 +382,14 @@ def test_interactive_sessions_wait_for_the_app_and_count_against_the_limit(serve
             ids.append(first)
             assert session(c, first)["status"] == "Pending"  # the app binds after 1 s
             found = wait_status(c, first, ("Running",))
-            assert found["connectURL"] == f"{server.url}/session/contrib/{first}/"
+            assert found["connectURL"] == (f"https://{session_host(server, first)}"
+                                           f"/session/contrib/{first}/")
             assert "the app answers" in text(c, first, "events")
             assert_app_endpoint_answers(server, first)
             ids.append(launch(c, "app-2", image=app, type="carta"))
             assert session(c, ids[1])["connectURL"] == ""  # Pending: no app to connect to
             assert wait_status(c, ids[1], ("Running",))["connectURL"] == \
-                f"{server.url}/session/carta/{ids[1]}/"
+                f"https://{session_host(server, ids[1])}/session/carta/{ids[1]}/"
             r = c.post(f"{API}/session", data={"name": "app-3", "image": app})
             assert (r.status_code, r.text) == (
                 400, "User carol has reached the maximum of 2 active sessions.\n")

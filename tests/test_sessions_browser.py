@@ -1,11 +1,14 @@
 """Interactive sessions of the default catalogue in headless Chromium, through the session
-proxy: a JupyterLab notebook whose cell writes a file that the arc VOSpace API then serves;
-a noVNC desktop whose websocket opens and whose canvas draws; a second user refused (the
-pages 403, the websocket too) until the owner shares the session with their group.
-Screenshots under tests/artifacts/web (notebook-*.png, desktop-*.png)."""
+proxy on each session's own host (<id>.sessions.localhost, which Chromium resolves to
+loopback; entered with a ticket from the platform): a JupyterLab notebook whose cell writes
+a file that the arc VOSpace API then serves (its kernel's websocket working); a noVNC
+desktop whose websocket opens and whose canvas draws; a second user refused (no ticket, the
+websocket too) until the owner shares the session with their group, and again at once when
+it is unshared. Screenshots under tests/artifacts/web (notebook-*.png, desktop-*.png)."""
 from __future__ import annotations
 
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
@@ -15,9 +18,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from vospace_server.sessions.catalogue import Catalogue
 
-from .browser import chromium, screenshot, wait_until
+from .browser import chromium, portal_log_in, screenshot, wait_until
 from .harness import VOSPACE, make_server
-from .sessions_helpers import API, end_leftovers, launch, wait_status
+from .sessions_helpers import API, end_leftovers, launch, session_host, wait_status
 
 NOTEBOOK = "images.canfar.net/skaha/notebook-scipy:0.4"
 DESKTOP = "images.canfar.net/skaha/desktop:1.0"
@@ -60,13 +63,8 @@ def require_installed(image: str) -> None:
 
 
 def log_in(driver: WebDriver, server, user: str) -> None:
-    """The web login (its cookie is what the proxy then accepts)."""
-    driver.get(f"{server.url}/science-portal")
-    driver.find_element(By.ID, "portal-login").click()
-    driver.find_element(By.ID, "username-input").send_keys(user)
-    driver.find_element(By.ID, "password-input").send_keys(PASSWORD)
-    driver.find_element(By.ID, "login-submit").click()
-    wait_until(lambda: driver.find_elements(By.ID, "launch-image"), what="the logged-in portal")
+    """The web login on the platform (the session hosts then give its user tickets)."""
+    portal_log_in(driver, server.url, user, PASSWORD)
 
 
 def connect_novnc(driver: WebDriver, url: str) -> None:
@@ -81,8 +79,14 @@ def connect_novnc(driver: WebDriver, url: str) -> None:
                what="the desktop drawn on the canvas")
 
 
-def ws_url(server, path: str) -> str:
-    return server.url.replace("https://", "wss://") + path
+def ws_url(server, sid: str, path: str) -> str:
+    return f"wss://{session_host(server, sid)}{path}"
+
+
+def on_session_host(driver: WebDriver, server, sid: str) -> bool:
+    """The page is the session's own host's, reached with no ticket left in its address."""
+    address = urlsplit(driver.current_url)
+    return address.netloc == session_host(server, sid) and "ticket" not in address.query
 
 
 def test_notebook_cell_writes_to_arc_home(server):
@@ -92,8 +96,9 @@ def test_notebook_cell_writes_to_arc_home(server):
         sid = launch(api, "nb", image=NOTEBOOK, type="notebook")
         try:
             url = wait_status(api, sid, ("Running",), timeout=120)["connectURL"]
-            assert url == f"{server.url}/session/notebook/{sid}/lab/tree/arc/home/alice?token={sid}"
-            driver.get(url)
+            assert url == (f"https://{session_host(server, sid)}/session/notebook/{sid}"
+                           f"/lab/tree/arc/home/alice?token={sid}")
+            driver.get(url)  # to the platform for a ticket, and back with the pass
             wait_until(lambda: driver.find_elements(
                 By.CSS_SELECTOR, ".jp-LauncherCard[data-category='Notebook']"),
                 timeout=90, what="the JupyterLab launcher")[0].click()
@@ -103,6 +108,7 @@ def test_notebook_cell_writes_to_arc_home(server):
             wait_until(lambda: "(ipykernel) | Idle" in driver.find_element(
                 By.ID, "jp-main-statusbar").text, timeout=120, what="the kernel to be ready")
             screenshot(driver, "notebook-open")
+            assert on_session_host(driver, server, sid)
             editor.click()
             ActionChains(driver).send_keys(
                 "import os; open('/arc/home/alice/from-notebook.txt', 'w')"
@@ -130,19 +136,29 @@ def test_desktop_connects_and_a_second_user_waits_for_sharing(server):
             with chromium() as alice:
                 log_in(alice, server, "alice")
                 connect_novnc(alice, url)
+                assert on_session_host(alice, server, sid)
                 screenshot(alice, "desktop-connected")
             with chromium() as bob:
                 log_in(bob, server, "bob")
                 bob.set_script_timeout(30)
-                bob.get(url)
-                assert "may not use session" in bob.find_element(By.TAG_NAME, "body").text
+                bob.get(url)  # the platform refuses bob a ticket
+                assert f"bob may not use session {sid}" in bob.find_element(By.TAG_NAME, "body").text
+                assert urlsplit(bob.current_url).netloc == urlsplit(server.url).netloc
                 screenshot(bob, "desktop-refused")
-                socket = ws_url(server, f"/session/desktop/{sid}/")
+                socket = ws_url(server, sid, f"/session/desktop/{sid}/")
+                bob.get(f"https://{session_host(server, sid)}/nothing-here")  # a page there
                 assert bob.execute_async_script(WEBSOCKET_OPENS, socket) == "refused"
                 r = api.post(f"{API}/session/{sid}", data={"action": "share", "group": group})
                 assert r.status_code == 200, r.text
-                assert bob.execute_async_script(WEBSOCKET_OPENS, socket) == "open"
                 connect_novnc(bob, url)
+                assert on_session_host(bob, server, sid)
+                assert bob.execute_async_script(WEBSOCKET_OPENS, socket) == "open"
                 screenshot(bob, "desktop-shared")
+                r = api.post(f"{API}/session/{sid}", data={"action": "unshare"})
+                assert r.status_code == 200, r.text
+                assert bob.execute_async_script(WEBSOCKET_OPENS, socket) == "refused"
+                bob.refresh()
+                assert f"bob may not use session {sid}" in bob.find_element(By.TAG_NAME, "body").text
+                screenshot(bob, "desktop-unshared")
         finally:
             api.delete(f"{API}/session/{sid}")

@@ -12,6 +12,7 @@ import pytest
 
 from vospace_server.config import Settings
 from vospace_server.sessions.catalogue import Image
+from vospace_server.sessions.hosts import SessionHosts
 from vospace_server.sessions.model import SESSION_TYPES, Session, connect_url
 from vospace_server.sessions.runners import LaunchSpec
 from vospace_server.sessions.runners.kubernetes import (APP_PORTS, SERVER_POD_LABELS, job_name,
@@ -39,7 +40,8 @@ def spec_for(session_type: str, fixed: bool = True, owner: str = "alice") -> Lau
                       [f"{owner}:x:10001:{owner}", "proj:x:20001:alice"], "sp.example.org")
 
 
-SETTINGS = Settings(data_dir="/nonexistent", public_url="https://sp.example.org")
+SETTINGS = Settings(data_dir="/nonexistent", public_url="https://sp.example.org",
+                    session_domain="sessions.example.org")
 
 
 @pytest.mark.parametrize("session_type", SESSION_TYPES)
@@ -104,9 +106,10 @@ def test_manifests_say_what_skaha_says(session_type):
     assert rule["from"] == [{"podSelector": {"matchLabels": SERVER_POD_LABELS}}]
     assert rule["ports"] == [{"port": port, "protocol": "TCP"}]
     assert service["spec"]["ports"][0]["targetPort"] == port
-    # ... which the connect URL reaches through the platform's own host and proxy
-    url = connect_url(replace(spec.session, status="Running"), "https://sp.example.org")
-    assert url.startswith("https://sp.example.org/session/")
+    # ... which the connect URL reaches through the session's own host and the proxy
+    origin = SessionHosts(SETTINGS).origin(SETTINGS.public_url, spec.session.id)
+    url = connect_url(replace(spec.session, status="Running"), origin)
+    assert url.startswith("https://ab12cd34.sessions.example.org/session/")
 
 
 def test_flexible_sessions_request_less_than_their_limit_and_names_stay_short():

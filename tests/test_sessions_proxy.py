@@ -1,12 +1,17 @@
-"""The session proxy (/session/<type>/<id>/...) in front of a contributed app (session_app.py)
-run by the local runner: HTTP and websockets streamed both ways, the platform's credentials
-never forwarded, the owner, admins and a shared group admitted, everyone else refused (403,
-websockets too), a dying app a clear 502 with the proxy still serving."""
+"""The session proxy (/session/<type>/<id>/... on the session's own host <id>.sessions.localhost)
+in front of a contributed app (session_app.py) run by the local runner: HTTP and websockets
+streamed both ways, credentials never forwarded, the owner, admins and a shared group
+admitted, everyone else refused (403, websockets too), a dying app a clear 502 with the proxy
+still serving. Clients reach a session host as tests/sessions_helpers.host_client says."""
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import ssl
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
@@ -14,14 +19,16 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from .harness import make_server
-from .sessions_helpers import (API, catalogue, catalogue_image, end_leftovers, launch,
-                               sandbox_pids, session, text, wait_status)
+from .sessions_helpers import (API, catalogue, catalogue_image, end_leftovers, enter,
+                               host_client, launch, sandbox_pids, session, session_host, text,
+                               ticket_url, wait_status)
 
 APP = "images.canfar.net/test/contrib-app:1.0"
 APP_SOURCE = (Path(__file__).with_name("session_app.py")).read_text()
 APP_COMMAND = ["python3", "-c", APP_SOURCE, "{socket}"]
 PORT_APP = "images.canfar.net/test/port-app:1.0"  # serves on $PORT, after 2 s
 PORT_APP_COMMAND = ["python3", "-c", "import time; time.sleep(2)\n" + APP_SOURCE]
+PASSWORD = "proxy-pw-1234"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +40,9 @@ def server(tmp_path_factory):
                                 catalogue_image(PORT_APP, ["contributed"], PORT_APP_COMMAND)))
     srv = make_server(str(root), users=("alice", "bob", "carol"),
                       extra_env={"VOSPACE_SESSION_IMAGES": str(images)})
+    for user in ("alice", "bob"):
+        assert srv.vospace("user", "passwd", user, "--password-stdin",
+                           stdin=PASSWORD + "\n").returncode == 0
     yield srv
     srv.stop()
     assert end_leftovers(srv) == []
@@ -44,30 +54,28 @@ def app(server):
     with server.client("alice") as c:
         sid = launch(c, "proxied", image=APP, type="contributed")
         found = wait_status(c, sid, ("Running",))
-    assert found["connectURL"] == f"{server.url}/session/contrib/{sid}/"
+    assert found["connectURL"] == f"https://{session_host(server, sid)}/session/contrib/{sid}/"
     yield sid, f"/session/contrib/{sid}"
     with server.client("alice") as c:
         c.delete(f"{API}/session/{sid}")
 
 
-def ws_url(server, path: str) -> str:
-    return server.url.replace("https://", "wss://").replace("http://", "ws://") + path
-
-
-def ws_open(server, path: str, user: str | None = None, **kwargs):
-    headers = {"Authorization": f"Bearer {server.tokens[user]}"} if user else {}
-    ssl = None
-    if server.url.startswith("https"):
-        import ssl as ssl_module
-        ssl = ssl_module._create_unverified_context()
-    return ws_connect(ws_url(server, path), additional_headers=headers, ssl=ssl,
-                      open_timeout=30, **kwargs)
+def ws_open(server, sid: str, path: str, user: str | None = None, headers=None):
+    """A websocket to ``path`` on session ``sid``'s host (a socket to the server's address)."""
+    headers = dict(headers or {})
+    if user:
+        headers["Authorization"] = f"Bearer {server.tokens[user]}"
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    return ws_connect(f"wss://{session_host(server, sid)}{path}", sock=sock,
+                      ssl=ssl._create_unverified_context(), additional_headers=headers,
+                      open_timeout=30)
 
 
 def test_http_reaches_the_app_without_the_platform_credentials(server, app):
     sid, prefix = app
-    with server.client("alice") as c:
+    with host_client(server, sid, "alice") as c:
         c.cookies.set("vospace_session", "the-login-cookie")
+        c.cookies.set("vospace_session_pass", "a-pass")
         c.cookies.set("own", "kept")
         r = c.get(f"{prefix}/headers?x=1", headers={"X-CADC-DelegationToken": "secret"})
     assert r.status_code == 200, r.text
@@ -77,12 +85,12 @@ def test_http_reaches_the_app_without_the_platform_credentials(server, app):
     assert "x-cadc-delegationtoken" not in seen["headers"]
     assert seen["headers"]["cookie"] == "own=kept"
     assert seen["headers"]["x-forwarded-prefix"] == prefix
-    assert seen["headers"]["host"] == httpx.URL(server.url).netloc.decode()
+    assert seen["headers"]["host"] == session_host(server, sid)
 
 
 def test_app_cookies_and_redirects_stay_under_the_prefix(server, app):
     sid, prefix = app
-    with server.client("alice") as c:
+    with host_client(server, sid, "alice") as c:
         r = c.get(f"{prefix}/cookies")
         redirect = c.get(f"{prefix}/redirect")
         bare = c.get(prefix)
@@ -100,7 +108,7 @@ def test_bodies_stream_both_ways(server, app):
         for i in range(0, len(upload), 2**20):
             yield upload[i:i + 2**20]
 
-    with server.client("alice") as c:
+    with host_client(server, sid, "alice") as c:
         r = c.post(f"{prefix}/echo", content=chunks(), headers={"content-length": str(size)})
         assert r.status_code == 200, r.text
         assert r.json() == {"length": size, "sha256": hashlib.sha256(upload).hexdigest()}
@@ -112,7 +120,7 @@ def test_bodies_stream_both_ways(server, app):
 
 def test_websockets_relay_text_and_binary(server, app):
     sid, prefix = app
-    with ws_open(server, f"{prefix}/ws", "alice") as ws:
+    with ws_open(server, sid, f"{prefix}/ws", "alice") as ws:
         ws.send("hello")
         assert ws.recv(timeout=10) == "hello"
         blob = bytes(range(256)) * 1024
@@ -124,15 +132,19 @@ def test_outsiders_are_refused_everywhere_until_shared(server, app):
     sid, prefix = app
     _, group = server.add_project("bob")
     for user in ("bob", "carol"):
-        with server.client(user) as c:
+        with host_client(server, sid, user) as c:
             for path in ("/headers", "/ws", "/", "/anything/else"):
                 assert c.get(f"{prefix}{path}").status_code == 403
             assert c.post(f"{prefix}/echo", content=b"x").status_code == 403
         with pytest.raises(InvalidStatus) as refused:
-            ws_open(server, f"{prefix}/ws", user)
+            ws_open(server, sid, f"{prefix}/ws", user)
         assert refused.value.response.status_code == 403
-    with httpx.Client(verify=False) as anonymous:
-        assert anonymous.get(f"{server.url}{prefix}/headers").status_code == 403
+    with host_client(server, sid) as anonymous:  # a browser: sent to the platform for a ticket
+        sent = anonymous.get(f"{prefix}/headers")
+        assert sent.status_code == 303
+        assert sent.headers["location"] == (f"{server.url}/session-ticket/{sid}?next="
+                                            f"%2Fsession%2Fcontrib%2F{sid}%2Fheaders")
+        assert anonymous.post(f"{prefix}/echo", content=b"x").status_code == 401
     with server.client("bob") as bob:  # only the owner shares
         assert bob.post(f"{API}/session/{sid}",
                         data={"action": "share", "group": group}).status_code == 404
@@ -140,20 +152,21 @@ def test_outsiders_are_refused_everywhere_until_shared(server, app):
         r = alice.post(f"{API}/session/{sid}", data={"action": "share", "group": group})
         assert r.status_code == 200, r.text
         assert session(alice, sid)["sharedGroup"].endswith(f"?{group}")
-    with server.client("bob") as bob:
+    with host_client(server, sid, "bob") as bob:
         assert bob.get(f"{prefix}/headers").json()["user"] == session_uid(server, sid)
-        with ws_open(server, f"{prefix}/ws", "bob") as ws:
+        with ws_open(server, sid, f"{prefix}/ws", "bob") as ws:
             ws.send("shared")
             assert ws.recv(timeout=10) == "shared"
+    with server.client("bob") as bob:
         assert bob.get(f"{API}/session/{sid}").status_code == 404  # the app, not the session
-    with server.client("carol") as carol:
+    with host_client(server, sid, "carol") as carol:
         assert carol.get(f"{prefix}/headers").status_code == 403
-    with server.client("admin") as admin:
+    with host_client(server, sid, "admin") as admin:
         assert admin.get(f"{prefix}/headers").status_code == 200
     with server.client("alice") as alice:
         assert alice.post(f"{API}/session/{sid}", data={"action": "unshare"}).status_code == 200
         assert "sharedGroup" not in session(alice, sid)
-    with server.client("bob") as bob:
+    with host_client(server, sid, "bob") as bob:
         assert bob.get(f"{prefix}/headers").status_code == 403
 
 
@@ -162,19 +175,138 @@ def session_uid(server, sid: str) -> int:
         return int(session(c, sid)["runAsUID"])
 
 
-def test_the_login_cookie_works_and_foreign_pages_are_refused(server, app):
+@contextmanager
+def login_cookie_client(server, user: str) -> Iterator[httpx.Client]:
+    """A platform client holding the web login cookie, as a logged-in browser does."""
+    with httpx.Client(base_url=server.url, verify=False, timeout=60) as client:
+        r = client.post("/ac/login", data={"username": user, "password": PASSWORD,
+                                           "session": "true"})
+        assert r.status_code == 200, r.text
+        yield client
+
+
+def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_only(server, app):
     sid, prefix = app
-    with httpx.Client(base_url=server.url, verify=False) as browser:
-        browser.cookies.set("vospace_session", server.tokens["alice"])
+    with login_cookie_client(server, "alice") as platform:
+        login = platform.cookies.jar
+        assert all(not c.domain_specified for c in login)  # host-only: never on session hosts
+        location = ticket_url(platform, sid, f"{prefix}/headers")
+        issued = platform.get(f"/session-ticket/{sid}", params={"next": f"{prefix}/headers"})
+    assert issued.headers["referrer-policy"] == "no-referrer"
+    assert issued.headers["cache-control"] == "no-store"
+    ticket = httpx.URL(location)
+    assert ticket.netloc.decode() == session_host(server, sid) and ticket.path == "/ticket"
+    with host_client(server, sid) as browser:
+        swapped = browser.get(ticket.raw_path.decode())
+        assert swapped.status_code == 303 and swapped.headers["location"] == f"{prefix}/headers"
+        assert swapped.headers["referrer-policy"] == "no-referrer"
+        cookie = swapped.headers["set-cookie"]
+        assert cookie.startswith("vospace_session_pass=")
+        attributes = {a.strip().split("=")[0].lower() for a in cookie.split(";")[1:]}
+        assert attributes == {"httponly", "max-age", "path", "samesite", "secure"}, cookie
+        assert "samesite=lax" in cookie.lower() and "path=/" in cookie.lower()
         r = browser.get(f"{prefix}/headers")
-        assert r.status_code == 200 and "cookie" not in r.json()["headers"]
-        host = httpx.URL(server.url).netloc.decode()
+        assert r.status_code == 200, r.text
+        assert "cookie" not in r.json()["headers"]  # the pass stays with the proxy
         own = browser.post(f"{prefix}/echo", content=b"abc",
-                           headers={"Origin": f"{httpx.URL(server.url).scheme}://{host}"})
+                           headers={"Origin": f"https://{session_host(server, sid)}"})
         assert own.status_code == 200 and own.json()["length"] == 3
-        foreign = browser.post(f"{prefix}/echo", content=b"abc",
-                               headers={"Origin": "https://evil.example"})
-        assert foreign.status_code == 403
+        for foreign in ("https://evil.example", f"https://other0.sessions.localhost:{server.port}",
+                        server.url):
+            assert browser.post(f"{prefix}/echo", content=b"abc",
+                                headers={"Origin": foreign}).status_code == 403
+            assert browser.get(f"{prefix}/headers",
+                               headers={"Origin": foreign}).status_code == 403
+        with pytest.raises(InvalidStatus) as refused:
+            ws_open(server, sid, f"{prefix}/ws",
+                    headers={"Cookie": f"vospace_session_pass={browser.cookies['vospace_session_pass']}",
+                             "Origin": "https://evil.example"})
+        assert refused.value.response.status_code == 403
+        with ws_open(server, sid, f"{prefix}/ws",
+                     headers={"Cookie": f"vospace_session_pass={browser.cookies['vospace_session_pass']}",
+                              "Origin": f"https://{session_host(server, sid)}"}) as ws:
+            ws.send("with a pass")
+            assert ws.recv(timeout=10) == "with a pass"
+        pass_value = browser.cookies["vospace_session_pass"]
+    with host_client(server, sid) as replay:
+        again = replay.get(ticket.raw_path.decode())
+        assert again.status_code == 403 and "used, expired" in again.text
+        assert "set-cookie" not in again.headers
+    with server.client("alice") as c:
+        other = launch(c, "second", image=APP, type="contributed")
+        try:
+            wait_status(c, other, ("Running",))
+            with host_client(server, other) as elsewhere:
+                elsewhere.cookies.set("vospace_session_pass", pass_value)
+                r = elsewhere.get(f"/session/contrib/{other}/headers")
+                assert r.status_code == 303 and "/session-ticket/" in r.headers["location"]
+                # a ticket for one session is spent, not honoured, on another's host
+                wrong = httpx.URL(ticket_url(c, sid, f"{prefix}/headers"))
+                assert elsewhere.get(wrong.raw_path.decode()).status_code == 403
+            with host_client(server, sid) as here:
+                assert here.get(wrong.raw_path.decode()).status_code == 403  # spent
+        finally:
+            c.delete(f"{API}/session/{other}")
+
+
+def test_a_logout_ends_the_pass_and_unsharing_shuts_a_visitor_out_at_once(server, app):
+    sid, prefix = app
+    _, group = server.add_project("bob")
+    with server.client("alice") as alice:
+        assert alice.post(f"{API}/session/{sid}",
+                          data={"action": "share", "group": group}).status_code == 200
+    try:
+        with login_cookie_client(server, "bob") as platform:
+            with enter(server, sid, platform, f"{prefix}/headers") as bob:
+                assert bob.get(f"{prefix}/headers").status_code == 200
+                with server.client("alice") as alice:
+                    assert alice.post(f"{API}/session/{sid}",
+                                      data={"action": "unshare"}).status_code == 200
+                assert bob.get(f"{prefix}/headers").status_code == 403
+                with server.client("alice") as alice:
+                    alice.post(f"{API}/session/{sid}", data={"action": "share", "group": group})
+                assert bob.get(f"{prefix}/headers").status_code == 200
+                csrf = platform.get("/science-portal")
+                token = csrf.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+                assert platform.post("/ac/logout", headers={"X-CSRF-Token": token}).status_code == 204
+                r = bob.get(f"{prefix}/headers")
+                assert r.status_code == 303 and "/session-ticket/" in r.headers["location"]
+    finally:
+        with server.client("alice") as alice:
+            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
+
+
+def test_the_platform_sends_browsers_on_and_refuses_outsiders_a_ticket(server, app):
+    sid, prefix = app
+    with httpx.Client(base_url=server.url, verify=False) as anonymous:
+        r = anonymous.get(f"/session-ticket/{sid}", params={"next": f"{prefix}/x"})
+        assert r.status_code == 303 and r.headers["location"].startswith("/storage/login?next=")
+        old = anonymous.get(f"{prefix}/headers?x=1")
+        assert old.status_code == 307
+        assert old.headers["location"] == f"https://{session_host(server, sid)}{prefix}/headers?x=1"
+    with server.client("carol") as carol:
+        r = carol.get(f"/session-ticket/{sid}")
+        assert r.status_code == 403 and f"carol may not use session {sid}" in r.text
+        assert carol.get("/session-ticket/nosuch00").status_code == 404
+    with server.client("alice") as alice:
+        r = alice.get(f"/session-ticket/{sid}", params={"next": "https://evil.example/"})
+        assert r.status_code == 303 and "next=%2Fsession%2Fcontrib%2F" in r.headers["location"]
+
+
+def test_a_session_host_never_reaches_the_platform(server, app):
+    sid, prefix = app
+    hosts = [session_host(server, sid), session_host(server, sid).upper(),
+             f"{sid}.sessions.localhost.:{server.port}", f"sessions.localhost:{server.port}",
+             f"a.b.sessions.localhost:{server.port}"]
+    for host in hosts:
+        with httpx.Client(base_url=server.url, verify=False, headers={
+                "Host": host, "Authorization": f"Bearer {server.tokens['admin']}"}) as c:
+            for path in ("/storage/list", "/skaha/v1/session", "/science-portal", "/ac/whoami",
+                         "/reg/resource-caps", "/arc/nodes/home", f"/session-ticket/{sid}"):
+                assert c.get(path).status_code == 404, (host, path)
+            assert c.post("/ac/login", data={"username": "a", "password": "b"}).status_code == 404
+    with host_client(server, sid, "alice") as c:
+        assert c.get(f"{prefix}/headers").status_code == 200
 
 
 def test_bad_share_requests(server, app):
@@ -192,8 +324,10 @@ def test_bad_share_requests(server, app):
 
 def test_other_types_and_unknown_sessions_are_not_found(server, app):
     sid, prefix = app
-    with server.client("alice") as c:
+    with host_client(server, sid, "alice") as c:
         assert c.get(f"/session/desktop/{sid}/headers").status_code == 404
+        assert c.get("/session/contrib/nosuch00/headers").status_code == 404
+    with host_client(server, "nosuch00", "alice") as c:
         assert c.get("/session/contrib/nosuch00/headers").status_code == 404
 
 
@@ -201,11 +335,12 @@ def test_a_dying_app_is_a_502_and_the_proxy_lives_on(server):
     with server.client("alice") as c:
         sid = launch(c, "doomed", image=APP, type="contributed")
         wait_status(c, sid, ("Running",))
-        r = c.get(f"/session/contrib/{sid}/die")
-        assert r.status_code == 502
-        assert f"session {sid}: its app is not answering" in r.text
-        gone = c.get(f"/session/contrib/{sid}/headers")
-        assert gone.status_code in (502, 503), gone.text
+        with host_client(server, sid, "alice") as app_host:
+            r = app_host.get(f"/session/contrib/{sid}/die")
+            assert r.status_code == 502
+            assert f"session {sid}: its app is not answering" in r.text
+            gone = app_host.get(f"/session/contrib/{sid}/headers")
+            assert gone.status_code in (502, 503), gone.text
         assert c.get(f"{API}/session").status_code == 200
         c.delete(f"{API}/session/{sid}")
 
@@ -218,10 +353,12 @@ def test_an_app_on_port_is_running_once_it_answers_and_only_reachable_by_the_pro
             assert pending["status"] == "Pending" and pending["connectURL"] == ""
             running = wait_status(c, sid, ("Running", "Failed"))
             assert running["status"] == "Running", text(c, sid, "logs")
-            assert running["connectURL"] == f"{server.url}/session/contrib/{sid}/"
-            r = c.get(f"/session/contrib/{sid}/headers")
+            assert running["connectURL"] == (f"https://{session_host(server, sid)}"
+                                             f"/session/contrib/{sid}/")
+            with host_client(server, sid, "alice") as app_host:
+                r = app_host.get(f"/session/contrib/{sid}/headers")
             assert r.status_code == 200 and r.json()["target"] == "/headers"
-            with ws_open(server, f"/session/contrib/{sid}/ws", "alice") as ws:
+            with ws_open(server, sid, f"/session/contrib/{sid}/ws", "alice") as ws:
                 ws.send(b"through the bridge")
                 assert ws.recv(timeout=10) == b"through the bridge"
             mine = os.readlink("/proc/self/ns/net")

@@ -7,7 +7,7 @@ from typing import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from .config import Settings
 from .deployment import Deployment
@@ -30,7 +30,9 @@ from .storage.arc.snapshots import Scheduler
 from .storage.tree import KeepsVersions, TakesSnapshots
 from .services.vosi import resource_caps, vosi_routes
 from .sessions.api import skaha_mount
-from .sessions.proxy import proxy_routes
+from .sessions.entry import platform_routes as session_platform_routes
+from .sessions.hosts import SessionHostRoute
+from .sessions.proxy import session_host_routes
 from .sessions.service import SessionService
 from .web.portal import portal_routes
 from .web.storage import storage_routes
@@ -48,9 +50,12 @@ def snapshot_scheduler(deployment: Deployment) -> Scheduler | None:
 
 def create_app(settings: Settings, deployment: Deployment | None = None) -> Starlette:
     deployment = deployment or Deployment(settings)
-    routes: list[Route | Mount] = [Route("/reg/resource-caps", resource_caps),
-                                   Mount("/ac", routes=ac_routes()),
-                                   Mount("/posix-mapper", routes=posix_routes())]
+    sessions = SessionService(deployment)
+    # First: a request for a session host never reaches a platform route (sessions/hosts.py).
+    routes: list[BaseRoute] = [SessionHostRoute(sessions.hosts, session_host_routes()),
+                               Route("/reg/resource-caps", resource_caps),
+                               Mount("/ac", routes=ac_routes()),
+                               Mount("/posix-mapper", routes=posix_routes())]
     routes += health_routes() + metrics_routes()
     for service in deployment.services.values():
         service_routes = vosi_routes(service) + NodeEndpoints(service).routes()
@@ -62,9 +67,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         else:
             service_routes += SnapshotEndpoints(service).routes()
         routes.append(Mount(f"/{service.name}", routes=service_routes))
-    sessions = SessionService(deployment)
     routes.append(skaha_mount())
-    routes += proxy_routes()
+    routes += session_platform_routes()
 
     routes += storage_routes() + portal_routes()
 

@@ -80,7 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         deployment.provision_user(settings.admin_user)
     ssl: dict[str, str] = {}
     if settings.tls:
-        cert, key = ensure_self_signed(settings.data_dir, [settings.host])
+        cert, key = ensure_self_signed(settings.data_dir,
+                                       [settings.host, f"*.{settings.session_domain}"])
         ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
     print(_welcome(settings, token_file), flush=True)
     http = GuardedHttpToolsProtocol.configured(settings.header_timeout, settings.max_header_bytes)

@@ -72,6 +72,9 @@ class Settings:
     session_home_quota_gb: int = 10   # quota of an arc home made by a first launch
     session_cgroup_root: str = "/sys/fs/cgroup"  # "" = rlimits only
     session_log_max_mb: int = 256     # a local session's output file is emptied past this
+    # Each interactive session's app is served on a browser origin of its own,
+    # <session id>.<session_domain> (sessions/hosts.py); wildcard DNS and certificate needed.
+    session_domain: str = "sessions.localhost"
     k8s_namespace: str = "skaha-workload"
     k8s_arc_claim: str = "cavern-volume-claim"  # PVC holding the arc tree (CephFS in production)
     k8s_arc_subpath: str = "cavern"

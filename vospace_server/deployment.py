@@ -78,9 +78,10 @@ class Deployment:
         arc = ArcTree(settings.arc_root, root_owner=settings.admin_user,
                       base_uri=f"vos://{settings.authority}~arc",
                       snapshot_dir=settings.snapshot_dir, ids=self.posix)
-        secret = load_secret(settings.preauth_secret, settings.data_dir)
-        self.preauth = PreauthSigner(secret, settings.preauth_lifetime)
-        self.csrf = CsrfTokens(secret)
+        # The deployment's one secret (every replica's): each use derives its own key from it.
+        self.secret = load_secret(settings.preauth_secret, settings.data_dir)
+        self.preauth = PreauthSigner(self.secret, settings.preauth_lifetime)
+        self.csrf = CsrfTokens(self.secret)
         self.services = {
             "vault": Service("vault", vault, settings.authority),
             "arc": Service("arc", arc, settings.authority),

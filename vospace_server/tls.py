@@ -12,18 +12,15 @@ from cryptography.x509.oid import NameOID
 
 
 def ensure_self_signed(directory: str, hostnames: list[str]) -> tuple[str, str]:
-    """Return (certfile, keyfile) in ``directory``, creating them on first use."""
+    """Return (certfile, keyfile) in ``directory``, creating them on first use, and anew
+    when the one there lacks a name now wanted (say ``*.sessions.localhost``, the session
+    hosts' wildcard, which certificates made before session hosts do not name)."""
     cert_path = os.path.join(directory, "tls-cert.pem")
     key_path = os.path.join(directory, "tls-key.pem")
-    if os.path.exists(cert_path) and os.path.exists(key_path):
+    names = _names(hostnames + ["localhost", "127.0.0.1"])
+    if os.path.exists(key_path) and set(names) <= _names_of(cert_path):
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in dict.fromkeys(hostnames + ["localhost", "127.0.0.1"]):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0] if hostnames else "localhost")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
@@ -40,3 +37,23 @@ def ensure_self_signed(directory: str, hostnames: list[str]) -> tuple[str, str]:
     with open(cert_path, "wb") as fh:
         fh.write(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
+
+
+def _names(hosts: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for host in dict.fromkeys(hosts):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def _names_of(cert_path: str) -> set[x509.GeneralName]:
+    """The subject alternative names of the certificate at ``cert_path`` (none if absent)."""
+    try:
+        with open(cert_path, "rb") as fh:
+            cert = x509.load_pem_x509_certificate(fh.read())
+        return set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return set()

@@ -90,7 +90,8 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_hex(16))
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """How a token is kept (and found): never the token itself."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -198,14 +199,19 @@ class AuthStore:
         now = self.clock()
         with transaction(self.engine) as conn:
             conn.execute(insert(tokens).values(
-                digest=_digest(token), user=user, created=now, revoked=False, label=label,
+                digest=token_digest(token), user=user, created=now, revoked=False, label=label,
                 expires=None if lifetime_s is None else now + lifetime_s))
         return token
 
     def authenticate(self, token: str) -> Account | None:
         """The account a token stands for, or None if unknown, expired, revoked or disabled."""
+        return self.account_by_digest(token_digest(token))
+
+    def account_by_digest(self, digest: str) -> Account | None:
+        """``authenticate`` for a credential that keeps only the token's digest (a session
+        host's pass, sessions/tickets.py): so a logout or revocation ends it too."""
         with self.engine.connect() as conn:
-            row = conn.execute(TOKEN_ACCOUNT, {"digest": _digest(token)}).first()
+            row = conn.execute(TOKEN_ACCOUNT, {"digest": digest}).first()
         if row is None or row.revoked or row.disabled:
             return None
         if row.expires is not None and row.expires < self.clock():
@@ -224,7 +230,7 @@ class AuthStore:
     def revoke_token(self, token_or_id: str) -> int:
         """Revoke by the token itself or by its public id; returns how many were revoked."""
         if token_or_id.startswith(TOKEN_PREFIX):
-            condition = tokens.c.digest == _digest(token_or_id)
+            condition = tokens.c.digest == token_digest(token_or_id)
         elif len(token_or_id) == TOKEN_ID_LENGTH and all(
                 c in "0123456789abcdef" for c in token_or_id):
             condition = tokens.c.digest.like(token_or_id + "%")

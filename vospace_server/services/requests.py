@@ -110,6 +110,14 @@ def require_csrf(request: Request, session: str) -> None:
         raise PermissionDenied("missing or stale CSRF token: reload the page and try again")
 
 
+def local_path(value: str, default: str) -> str:
+    """``value`` if it is a path on this same host (never ``//host``, a scheme or a
+    backslash a browser would read as a slash), else ``default``: where to go back to."""
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole request body, refusing (413) anything longer than ``limit`` bytes."""
     declared = request.headers.get("content-length")

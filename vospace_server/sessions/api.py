@@ -86,8 +86,8 @@ async def list_sessions(request: Request) -> Response:
         sessions = [s for s in sessions if s.interactive]
     if view == "all":
         return JSONResponse([public_json(s) for s in sessions])
-    base = base_url(request)
-    return JSONResponse([session_json(s, base) for s in sessions])
+    base, hosts = base_url(request), service.hosts
+    return JSONResponse([session_json(s, hosts.origin(base, s.id)) for s in sessions])
 
 
 async def launch(request: Request) -> Response:
@@ -109,7 +109,7 @@ async def get_session(request: Request) -> Response:
     if view not in (None, ""):
         raise BadRequest(f"unknown view: {view}")
     session = await run(service.get, caller, session_id)
-    return JSONResponse(session_json(session, base_url(request)))
+    return JSONResponse(session_json(session, service.hosts.origin(base_url(request), session_id)))
 
 
 async def change_session(request: Request) -> Response:

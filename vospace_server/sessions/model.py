@@ -19,7 +19,8 @@ ACTIVE = (PENDING, RUNNING, TERMINATING)
 FINISHED = (SUCCEEDED, FAILED)
 STATUSES = ACTIVE + FINISHED + ("Completed", "Error")  # accepted as filters, as canfar lists them
 
-# The path of each interactive type's app under /session/<path>/<id>/ (skaha's URL builder).
+# The path of each interactive type's app under /session/<path>/<id>/ (skaha's URL builder),
+# on the session's own host.
 URL_PATHS = {"notebook": "notebook", "desktop": "desktop", "carta": "carta",
              "firefly": "firefly", "contributed": "contrib"}
 
@@ -76,12 +77,13 @@ class Session:
         return (now or time.time()) >= self.expiry
 
 
-def connect_url(session: Session, base: str) -> str:
-    """skaha's connectURL for an interactive session once its app answers (Running); an
-    empty string before and for headless sessions."""
+def connect_url(session: Session, origin: str) -> str:
+    """skaha's connectURL for an interactive session once its app answers (Running), on the
+    session's own host ``origin`` (sessions/hosts.py) with skaha's paths; an empty string
+    before and for headless sessions."""
     if not session.interactive or session.status != RUNNING:
         return ""
-    prefix = f"{base}/session/{URL_PATHS[session.type]}/{session.id}"
+    prefix = f"{origin}/session/{URL_PATHS[session.type]}/{session.id}"
     if session.type == "notebook":
         return f"{prefix}/lab/tree/arc/home/{session.owner}?token={session.id}"
     if session.type == "desktop":
@@ -95,8 +97,8 @@ def _gb(value: float | None) -> str:
     return "0G" if value is None else f"{value:.2f}G".replace(".00G", "G")
 
 
-def session_json(session: Session, base: str) -> dict:
-    """The full session document of ``GET /session[/{id}]``."""
+def session_json(session: Session, origin: str) -> dict:
+    """The full session document of ``GET /session[/{id}]``; ``origin``: its host's."""
     return {
         "id": session.id,
         "userid": session.owner,
@@ -110,7 +112,7 @@ def session_json(session: Session, base: str) -> dict:
         "name": session.name,
         "startTime": iso(session.created),
         "expiryTime": iso(session.expiry),
-        "connectURL": connect_url(session, base),
+        "connectURL": connect_url(session, origin),
         "requestedRAM": f"{session.ram_limit if session.fixed else session.ram_request}G",
         "requestedCPUCores": str(session.cores_limit if session.fixed else session.cores_request),
         "requestedGPUCores": str(session.gpus),

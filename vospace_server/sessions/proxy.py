@@ -1,20 +1,22 @@
-"""The session proxy: ``/session/<type>/<id>/...``, the only way to reach an interactive
-session's app (HTTP and websockets, streamed both ways).
+"""The session proxy: ``/session/<type>/<id>/...`` on the session's own host
+(``<id>.<session_domain>``, sessions/hosts.py), the only way to an interactive session's app
+(HTTP and websockets, streamed both ways).
 
 Who gets through: the owner, administrators and, when the owner shared the session with a
 group (``POST /skaha/v1/session/<id>?action=share&group=<name>``), that group's members
-(``policy.may_use_session``); anyone else 403, websockets included. Credentials: a bearer
-token or the web login cookie. The platform's own CSRF token cannot be asked of an app's
-requests (the app does not know it), so a cookie-authenticated request or websocket must come
-from a page of this server (its ``Origin``, when a browser sends one, is this host); the
-cookie itself is SameSite=Lax.
+(``policy.may_use_session``, asked on every request); anyone else 403, websockets included.
+Credentials: a bearer token (API clients), or the session host's pass cookie (browsers,
+sessions/tickets.py); a browser without a pass is sent to the platform for a ticket first.
+A path for another session than the host's is 404. A pass-authenticated request from a page
+of another origin (its ``Origin`` header; other session hosts are the same *site*, so
+SameSite does not keep them out) is refused.
 
-What the app gets: the request with the platform's credentials removed (``Authorization``,
-``X-CADC-DelegationToken`` and the platform's cookies), and the path as the app expects it:
-notebooks (JupyterLab with ``base_url`` = the prefix) get the whole path, other apps the
-path below the prefix plus ``X-Forwarded-Prefix``. What the browser gets back: the app's
-response, with ``Set-Cookie`` confined to the session's prefix (never a platform cookie) and
-a root-relative redirect moved under the prefix for apps that do not know it.
+What the app gets: the request without credentials (``Authorization``,
+``X-CADC-DelegationToken``, the pass and any platform cookie), and the path as the app
+expects it: notebooks (JupyterLab with ``base_url`` = the prefix) get the whole path, other
+apps the path below the prefix plus ``X-Forwarded-Prefix``. What the browser gets back: the
+app's response, with ``Set-Cookie`` confined to the session's prefix (never a cookie of ours)
+and a root-relative redirect moved under the prefix for apps that do not know it.
 """
 from __future__ import annotations
 
@@ -36,20 +38,23 @@ from ..auth import policy
 from ..auth.csrf import CSRF_COOKIE
 from ..auth.identity import Caller
 from ..protocol.faults import VOSpaceFault
-from ..services.requests import CSRF_CHECKED_KEY, SESSION_COOKIE, caller_now, run
+from ..services.requests import (SESSION_COOKIE, basic_credentials, bearer_token, caller_now,
+                                 deployment, run)
+from .entry import METHODS, to_platform, ticket_route
 from .errors import Forbidden, NotFound, SkahaError
+from .hosts import HOST_SESSION_KEY
 from .model import RUNNING, URL_PATHS, Session
+from .tickets import PASS_COOKIE
 from .upstream import app_pool, open_app_socket
 
 log = logging.getLogger("vospace.sessions")
 
-METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 TYPES_BY_PATH = {path: kind for kind, path in URL_PATHS.items()}
 KEEPS_PREFIX = ("notebook",)  # apps told their base URL; the others are served from "/"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "host"}
 PLATFORM_HEADERS = {"authorization", "x-cadc-delegationtoken", "cookie"}
-PLATFORM_COOKIES = {SESSION_COOKIE, CSRF_COOKIE}
+OUR_COOKIES = {SESSION_COOKIE, CSRF_COOKIE, PASS_COOKIE}
 WS_HEADERS_SET_BY_CLIENT = {"sec-websocket-key", "sec-websocket-version",
                             "sec-websocket-extensions", "sec-websocket-protocol", "origin"}
 
@@ -66,13 +71,17 @@ class Target:
         return path[len(self.prefix):] or "/"
 
 
-def _admit(conn: HTTPConnection, unsafe: bool) -> Target:
+class NoCredential(Exception):
+    """Neither a token nor a valid pass: a browser is sent for a ticket (entry.py)."""
+
+
+def _admit(conn: HTTPConnection) -> Target:
     """Authenticate, check the session and the caller's right to use it (worker thread)."""
     kind = TYPES_BY_PATH.get(conn.path_params["kind"])
     session_id = conn.path_params["session_id"]
-    _check_origin(conn, unsafe)
-    conn.scope[CSRF_CHECKED_KEY] = True  # _check_origin is this path's CSRF defence
-    caller = _caller(conn)
+    if session_id != conn.scope[HOST_SESSION_KEY]:
+        raise NotFound(f"session {session_id} is not served on this host")
+    caller = _caller(conn, session_id)
     service = conn.app.state.sessions
     session = service.store.get(session_id)
     if session is None or kind is None or session.type != kind:
@@ -91,20 +100,40 @@ class SessionUnavailable(SkahaError):
     status = 503
 
 
-def _caller(conn: HTTPConnection) -> Caller:
-    scope = dict(conn.scope, type="http", method="GET")  # caller_now reads a Request
+def _caller(conn: HTTPConnection, session_id: str) -> Caller:
+    """The caller of a token (Bearer, X-CADC-DelegationToken, Basic), else of a valid pass
+    for this session (from this host's own pages only), else NoCredential."""
+    request = Request(dict(conn.scope, type="http", method="GET"))  # caller_now reads a Request
     try:
-        return caller_now(Request(scope))
+        if bearer_token(request) is not None or basic_credentials(request) is not None:
+            return caller_now(request)
     except VOSpaceFault as fault:
         raise Forbidden(fault.detail) from None
+    dep = deployment(request)
+    for value in _pass_values(conn):
+        granted = conn.app.state.sessions.tickets.verify(value, session_id)
+        account = dep.auth.account_by_digest(granted.credential) if granted else None
+        if granted is not None and account is not None and account.name == granted.user:
+            _check_origin(conn)
+            return dep.authenticator.caller(account)
+    raise NoCredential()
 
 
-def _check_origin(conn: HTTPConnection, unsafe: bool) -> None:
-    """A cookie-authenticated state change or websocket only from this server's own pages."""
+def _pass_values(conn: HTTPConnection) -> list[str]:
+    """Every pass cookie the browser sent: a page of another session host may have set one
+    for the whole session domain, which must not hide this host's own."""
+    values = []
+    for part in conn.headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == PASS_COOKIE and value:
+            values.append(value)
+    return values
+
+
+def _check_origin(conn: HTTPConnection) -> None:
+    """A pass opens requests and websockets from this session host's own pages only."""
     origin = conn.headers.get("origin")
-    if not unsafe or not conn.cookies.get(SESSION_COOKIE) or origin is None:
-        return
-    if urlsplit(origin).netloc != conn.headers.get("host"):
+    if origin is not None and urlsplit(origin).netloc != conn.headers.get("host"):
         raise Forbidden(f"requests from {origin} may not use this session")
 
 
@@ -113,7 +142,7 @@ def _forwarded_headers(conn: HTTPConnection, target: Target) -> list[tuple[str, 
     headers = [(k, v) for k, v in conn.headers.items()
                if k not in HOP_BY_HOP and k not in PLATFORM_HEADERS]
     cookies = "; ".join(f"{k}={v}" for k, v in conn.cookies.items()
-                        if k not in PLATFORM_COOKIES)
+                        if k not in OUR_COOKIES)
     if cookies:
         headers.append(("cookie", cookies))
     headers += [("host", conn.headers.get("host", "localhost")),
@@ -126,7 +155,7 @@ def _forwarded_headers(conn: HTTPConnection, target: Target) -> list[tuple[str, 
 def _confined_cookie(value: str, prefix: str) -> str | None:
     """An app's Set-Cookie limited to its session's path; None for a platform cookie."""
     name = value.split("=", 1)[0].strip()
-    if name in PLATFORM_COOKIES:
+    if name in OUR_COOKIES:
         return None
     kept = [part for part in value.split(";")
             if part.strip().split("=", 1)[0].strip().lower() not in ("path", "domain")]
@@ -188,7 +217,11 @@ def _bad_gateway(target: Target, exc: Exception) -> Response:
 
 async def proxy_http(request: Request) -> Response:
     try:
-        target = await run(_admit, request, request.method not in ("GET", "HEAD", "OPTIONS"))
+        target = await run(_admit, request)
+    except NoCredential:
+        if request.method in ("GET", "HEAD"):
+            return to_platform(request, request.scope[HOST_SESSION_KEY])
+        return PlainTextResponse("log in first\n", status_code=401)
     except SkahaError as error:
         return PlainTextResponse(error.message + "\n", status_code=error.status)
     pool = app_pool(target.endpoint, target.session)
@@ -213,7 +246,10 @@ async def proxy_http(request: Request) -> Response:
 
 async def proxy_websocket(websocket: WebSocket) -> None:
     try:
-        target = await run(_admit, websocket, True)
+        target = await run(_admit, websocket)
+    except NoCredential:
+        await _deny(websocket, 401, "log in first")
+        return
     except SkahaError as error:
         await _deny(websocket, error.status, error.message)
         return
@@ -282,8 +318,9 @@ async def to_slash(request: Request) -> Response:
     return RedirectResponse(request.url.path + "/", status_code=307)
 
 
-def proxy_routes() -> list[BaseRoute]:
+def session_host_routes() -> list[BaseRoute]:
+    """Everything a session host serves (hosts.SessionHostRoute): the ticket swap, the app."""
     path = "/session/{kind}/{session_id}"
-    return [Route(path, to_slash, methods=METHODS),
+    return [ticket_route(), Route(path, to_slash, methods=METHODS),
             Route(path + "/{rest:path}", proxy_http, methods=METHODS),
             WebSocketRoute(path + "/{rest:path}", proxy_websocket)]

@@ -22,12 +22,14 @@ from ..protocol.faults import DuplicateNode, InvalidArgument
 from ..protocol.nodes import Node, NodeType
 from .catalogue import Catalogue, Image
 from .context import ResourceContext
+from .hosts import SessionHosts
 from .errors import BadRequest, NotFound
 from .launch import LaunchRequest
 from .model import (ACTIVE, EVENT_HEADER, HEADLESS, PENDING, RUNNING, Session, event_line,
                     iso)
 from .runners import LaunchSpec, Runner
 from .store import LimitReached, SessionStore
+from .tickets import Tickets
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 8  # skaha's: also the VNC password length limit
@@ -60,6 +62,8 @@ class SessionService:
         self.catalogue = Catalogue.load(settings.session_images)
         self.context = ResourceContext.from_settings(settings)
         self.runner = make_runner(deployment, self.store)
+        self.hosts = SessionHosts(settings)
+        self.tickets = Tickets(self.store.engine, deployment.secret)
         deployment.metrics.add_gauges("vospace_sessions", "Sessions by type and status",
                                       ["type", "status"],
                                       lambda: self.store.count_by_type_status().items())

@@ -23,7 +23,7 @@ from ..services.files import preauth_url
 from ..services.links import resolver
 from ..services.nodes import node_path
 from ..services.packages import package_entries, readable_targets, start_package
-from ..services.requests import caller_of, deployment, run
+from ..services.requests import caller_of, deployment, local_path, run
 from . import listing
 from .render import HERE, check_form_csrf, page, refusal, utc_date
 
@@ -39,10 +39,7 @@ def _service(request: Request) -> Service:
 
 
 def _safe_next(value: str) -> str:
-    """Only a path on this site (never ``//host`` or a scheme) to go back to."""
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/storage/list"
+    return local_path(value, "/storage/list")
 
 
 async def list_page(request: Request) -> Response:

@@ -1,0 +1,128 @@
+"""The way into a session host, in HTTP (the tickets themselves: tickets.py).
+
+On the platform's origin:
+- ``GET /session-ticket/<id>?next=<path>``: a caller logged in (the web cookie, or a bearer
+  token of ours) who may use the session is redirected to the session host's
+  ``/ticket?ticket=...&next=<path>``; an anonymous one to the login page first.
+- ``/session/<type>/<id>/...``, where apps used to be served: redirected to the same path on
+  the session's host, never proxied here.
+
+On a session host: ``GET /ticket`` swaps the ticket for the pass cookie and redirects to
+``next``; and ``to_platform`` is where the proxy sends a browser that has no pass yet.
+"""
+from __future__ import annotations
+
+import time
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..auth import policy
+from ..auth.store import TOKEN_PREFIX, token_digest
+from ..protocol.faults import VOSpaceFault
+from ..services.requests import (SESSION_COOKIE, base_url, bearer_token, caller_of, deployment,
+                                 local_path, run)
+from .hosts import HOST_SESSION_KEY, SESSION_ID
+from .model import URL_PATHS, Session
+from .service import SessionService
+from .tickets import PASS_COOKIE, TICKET_PATH, Pass
+
+# Neither the ticket nor the page before it may travel on: not cached, not in a Referer.
+PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def service_of(request: Request) -> SessionService:
+    return request.app.state.sessions
+
+
+def app_path(session: Session) -> str:
+    return f"/session/{URL_PATHS[session.type]}/{session.id}/"
+
+
+def to_platform(request: Request, session_id: str) -> Response:
+    """Send a browser without a pass from the session host to the platform for a ticket."""
+    hosts = service_of(request).hosts
+    platform = hosts.platform(request.url.scheme, request.url.port)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{platform}/session-ticket/{session_id}?"
+                            f"{urlencode({'next': here})}", 303, headers=PRIVATE)
+
+
+async def issue_ticket(request: Request) -> Response:
+    service, session_id = service_of(request), request.path_params["session_id"]
+    try:
+        caller = await caller_of(request)
+    except VOSpaceFault as fault:
+        return PlainTextResponse(fault.detail + "\n", fault.status)
+    if caller.is_anonymous:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/storage/login?next={quote(here)}", 303)
+    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE, "")
+    if not token.startswith(TOKEN_PREFIX):
+        return PlainTextResponse("log in on this site's login page to open a session\n", 403)
+    session = await run(service.store.get, session_id)
+    if session is None or not session.interactive:
+        return PlainTextResponse(f"session {session_id} not found\n", 404)
+    if not policy.may_use_session(caller, session.owner, session.shared_group):
+        return PlainTextResponse(f"{caller.name} may not use session {session_id}\n", 403)
+    ticket = await run(service.tickets.issue, session_id, caller.name, token_digest(token))
+    target = local_path(request.query_params.get("next", ""), app_path(session))
+    origin = service.hosts.origin(base_url(request), session_id)
+    return RedirectResponse(f"{origin}{TICKET_PATH}?{urlencode({'ticket': ticket, 'next': target})}",
+                            303, headers=PRIVATE)
+
+
+def _redeem(request: Request, ticket: str, session_id: str) -> Pass | None:
+    """The pass a ticket buys (worker thread): it lives as long as its login token, at most
+    the login lifetime from now."""
+    dep, service = deployment(request), service_of(request)
+    granted = service.tickets.redeem(ticket, session_id)
+    account = dep.auth.account_by_digest(granted.credential) if granted else None
+    if granted is None or account is None or account.name != granted.user:
+        return None
+    expires = time.time() + dep.settings.login_token_hours * 3600
+    if account.expires is not None:
+        expires = min(expires, account.expires)
+    return Pass(granted.session, granted.user, granted.credential, expires)
+
+
+async def redeem_ticket(request: Request) -> Response:
+    session_id = request.scope[HOST_SESSION_KEY]
+    granted = await run(_redeem, request, request.query_params.get("ticket", ""), session_id)
+    if granted is None:
+        return PlainTextResponse("this ticket is used, expired or not for this session: open "
+                                 "the session again from the science portal\n", 403,
+                                 headers=PRIVATE)
+    target = local_path(request.query_params.get("next", ""), "/")
+    response = RedirectResponse(target, 303, headers=PRIVATE)
+    response.set_cookie(PASS_COOKIE, service_of(request).tickets.sign(granted),
+                        max_age=int(granted.expires - time.time()), path="/", httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")
+    return response
+
+
+async def to_session_host(request: Request) -> Response:
+    """An app's old address on the platform: the same path on its session host."""
+    session_id = request.path_params["session_id"]
+    if not SESSION_ID.match(session_id):
+        return PlainTextResponse(f"session {session_id} not found\n", 404)
+    origin = service_of(request).hosts.origin(base_url(request), session_id)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{origin}{request.url.path}{query}", 307)
+
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+def platform_routes() -> list[BaseRoute]:
+    """The platform's session routes: tickets, and the old app paths redirected."""
+    path = "/session/{kind}/{session_id}"
+    return [Route("/session-ticket/{session_id}", issue_ticket, methods=["GET"]),
+            Route(path, to_session_host, methods=METHODS),
+            Route(path + "/{rest:path}", to_session_host, methods=METHODS)]
+
+
+def ticket_route() -> Route:
+    return Route(TICKET_PATH, redeem_ticket, methods=["GET"])

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import httpx
 
-from .harness import Server
+from .harness import Server, make_server
 from .waiting import wait_until
 
 API = "/skaha/v1"
@@ -140,3 +140,23 @@ def enter(server: Server, session_id: str, platform: httpx.Client,
         swapped = client.get(location.raw_path.decode())
         assert swapped.status_code == 303 and swapped.headers["location"] == path, swapped.text
         yield client
+
+
+@contextmanager
+def app_server(root: str, users: tuple[str, ...], password: str,
+               *images: str) -> Iterator[Server]:
+    """A test server whose catalogue holds ``images`` (``catalogue_image`` entries) and whose
+    ``users`` can also log in on the web pages with ``password``; every sandbox it leaves
+    behind is ended, and there must have been none."""
+    path = os.path.join(root, "images.toml")
+    with open(path, "w") as fh:
+        fh.write(catalogue(["images.canfar.net"], *images))
+    server = make_server(root, users=users, extra_env={"VOSPACE_SESSION_IMAGES": path})
+    try:
+        for user in users:
+            assert server.vospace("user", "passwd", user, "--password-stdin",
+                                  stdin=password + "\n").returncode == 0
+        yield server
+    finally:
+        server.stop()
+        assert end_leftovers(server) == []

@@ -10,37 +10,22 @@ tests/artifacts/web/session-origin-probe.png.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
 
 from .browser import chromium, portal_log_in, screenshot, wait_until
-from .harness import make_server
-from .sessions_helpers import (API, catalogue, catalogue_image, end_leftovers, launch,
-                               session_host, wait_status)
-
-APP = "images.canfar.net/test/contrib-app:1.0"
-APP_COMMAND = ["python3", "-c", Path(__file__).with_name("session_app.py").read_text(),
-               "{socket}"]
+from .sessions_helpers import (API, app_server, catalogue_image, launch, session_host,
+                               wait_status)
+from .test_sessions_proxy import APP, APP_COMMAND
 PASSWORD = "origin-pw-1234"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("origin")
-    images = root / "images.toml"
-    images.write_text(catalogue(["images.canfar.net"],
-                                catalogue_image(APP, ["contributed"], APP_COMMAND)))
-    srv = make_server(str(root), users=("alice",),
-                      extra_env={"VOSPACE_SESSION_IMAGES": str(images)})
-    try:
-        assert srv.vospace("user", "passwd", "alice", "--password-stdin",
-                           stdin=PASSWORD + "\n").returncode == 0
+    with app_server(str(tmp_path_factory.mktemp("origin")), ("alice",), PASSWORD,
+                    catalogue_image(APP, ["contributed"], APP_COMMAND)) as srv:
         yield srv
-    finally:
-        srv.stop()
-        assert end_leftovers(srv) == []
 
 
 def test_an_apps_script_can_neither_read_nor_act_on_the_platform(server):

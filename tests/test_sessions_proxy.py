@@ -9,19 +9,24 @@ import hashlib
 import os
 import socket
 import ssl
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from .harness import make_server
-from .sessions_helpers import (API, catalogue, catalogue_image, end_leftovers, enter,
-                               host_client, launch, sandbox_pids, session, session_host, text,
-                               ticket_url, wait_status)
+from vospace_server import migrations
+from vospace_server.sessions.tickets import TICKET_SECONDS, Pass, Tickets, session_tickets
+
+from .clock import ManualClock
+from .sessions_helpers import (API, app_server, catalogue_image, enter, host_client, launch,
+                               sandbox_pids, session, session_host, text, ticket_url,
+                               wait_status)
 
 APP = "images.canfar.net/test/contrib-app:1.0"
 APP_SOURCE = (Path(__file__).with_name("session_app.py")).read_text()
@@ -33,19 +38,10 @@ PASSWORD = "proxy-pw-1234"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("proxy")
-    images = root / "images.toml"
-    images.write_text(catalogue(["images.canfar.net"],
-                                catalogue_image(APP, ["contributed", "desktop"], APP_COMMAND),
-                                catalogue_image(PORT_APP, ["contributed"], PORT_APP_COMMAND)))
-    srv = make_server(str(root), users=("alice", "bob", "carol"),
-                      extra_env={"VOSPACE_SESSION_IMAGES": str(images)})
-    for user in ("alice", "bob"):
-        assert srv.vospace("user", "passwd", user, "--password-stdin",
-                           stdin=PASSWORD + "\n").returncode == 0
-    yield srv
-    srv.stop()
-    assert end_leftovers(srv) == []
+    with app_server(str(tmp_path_factory.mktemp("proxy")), ("alice", "bob", "carol"), PASSWORD,
+                    catalogue_image(APP, ["contributed", "desktop"], APP_COMMAND),
+                    catalogue_image(PORT_APP, ["contributed"], PORT_APP_COMMAND)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +287,30 @@ def test_the_platform_sends_browsers_on_and_refuses_outsiders_a_ticket(server, a
     with server.client("alice") as alice:
         r = alice.get(f"/session-ticket/{sid}", params={"next": "https://evil.example/"})
         assert r.status_code == 303 and "next=%2Fsession%2Fcontrib%2F" in r.headers["location"]
+
+
+def test_tickets_expire_fast_work_once_and_passes_are_bound_to_their_session(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/meta.db")
+    migrations.upgrade(engine)
+    clock = ManualClock(start=time.time())
+    tickets = Tickets(engine, b"a deployment secret", clock=clock)
+    late = tickets.issue("abcd1234", "alice", "digest-of-the-login")
+    clock.advance(TICKET_SECONDS + 1)
+    assert tickets.redeem(late, "abcd1234") is None
+    fresh = tickets.issue("abcd1234", "alice", "digest-of-the-login")
+    assert tickets.redeem(fresh, "abcd1234") == Pass("abcd1234", "alice", "digest-of-the-login")
+    assert tickets.redeem(fresh, "abcd1234") is None
+    with engine.connect() as conn:  # a redeemed ticket, in time or late, leaves no row
+        assert conn.execute(select(session_tickets)).all() == []
+    value = tickets.sign(Pass("abcd1234", "alice", "digest", clock() + 60))
+    assert tickets.verify(value, "abcd1234") == Pass("abcd1234", "alice", "digest",
+                                                     float(int(clock() + 60)))
+    assert tickets.verify(value, "other123") is None
+    assert tickets.verify(value.replace("alice", "admin"), "abcd1234") is None
+    assert Tickets(engine, b"another secret", clock=clock).verify(value, "abcd1234") is None
+    clock.advance(61)
+    assert tickets.verify(value, "abcd1234") is None
+    engine.dispose()
 
 
 def test_a_session_host_never_reaches_the_platform(server, app):

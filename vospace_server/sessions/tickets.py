@@ -23,6 +23,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import Column, Float, Index, String, Table, delete, insert, select
 from sqlalchemy.engine import Engine
@@ -59,13 +60,14 @@ class Pass:
 class Tickets:
     """Issues and redeems tickets (database rows) and signs and checks passes (HMAC)."""
 
-    def __init__(self, engine: Engine, secret: bytes) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, secret: bytes,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.clock = engine, clock
         self._key = hmac.new(secret, b"vospace session passes", hashlib.sha256).digest()
 
     def issue(self, session_id: str, user: str, credential: str) -> str:
         ticket = secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock()
         with transaction(self.engine) as conn:
             conn.execute(delete(session_tickets).where(session_tickets.c.expires < now))
             conn.execute(insert(session_tickets).values(
@@ -83,7 +85,7 @@ class Tickets:
             if row is None or conn.execute(delete(session_tickets).where(
                     session_tickets.c.digest == digest)).rowcount != 1:
                 return None  # unknown, or redeemed meanwhile by another request
-        if row.expires < time.time() or row.session != session_id:
+        if row.expires < self.clock() or row.session != session_id:
             return None
         return Pass(row.session, row.user, row.credential)
 
@@ -99,7 +101,7 @@ class Tickets:
         parts = body.split("|")
         if len(parts) != 4 or parts[0] != session_id or not parts[2].isdigit():
             return None
-        if int(parts[2]) < time.time():
+        if int(parts[2]) < self.clock():
             return None
         return Pass(parts[0], parts[1], parts[3], float(parts[2]))
 

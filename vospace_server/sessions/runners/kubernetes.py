@@ -2,8 +2,8 @@
 types and a NetworkPolicy for every session, sent with the official ``kubernetes`` client.
 
 No per-session Ingress: the session proxy (``sessions/proxy.py``) is the only way in, behind
-the platform's own Ingress, which routes every path (``/session/...`` included) to the
-server. The NetworkPolicy admits connections to an interactive session's app port only from
+the platform's own Ingress, which routes the platform's host and every session host
+(``*.<session_domain>``, sessions/hosts.py) to the server. The NetworkPolicy admits connections to an interactive session's app port only from
 the server's pods (``SERVER_POD_LABELS``, in ``k8s_namespace``), and none at all to a
 headless session, so neither other sessions nor anything else in the cluster can skip the
 proxy's authentication.

@@ -184,8 +184,12 @@ def login_cookie_client(server, user: str) -> Iterator[httpx.Client]:
 def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_only(server, app):
     sid, prefix = app
     with login_cookie_client(server, "alice") as platform:
-        login = platform.cookies.jar
-        assert all(not c.domain_specified for c in login)  # host-only: never on session hosts
+        portal = platform.get("/science-portal")
+        assert {c.name for c in platform.cookies.jar} == {"vospace_session", "vospace_csrf"}
+        for cookie in platform.cookies.jar:  # host-only: never sent to a session host, and
+            assert not cookie.domain_specified  # out of reach of its scripts
+            assert cookie.has_nonstandard_attr("HttpOnly") and cookie.secure, cookie.name
+        assert portal.status_code == 200
         location = ticket_url(platform, sid, f"{prefix}/headers")
         issued = platform.get(f"/session-ticket/{sid}", params={"next": f"{prefix}/headers"})
     assert issued.headers["referrer-policy"] == "no-referrer"

@@ -45,6 +45,8 @@ def _welcome(settings: Settings, token_file: str) -> str:
         f"VOSpace server on {url}",
         f"  vault:    {url}/vault/nodes/      arc: {url}/arc/nodes/",
         f"  registry: {url}/reg/resource-caps",
+        f"  sessions: {url}/science-portal (each app on its own host, "
+        f"{scheme}://<id>.{settings.session_domain}:{settings.port})",
         f"  admin token: {token_file}",
         "Try:",
         f"  curl {'-k ' if settings.tls else ''}-H \"Authorization: Bearer $(cat {token_file})\" "

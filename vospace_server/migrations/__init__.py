@@ -11,8 +11,9 @@ others find the work done. A database made before migrations existed (tables, no
 
 Adding a table or column: change the ``Table`` where it is defined, then run
 ``python -m vospace_server.migrations revision "what changed"`` which writes a new revision
-with the difference (review it), and ``pytest tests/test_migrations.py``, which fails
-while the newest revision and the tables in the code differ.
+with the difference (review it; a new table reads best as ``ddl.py``'s column groups), and
+``pytest tests/test_migrations.py``, which fails while the newest revision and the tables in
+the code differ.
 """
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -19,6 +18,7 @@ import pytest
 import sqlalchemy
 
 from .harness import Server, free_port, make_server, wait_for
+from .waiting import wait_until
 
 COPY_PROPERTY = "urn:vospace-server:node#copies"
 
@@ -80,13 +80,12 @@ def copies_status(server: Server) -> str:
 
 def wait_copied(server: Server, stores: int = 2, timeout: float = 120) -> str:
     """Until the queue is empty and every file has a good copy in every store."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def copied() -> str | None:
         status = copies_status(server)
         if "backlog: 0 queued" in status and f"fewer than {stores} good copies: 0" in status:
             return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.5)
+        return None
+    return wait_until(copied, timeout, "every copy made", interval=0.5, retry=())
 
 
 def upload(server: Server, files: dict[str, bytes]) -> None:
@@ -250,16 +249,12 @@ def test_killed_server_finishes_the_copy_queue_after_restart(tmp_path, motos, se
     files = {f"alice/kill-{n}.bin": os.urandom(12 * 1024 * 1024 + n) for n in range(6)}
     upload(server, files)
     db = os.path.join(server.data_dir, "vospace.db")
-    deadline = time.monotonic() + 60
-    while True:  # kill while a copy is running
+    def copy_running() -> int:
         with sqlite3.connect(db) as conn:
-            running = conn.execute("SELECT count(*) FROM copy_queue WHERE runner IS NOT NULL"
-                                   ).fetchone()[0]
-        if running:
-            break
-        assert time.monotonic() < deadline, "no copy ever started"
-        time.sleep(0.02)
-    server.stop(signal.SIGKILL)
+            return conn.execute("SELECT count(*) FROM copy_queue WHERE runner IS NOT NULL"
+                                ).fetchone()[0]
+    wait_until(copy_running, 60, "a copy to start", interval=0.02, retry=())
+    server.stop(signal.SIGKILL)  # while a copy is running
     with sqlite3.connect(db) as conn:
         left = conn.execute("SELECT count(*) FROM copy_queue").fetchone()[0]
     assert left > 0, "everything was copied before the kill; nothing was tested"
@@ -284,16 +279,12 @@ def test_another_process_takes_over_the_queue_of_a_killed_one(tmp_path, postgres
     upload(servers[0], files)
     by_pid = {server.proc.pid: server for server in servers}
     engine = sqlalchemy.create_engine(url)
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # kill the server that is running a copy
-            with engine.connect() as conn:
-                runners = conn.execute(sqlalchemy.text(
-                    "SELECT runner FROM copy_queue WHERE runner IS NOT NULL")).scalars().all()
-            if runners:
-                break
-            assert time.monotonic() < deadline, "no copy ever started"
-            time.sleep(0.02)
+    def copy_runners() -> list[str]:
+        with engine.connect() as conn:
+            return conn.execute(sqlalchemy.text(
+                "SELECT runner FROM copy_queue WHERE runner IS NOT NULL")).scalars().all()
+    try:  # kill the server that is running a copy
+        runners = wait_until(copy_runners, 60, "a copy to start", interval=0.02, retry=())
     finally:
         engine.dispose()
     killed = by_pid[int(runners[0].split(":")[1])]

@@ -23,6 +23,7 @@ from .cluster import Cluster
 from .harness import CADC_BIN, VOSPACE
 from .test_transfers_http import TRANSFER
 from .test_uws_jobs import transfer_doc
+from .waiting import wait_until
 
 VOS_NS = "http://www.ivoa.net/xml/VOSpace/v2.0"
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
@@ -340,18 +341,19 @@ def test_a_replica_killed_during_uploads_loses_nothing_and_leaves_nothing(cluste
     workers = [threading.Thread(target=worker) for _ in range(4)]
     for w in workers:
         w.start()
-    deadline = time.monotonic() + 60
-    killed = False
-    while not killed and time.monotonic() < deadline:
+    def uploads_half_sent() -> bool:
         with lock:
             active = [a for a in attempts if a.sent and not a.done_sending]
             waiting = [a for a in attempts if a.done_sending and not a.answered]
             halfway = [a for a in active if 0.2 < a.sent / len(a.data) < 0.8]
-        if len(halfway) >= 3 and len(active) == len(halfway) and not waiting and \
-                len(results) >= 2:
-            cluster.kill(0)
-            killed = True
-        time.sleep(0.005)
+        return len(halfway) >= 3 and len(active) == len(halfway) and not waiting and \
+            len(results) >= 2
+    try:
+        killed = wait_until(uploads_half_sent, 60, "uploads half sent", interval=0.005,
+                            retry=())
+        cluster.kill(0)
+    except TimeoutError:
+        killed = False
     for w in workers:
         w.join(300)
     assert killed, "never found uploads half sent to kill under"
@@ -379,8 +381,8 @@ def test_sigterm_lets_an_upload_in_flight_finish(cluster):
         sender = threading.Thread(target=lambda: answer.append(
             c0.put(f"/vault/files/{path}", content=body)))
         sender.start()
-        while body.sent < len(data) // 4:
-            time.sleep(0.01)
+        wait_until(lambda: body.sent >= len(data) // 4, 60, "a quarter of the body sent",
+                   interval=0.01, retry=())
         cluster.replicas[0].proc.send_signal(signal.SIGTERM)
         sender.join(60)
     assert answer and answer[0].status_code == 201, answer and answer[0].text

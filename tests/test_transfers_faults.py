@@ -18,6 +18,7 @@ from lxml import etree
 
 from .conftest import VOS_NS, ServiceUnderTest
 from .harness import make_server, wait_for
+from .waiting import wait_until
 
 CORE = "ivo://ivoa.net/vospace/core#"
 HOMES = {"vault": "alice", "arc": "home/alice"}
@@ -63,13 +64,11 @@ def test_client_disconnect_mid_upload_keeps_old_content(svc):
     upload(svc.server, svc.name, path, old)
     sock = open_upload(svc.server, svc.name, path, 10_000_000)
     sock.sendall(os.urandom(3_000_000))
-    deadline = time.monotonic() + 10
-    while not debris(svc.server) and time.monotonic() < deadline:
-        time.sleep(0.01)  # the server is writing its temp file
+    # the server is writing its temp file
+    wait_until(lambda: debris(svc.server), 10, "the upload to start", interval=0.01)
     assert debris(svc.server), "the upload never started"
     sock.close()
-    while debris(svc.server) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not debris(svc.server), 10, "the temp file to go", interval=0.05)
     assert debris(svc.server) == []
     data, md5 = node_state(svc.server, svc.name, path)
     assert data == old and md5 == hashlib.md5(old).hexdigest()

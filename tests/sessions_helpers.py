@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Iterator
 
 import httpx
@@ -47,6 +49,17 @@ def wait_status(client: httpx.Client, session_id: str, statuses: tuple[str, ...]
         return found if found["status"] in statuses else None
     return wait_until(reached, timeout, f"session {session_id} to be one of {statuses}",
                       retry=())
+
+
+def seconds(iso_time: str) -> float:
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
+
+
+def after_start(found: dict, whole_seconds: int) -> None:
+    """Return once ``whole_seconds`` have passed since the session's startTime. A session's
+    times are whole seconds of the server's clock, which really ends the sandbox: a renewal
+    shows a later expiry only once the clock has reached a later second than the start."""
+    time.sleep(max(0.0, seconds(found["startTime"]) + whole_seconds - time.time()))
 
 
 def text(client: httpx.Client, session_id: str, view: str) -> str:

@@ -86,7 +86,7 @@ def test_slow_clients_are_cut_off_and_others_served(server: Server) -> None:
                     sock.sendall(b"X-Slow: 1\r\n")
                 except (ConnectionError, ssl.SSLError):
                     pass
-            time.sleep(0.3)
+            time.sleep(0.3)  # the slow clients' pace: a header line every 0.3 s
     for sock in slow:
         assert read_all(sock, HEADER_TIMEOUT + 2).startswith(b"HTTP/1.1 408")
         sock.close()

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from datetime import datetime
 
 import pytest
 
 from .harness import Server, free_port, make_server
-from .sessions_helpers import (API, SOCKET_APP, SOCKET_APP_COMMAND, catalogue, catalogue_image,
-                               end_leftovers, launch, sandbox_pids, session, session_dir, text,
-                               wait_status)
+from .sessions_helpers import (API, SOCKET_APP, SOCKET_APP_COMMAND, after_start, catalogue,
+                               catalogue_image, end_leftovers, launch, sandbox_pids, seconds,
+                               session, session_dir, text, wait_status)
 from .waiting import wait_until
-
-
-def seconds(iso_time: str) -> float:
-    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
 
 
 class Servers:
@@ -69,9 +63,7 @@ def test_expiry_ends_a_session_and_renew_extends_it(short_lived):
         plain = launch(c, "plain", cmd="sleep", args="300")
         first = wait_status(c, renewed, ("Running",))
         assert seconds(first["expiryTime"]) - seconds(first["startTime"]) == 5
-        # Expiry is the server's wall clock, which really ends the sandbox: the renewal
-        # must come 2 s later than the start for its later expiry to show.
-        time.sleep(2.5)
+        after_start(first, 2)
         r = c.post(f"{API}/session/{renewed}", params={"action": "renew"})
         assert r.status_code == 200, r.text
         later = session(c, renewed)

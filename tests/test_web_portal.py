@@ -7,7 +7,6 @@ connectURL; a bad launch shows skaha's message; anonymous visitors are asked to 
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -16,7 +15,7 @@ from selenium.webdriver.support.ui import Select
 
 from .browser import chromium, screenshot, wait_until
 from .harness import VOSPACE, make_server
-from .sessions_helpers import end_leftovers, session, wait_status
+from .sessions_helpers import after_start, end_leftovers, session, wait_status
 from .test_sessions import APP_CATALOGUE
 
 PASSWORD = "portal-pw-789"
@@ -99,7 +98,7 @@ def test_sessions_page_launch_renew_delete_connect(server):
         before = running["expiryTime"]
         wait_until(lambda: session_rows(driver)["long-job"]["status"] == "Running", what="Running")
         screenshot(driver, "portal")
-        time.sleep(1.1)  # expiry times are whole seconds: a renewal must land in a later one
+        after_start(running, 1)
         session_rows(driver)["long-job"]["row"].find_element(By.CSS_SELECTOR, "button.renew").click()
         wait_until(lambda: session(api, long_job["id"])["expiryTime"] > before, what="renewed")
 

@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: run test system-deps setup cadc-client canfar-client jupyter bench clean
 
 run: setup jupyter
-	$(BIN)/vospace serve --tls
+	$(BIN)/vospace serve --tls --data-port 8444
 
 test: system-deps setup cadc-client canfar-client jupyter
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

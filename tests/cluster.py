@@ -78,16 +78,20 @@ def stop(proc: subprocess.Popen | None) -> None:
             proc.wait()
 
 
-class Balancer:
-    """nginx balancing ``ports`` (plain HTTP replicas) behind TLS on a free port."""
+def _servers(ports: list[int]) -> str:
+    return " ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in ports)
 
-    def __init__(self, work: str, ports: list[int]) -> None:
+
+class Balancer:
+    """nginx balancing ``ports`` (plain HTTP replicas; pre-authorized transfers to their
+    ``data_ports``) behind TLS on a free port."""
+
+    def __init__(self, work: str, ports: list[int], data_ports: list[int]) -> None:
         self.work = work
         self.port = free_port()
         cert, key = ensure_self_signed(work, ["127.0.0.1", "*.sessions.localhost"])
-        servers = " ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in ports)
-        values = {"UPSTREAM_SERVERS": servers, "LISTEN": f"127.0.0.1:{self.port} ssl",
-                  "TLS_CERT": cert, "TLS_KEY": key}
+        values = {"UPSTREAM_SERVERS": _servers(ports), "DATA_UPSTREAM_SERVERS": _servers(data_ports),
+                  "LISTEN": f"127.0.0.1:{self.port} ssl", "TLS_CERT": cert, "TLS_KEY": key}
         # What the nginx image's envsubst does: braced names only ($http_host is nginx's).
         conf = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], NGINX_TEMPLATE.read_text())
         Path(work, "vospace.conf").write_text(conf)
@@ -140,7 +144,8 @@ class Cluster:
             "VOSPACE_PREAUTH_SECRET_FILE": self._secret_file("preauth-secret"),
         })
         self.replicas = [Server(data_dir=tempfile.mkdtemp(prefix="replica-", dir=self.root),
-                                port=port, env=dict(self.env), tls=False) for port in ports]
+                                port=port, env=dict(self.env), tls=False, data_port=free_port())
+                         for port in ports]
         first = self.replicas[0]
         first.add_user("admin", admin=True)
         for user in users:
@@ -151,8 +156,10 @@ class Cluster:
             replica.start()
         # No public_url: each answer names the balancer it came through (Host header and
         # X-Forwarded-Proto), so a URL made through one replica can be sent to the other.
-        self.balancer = Balancer(self._folder("lb"), ports)
-        self.via = [Balancer(self._folder(f"lb{i}"), [p]) for i, p in enumerate(ports)]
+        data_ports = [r.data_port for r in self.replicas]
+        self.balancer = Balancer(self._folder("lb"), ports, data_ports)
+        self.via = [Balancer(self._folder(f"lb{i}"), [p], [d])
+                    for i, (p, d) in enumerate(zip(ports, data_ports))]
 
     def _secret_file(self, name: str) -> str:
         path = os.path.join(self.root, name)

@@ -53,6 +53,7 @@ class Server:
     tokens: dict[str, str] = field(default_factory=dict)
     log_path: str = ""
     tls: bool = True  # off behind a TLS-ending balancer (tests/cluster.py)
+    data_port: int = 0  # the data port for pre-authorized transfers (0: none)
 
     @property
     def url(self) -> str:
@@ -90,7 +91,9 @@ class Server:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [VOSPACE, "--data-dir", self.data_dir, "serve", *(["--tls"] if self.tls else []),
-             "--port", str(self.port), "--log-level", "warning"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+             "--port", str(self.port), "--log-level", "warning",
+             *(["--data-port", str(self.data_port)] if self.data_port else [])],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(f"{self.url}/reg/resource-caps", proc=self.proc)
         return self
 
@@ -117,7 +120,8 @@ def make_server(root: str, database_url: str | None = None,
     if database_url:
         env["VOSPACE_DATABASE_URL"] = database_url
     env.update(extra_env or {})
-    server = Server(data_dir=data_dir, port=free_port(), env=env)
+    # With a data port, as `make run` serves: negotiated transfers move their bytes there.
+    server = Server(data_dir=data_dir, port=free_port(), env=env, data_port=free_port())
     server.add_user("admin", admin=True)
     for user in users:
         server.add_user(user)

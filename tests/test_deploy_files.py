@@ -87,9 +87,11 @@ def test_kustomize_base_validates_against_the_kubernetes_schemas(version):
     assert [tls["hosts"] for tls in ingress["spec"]["tls"]] == [[platform], [sessions]]
     assert not sessions.endswith("." + platform.partition(".")[2])  # not the platform's site
     for rule in ingress["spec"]["rules"]:
-        (path,) = rule["http"]["paths"]
+        path, *data_paths = rule["http"]["paths"]  # the platform's: then the data port's
         assert path["path"] == "/" and path["pathType"] == "Prefix"
-        assert path["backend"]["service"]["name"] == by_kind(docs, "Service")[0]["metadata"]["name"]
+        assert bool(data_paths) == (rule["host"] == platform)
+        for route in (path, *data_paths):
+            assert route["backend"]["service"]["name"] == by_kind(docs, "Service")[0]["metadata"]["name"]
 
 
 def test_kubernetes_base_is_consistent():
@@ -105,8 +107,14 @@ def test_kubernetes_base_is_consistent():
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == by_kind(docs, "ServiceAccount")[0]["metadata"]["name"]
     (container,) = pod["containers"]
-    port = container["ports"][0]["containerPort"]
-    assert port == int(dockerfile_env()["VOSPACE_PORT"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": int(dockerfile_env()["VOSPACE_PORT"]),
+                     "data": int(dockerfile_env()["VOSPACE_DATA_PORT"])}
+    (service,), (ingress,) = by_kind(docs, "Service"), by_kind(docs, "Ingress")
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+    routes = {p["path"]: p["backend"]["service"]["port"]["name"]
+              for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert routes == {"/": "http", "/vault/preauth": "data", "/arc/preauth": "data"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["terminationGracePeriodSeconds"] > int(config["data"]["VOSPACE_SHUTDOWN_TIMEOUT"])
@@ -173,10 +181,13 @@ def test_compose_replicas_get_what_the_server_and_nginx_read():
     template = (DOCKER / "nginx" / "vospace.conf.template").read_text()
     wanted = set(re.findall(r"\$\{(\w+)\}", template))
     assert set(spec["services"]["nginx"]["environment"]) == wanted
-    upstreams = spec["services"]["nginx"]["environment"]["UPSTREAM_SERVERS"]
-    port = dockerfile_env()["VOSPACE_PORT"]
-    assert re.findall(r"server (vospace-\d):(\d+)", upstreams) == \
-        [("vospace-1", port), ("vospace-2", port)]
+    for upstream, setting in (("UPSTREAM_SERVERS", "VOSPACE_PORT"),
+                              ("DATA_UPSTREAM_SERVERS", "VOSPACE_DATA_PORT")):
+        servers = spec["services"]["nginx"]["environment"][upstream]
+        port = dockerfile_env()[setting]
+        assert re.findall(r"server (vospace-\d):(\d+)", servers) == \
+            [("vospace-1", port), ("vospace-2", port)]
+        assert all(s["environment"].get(setting, port) == port for s in replicas)
 
 
 def setting_of(env_name: str) -> str | None:
@@ -214,7 +225,7 @@ def test_dockerfile_matches_the_server_configuration(sqlite_server):
     assert all(setting_of(k) for k in vospace_env), vospace_env
     command = json.loads(steps["CMD"])
     assert command[0] == "vospace" and build_parser().parse_args(command[1:]).command == "serve"
-    assert steps["EXPOSE"] == env["VOSPACE_PORT"]
+    assert steps["EXPOSE"].split() == [env["VOSPACE_PORT"], env["VOSPACE_DATA_PORT"]]
     assert steps["USER"] not in ("root", "0")
     assert env["VOSPACE_HOST"] == "0.0.0.0"
     health = steps["HEALTHCHECK"]

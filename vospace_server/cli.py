@@ -23,7 +23,8 @@ MIN_PASSWORD_LENGTH = 8
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("data_dir", "host", "port", "tls")}
+    overrides = {k: getattr(args, k, None)
+                 for k in ("data_dir", "host", "port", "tls", "data_port")}
     return load_settings(overrides)
 
 
@@ -47,6 +48,8 @@ def _welcome(settings: Settings, token_file: str) -> str:
         f"  registry: {url}/reg/resource-caps",
         f"  sessions: {url}/science-portal (each app on its own host, "
         f"{scheme}://<id>.{settings.session_domain}:{settings.port})",
+        *([f"  data port: {scheme}://{host}:{settings.data_port} (pre-authorized transfers)"]
+          if settings.data_port else []),
         f"  admin token: {token_file}",
         "Try:",
         f"  curl {'-k ' if settings.tls else ''}-H \"Authorization: Bearer $(cat {token_file})\" "
@@ -65,6 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .dataport import start_data_server
+    from .dataport.main_server import MainServer
     from .deployment import Deployment
     from .http_guard import GuardedHttpToolsProtocol
     from .services.audit import configure_access_log
@@ -81,18 +86,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _write_secret(token_file, token)
         deployment.provision_user(settings.admin_user)
     ssl: dict[str, str] = {}
+    cert = None
     if settings.tls:
-        cert, key = ensure_self_signed(settings.data_dir,
-                                       [settings.host, f"*.{settings.session_domain}"])
-        ssl = {"ssl_certfile": cert, "ssl_keyfile": key}
+        cert = ensure_self_signed(settings.data_dir,
+                                  [settings.host, f"*.{settings.session_domain}"])
+        ssl = {"ssl_certfile": cert[0], "ssl_keyfile": cert[1]}
+    data_server = start_data_server(settings, deployment, cert)
     print(_welcome(settings, token_file), flush=True)
     http = GuardedHttpToolsProtocol.configured(settings.header_timeout, settings.max_header_bytes)
     raise_body_high_water()
     configure_access_log(settings.access_log)
-    uvicorn.run(create_app(settings, deployment), host=settings.host, port=settings.port,
-                loop="uvloop", http=http, log_level=args.log_level, server_header=False,
-                timeout_keep_alive=30, access_log=False,
-                timeout_graceful_shutdown=settings.shutdown_timeout, **ssl)
+    config = uvicorn.Config(create_app(settings, deployment), host=settings.host,
+                            port=settings.port, loop="uvloop", http=http,
+                            log_level=args.log_level, server_header=False,
+                            timeout_keep_alive=30, access_log=False,
+                            timeout_graceful_shutdown=settings.shutdown_timeout, **ssl)
+    try:
+        MainServer(config, data_server, settings.shutdown_timeout).run()
+    finally:
+        if data_server is not None:  # at once when uvicorn ended without a signal
+            data_server.stop(0)
     return 0
 
 
@@ -274,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--data-port", type=int,
+                       help="also serve the bulk bytes on this port (README: the data port)")
     serve.add_argument("--tls", action="store_true", default=None,
                        help="serve https with a generated self-signed certificate")
     serve.add_argument("--log-level", default="warning")

@@ -25,6 +25,8 @@ class Settings:
     arc_root: str = ""           # default: data_dir/arc
     authority: str = "localhost"
     public_url: str = ""         # default: taken from each request's Host header
+    data_port: int = 0           # the data port for bulk bytes (0: none, all on `port`)
+    data_url: str = ""           # its public base URL; default: see services/requests.py
     admin_user: str = "admin"
     max_xml_bytes: int = 1024 * 1024
     preauth_secret: str = ""     # default: generated once into data_dir/preauth-secret

@@ -119,7 +119,7 @@ class AuditMiddleware:
         started = time.monotonic()
         rid = scope[REQUEST_ID_KEY] = request_id(scope)
         service, endpoint = self.labels.of(scope["path"])
-        transfer = self._transfer_gauge(scope["method"], service, endpoint)
+        transfer = transfer_gauge(self.metrics, scope["method"], service, endpoint)
         status, sent, received = 0, 0, 0
 
         async def counting_receive() -> Message:
@@ -152,24 +152,28 @@ class AuditMiddleware:
             duration = time.monotonic() - started
             if scope["method"] not in SAFE_METHODS:
                 log_event("write", scope, status=status)
-            self._observe(scope, service, endpoint, status, sent, received, duration)
+            observe(self.metrics, scope, service, endpoint, status, sent, received, duration)
 
-    def _transfer_gauge(self, method: str, service: str, endpoint: str):
-        if endpoint not in DATA_ENDPOINTS or method not in ("GET", "PUT"):
-            return None
-        direction = "out" if method == "GET" else "in"
-        return self.metrics.transfers.labels(service, direction)
 
-    def _observe(self, scope: Scope, service: str, endpoint: str, status: int, sent: int,
-                 received: int, duration: float) -> None:
-        m = self.metrics
-        m.requests.labels(service, endpoint, scope["method"], str(status)).inc()
-        m.latency.labels(service, endpoint).observe(duration)
-        m.bytes_in.labels(service).inc(received)
-        m.bytes_out.labels(service).inc(sent)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(json.dumps({
-                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                "request_id": scope[REQUEST_ID_KEY], "user": caller_name(scope),
-                "method": scope["method"], "path": logged_path(scope), "status": status,
-                "bytes": sent, "bytes_in": received, "duration": round(duration, 6)}))
+def transfer_gauge(metrics: Metrics, method: str, service: str, endpoint: str):
+    """The in-flight gauge a data transfer moves (None for other requests)."""
+    if endpoint not in DATA_ENDPOINTS or method not in ("GET", "PUT"):
+        return None
+    direction = "out" if method == "GET" else "in"
+    return metrics.transfers.labels(service, direction)
+
+
+def observe(metrics: Metrics, scope: Scope, service: str, endpoint: str, status: int, sent: int,
+            received: int, duration: float) -> None:
+    """A finished request in the metrics and the access log (both ports, see dataport)."""
+    m = metrics
+    m.requests.labels(service, endpoint, scope["method"], str(status)).inc()
+    m.latency.labels(service, endpoint).observe(duration)
+    m.bytes_in.labels(service).inc(received)
+    m.bytes_out.labels(service).inc(sent)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(json.dumps({
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "request_id": scope[REQUEST_ID_KEY], "user": caller_name(scope),
+            "method": scope["method"], "path": logged_path(scope), "status": status,
+            "bytes": sent, "bytes_in": received, "duration": round(duration, 6)}))

@@ -26,12 +26,13 @@ from ..storage import quota
 from ..storage.rules import refuse_locked
 from ..storage.streams import Upload
 from ..storage.tree import Check, NodeTree
-from .data_stream import content_type, receive_bytes, send_bytes
+from .byte_rules import content_type
+from .data_stream import receive_bytes, send_bytes
 from .endpoints import ServiceEndpoints
 from .links import ExternalTarget, resolver
 from .views import requested_view, send_view
 from .nodes import node_path
-from .requests import base_url, caller_now, caller_of, deployment, run
+from .requests import base_url, caller_now, caller_of, data_base_url, deployment, run
 from .versions import requested_version
 
 METHODS = ["GET", "HEAD", "PUT"]
@@ -68,9 +69,13 @@ def authorize_put(caller: Caller, tree: NodeTree, path: str, size: int | None = 
 
 
 def preauth_url(request: Request, service: Service, path: str, direction: str,
-                user: str) -> str:
+                user: str, data_port: bool = True) -> str:
+    """A pre-authorized URL, on the data port (when there is one) unless ``data_port`` is
+    False: a web page's links stay on its own origin (a browser trusts a self-signed
+    certificate per port)."""
     token = deployment(request).preauth.issue(service.name, path, direction, user)
-    return f"{base_url(request)}/{service.name}/preauth/{token}/{quote(path)}"
+    base = data_base_url(request) if data_port else base_url(request)
+    return f"{base}/{service.name}/preauth/{token}/{quote(path)}"
 
 
 def files_url(request: Request, service: Service, path: str) -> str:
@@ -88,7 +93,7 @@ class FileEndpoints(ServiceEndpoints):
         if request.method == "PUT":
             def authorized_upload() -> Upload:  # one worker hop: caller, node, permission
                 caller = caller_now(request)
-                return tree.begin_write(path, caller.name or "", content_type(request),
+                return tree.begin_write(path, caller.name or "", content_type(request.headers),
                                         check=put_check(caller, path))
 
             return await receive_bytes(request, authorized_upload)
@@ -100,7 +105,7 @@ class FileEndpoints(ServiceEndpoints):
                 raise
             return RedirectResponse(outside.target, status_code=303)
         path = chain[-1].path
-        version = requested_version(request, tree)
+        version = requested_version(request.query_params, tree)
         view = requested_view(request)  # checked now: a bad one is refused before the 303
         if request.method == "GET" and self.service.name == "vault":
             url = preauth_url(request, self.service, path, "get", caller.name or "")
@@ -123,7 +128,7 @@ class FileEndpoints(ServiceEndpoints):
         tree = self.service.tree
         if direction == "put":
             return await receive_bytes(request, functools.partial(
-                tree.begin_write, path, grant.user, content_type(request)))
+                tree.begin_write, path, grant.user, content_type(request.headers)))
         node = (await run(tree.resolve, path))[-1]
         return await self._send(request, node, requested_view(request),
-                                requested_version(request, tree))
+                                requested_version(request.query_params, tree))

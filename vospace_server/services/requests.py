@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlsplit
 from typing import Callable, TypeVar
 
 from anyio import to_thread
@@ -147,3 +148,19 @@ def base_url(request: Request) -> str:
     if configured:
         return configured.rstrip("/")
     return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def data_base_url(request: Request) -> str:
+    """Where pre-authorized URLs send the bytes: ``data_url`` when configured; else with a
+    ``data_port``, the public base URL's scheme and host on that port, unless the request
+    came through a proxy (``X-Forwarded-For``), which then routes ``/{svc}/preauth/`` to
+    the replicas' data ports itself (docker/nginx/vospace.conf.template); else the base URL."""
+    settings = deployment(request).settings
+    if settings.data_url:
+        return settings.data_url.rstrip("/")
+    base = base_url(request)
+    if not settings.data_port or "x-forwarded-for" in request.headers:
+        return base
+    parts = urlsplit(base)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return f"{parts.scheme}://{host}:{settings.data_port}"

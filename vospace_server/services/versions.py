@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,18 +27,18 @@ from .nodes import node_path
 from .requests import caller_of, run, xml_response
 
 
-def requested_version(request: Request, tree: NodeTree) -> int | None:
+def requested_version(query: Mapping[str, str], tree: NodeTree) -> int | None:
     """The ``version`` asked for in the query (None when absent), from a tree that keeps
     versions (InvalidArgument otherwise)."""
-    number = version_number(request)
+    number = version_number(query)
     if number is not None and not isinstance(tree, KeepsVersions):
         raise InvalidArgument("this service keeps no versions (arc has snapshots: .snapshots/)")
     return number
 
 
-def version_number(request: Request, name: str = "version") -> int | None:
+def version_number(query: Mapping[str, str], name: str = "version") -> int | None:
     """The positive integer query parameter ``name`` (None when absent)."""
-    value = request.query_params.get(name)
+    value = query.get(name)
     if value is None:
         return None
     if not (value.isascii() and value.isdigit()) or int(value) < 1 or len(value) > 12:
@@ -63,12 +65,12 @@ class VersionEndpoints(ServiceEndpoints):
         policy.require_write(caller, chain)
         refuse_locked(chain[-1])
         if request.method == "DELETE":
-            number = version_number(request)
+            number = version_number(request.query_params)
             if number is None:
                 raise InvalidArgument("give ?version=N to delete")
             await run(tree.delete_version, path, number)
             return Response(status_code=200)
-        number = version_number(request, "restore")
+        number = version_number(request.query_params, "restore")
         if number is None:
             raise InvalidArgument("give ?restore=N to restore version N")
         node = await run(tree.restore_version, path, number, chain[-1].owner or caller.name)

@@ -19,6 +19,7 @@ from ..protocol.http_headers import content_disposition, md5_b64
 from ..protocol.nodes import Node
 from ..storage.streams import FileReadHandle, md5_of_fd
 from ..storage.tree import NodeTree
+from .byte_rules import ReadReply
 from .data_stream import HandleResponse
 from .requests import run
 
@@ -48,15 +49,25 @@ def _made(tree: NodeTree, node: Node, view: View,
     return FileReadHandle(fd, os.fstat(fd).st_size, md5_of_fd(fd), time.time()), media
 
 
-async def send_view(request: Request, tree: NodeTree, node: Node, view: View,
-                    version: int | None = None) -> Response:
-    """GET/HEAD of ``view`` of DataNode ``node``, whose read access has been checked."""
-    made, media = await run(_made, tree, node, view, version)
+def view_reply(tree: NodeTree, node: Node, view: View, version: int | None,
+               method: str) -> tuple[ReadReply, FileReadHandle]:
+    """(On a worker thread) ``view`` of DataNode ``node`` made, and the reply that serves
+    it (the handle is closed already when the reply has no body)."""
+    made, media = _made(tree, node, view, version)
     headers = {"Content-Type": media,
                "Content-Disposition": content_disposition(node.name),
                "Digest": f"md5={md5_b64(made.md5 or '')}",
                "Content-Length": str(made.size)}
-    if request.method == "HEAD":
+    reply = ReadReply(200, headers, 0, made.size, body=method != "HEAD")
+    if not reply.body:
         made.close()
-        return Response(status_code=200, headers=headers)
-    return HandleResponse(made, 0, made.size, 200, headers)
+    return reply, made
+
+
+async def send_view(request: Request, tree: NodeTree, node: Node, view: View,
+                    version: int | None = None) -> Response:
+    """GET/HEAD of ``view`` of DataNode ``node``, whose read access has been checked."""
+    reply, made = await run(view_reply, tree, node, view, version, request.method)
+    if not reply.body:
+        return Response(status_code=reply.status, headers=reply.headers)
+    return HandleResponse(made, reply.start, reply.length, reply.status, reply.headers)

@@ -26,14 +26,15 @@ _pool: list[mmap.mmap] = []
 _pool_lock = threading.Lock()
 
 
-def _take_buffer() -> mmap.mmap:
+def take_buffer() -> mmap.mmap:
+    """A page-aligned STAGE-byte buffer from the pool (give it back with ``return_buffer``)."""
     with _pool_lock:
         if _pool:
             return _pool.pop()
     return mmap.mmap(-1, STAGE)  # anonymous mappings are page-aligned
 
 
-def _return_buffer(buffer: mmap.mmap) -> None:
+def return_buffer(buffer: mmap.mmap) -> None:
     with _pool_lock:
         if len(_pool) < POOL_MAX:
             _pool.append(buffer)
@@ -70,34 +71,39 @@ class StagedWriter:
         self._direct: bool | None = None   # None: not tried yet
 
     def write(self, data) -> None:
+        if isinstance(data, mmap.mmap) and len(data) == STAGE and not self._filled \
+                and self._direct is not False:
+            self._write_stage(data)  # a whole pool buffer (page-aligned): no copy
+            return
         view = memoryview(data).cast("B")
         if self._direct is False:
             _write_all(self.fd, view)
             return
         while view:
             if self._buffer is None:
-                self._buffer = _take_buffer()
+                self._buffer = take_buffer()
             room = STAGE - self._filled
             piece = view[:room]
             self._buffer[self._filled:self._filled + len(piece)] = piece
             self._filled += len(piece)
             view = view[len(piece):]
             if self._filled == STAGE:
-                self._flush_full()
+                self._write_stage(self._buffer)
+                self._filled = 0
 
-    def _flush_full(self) -> None:
+    def _write_stage(self, stage: mmap.mmap) -> None:
+        """One full, page-aligned STAGE of bytes, with O_DIRECT where the filesystem can."""
         if self._direct is None:
             self._direct = _set_direct(self.fd, True)
         try:
-            _write_all(self.fd, self._buffer)
+            _write_all(self.fd, stage)
         except OSError as exc:
             if exc.errno != errno.EINVAL or not self._direct:
                 raise
             # The filesystem accepted the flag but not the I/O: write plainly from now on.
             _set_direct(self.fd, False)
             self._direct = False
-            _write_all(self.fd, self._buffer)
-        self._filled = 0
+            _write_all(self.fd, stage)
 
     def finish(self) -> None:
         """Write what is held back (aligned blocks directly, the tail plainly); the fd is
@@ -121,4 +127,4 @@ class StagedWriter:
         """Give the buffer back without writing (the upload is being discarded)."""
         if self._buffer is not None:
             buffer, self._buffer, self._filled = self._buffer, None, 0
-            _return_buffer(buffer)
+            return_buffer(buffer)

@@ -119,11 +119,24 @@ class Upload:
         self._done = False
 
     def write(self, chunk: bytes) -> None:
-        if self.limit is not None and self.length + len(chunk) > self.limit:
+        self.reserve(len(chunk))
+        self.hash(chunk)
+        self.store(chunk)
+
+    # The three steps of ``write``, for a pipeline that runs them on separate threads
+    # (storage/pipeline.py): in order, each chunk once, and ``reserve`` before the others.
+    def reserve(self, size: int) -> None:
+        """Count ``size`` more bytes; QuotaExceeded (nothing counted) past ``limit``."""
+        if self.limit is not None and self.length + size > self.limit:
             raise QuotaExceeded(f"the upload exceeds the quota ({self.limit} bytes fit)")
+        self.length += size
+
+    def hash(self, chunk) -> None:
         self._md5.update(chunk)
+
+    def store(self, chunk) -> None:
+        """Hand ``chunk`` to the temp file (which does not keep a reference to it)."""
         self.temp.write(chunk)
-        self.length += len(chunk)
 
     def commit(self, expected_md5: str | None = None) -> Node:
         """Publish the bytes; 412 (old content kept) when ``expected_md5`` does not match."""

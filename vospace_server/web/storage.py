@@ -128,7 +128,8 @@ def _signed_links(request: Request, service: Service, caller: Caller, paths: lis
                   ) -> list[tuple[str, str]]:
     """(member name, pre-authorized GET URL) of every file a package would hold."""
     tops = readable_targets(service.tree, caller, paths)
-    return [(entry.name, preauth_url(request, service, entry.path or "", "get", caller.name or ""))
+    return [(entry.name, preauth_url(request, service, entry.path or "", "get", caller.name or "",
+                                     data_port=False))
             for entry in package_entries(service.tree, caller, tops, service.name)
             if not entry.is_dir]
 

@@ -19,7 +19,9 @@ from ..streams import (TEMP_PREFIX, FileReadHandle, ReadHandle, TempFile, fsync_
 class Sink(Protocol):
     """Where an upload's bytes go: ``streams.TempFile`` locally, a multipart upload on S3."""
 
-    def write(self, chunk: bytes) -> None: ...
+    def write(self, chunk: bytes) -> None:
+        """Take ``chunk`` (bytes, or a view of a buffer the caller reuses once this returns)."""
+        ...
 
     def sync(self) -> object: ...
 

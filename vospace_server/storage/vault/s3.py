@@ -35,7 +35,7 @@ class S3Sink:
         self._parts: list[dict] = []
 
     def write(self, chunk: bytes) -> None:
-        self._buffer.append(chunk)
+        self._buffer.append(bytes(chunk))  # a copy when the caller reuses its buffer
         self._buffered += len(chunk)
         if self._buffered >= PART:
             self._send_part()

@@ -1,0 +1,31 @@
+"""The data port: a second listener of ``vospace serve`` only for the bulk bytes.
+
+Transfer negotiation and vault's ``/files`` redirects hand out pre-authorized URLs on this
+port (``data_port``; ``data_url`` when a proxy or another name fronts it), as CADC
+separates its file service from its VOSpace service. It serves ``/{svc}/preauth/...``
+with the same checks as the main port, on blocking sockets in threads (http1.py,
+server.py, routes.py): TLS there runs at OpenSSL's speed, plain HTTP uses ``sendfile``,
+and uploads are received, hashed and written at once. Stateless like the rest: every
+replica runs one, and a proxy balances it like the main port (docker/nginx).
+"""
+from __future__ import annotations
+
+import ssl
+
+from ..config import Settings
+from ..deployment import Deployment
+from .routes import DataRoutes
+from .server import DataServer
+
+
+def start_data_server(settings: Settings, deployment: Deployment,
+                      cert: tuple[str, str] | None) -> DataServer | None:
+    """The data server on ``settings.data_port`` (TLS with ``cert``), or None when off."""
+    if not settings.data_port:
+        return None
+    context = None
+    if cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*cert)
+    return DataServer(DataRoutes(deployment), settings.host, settings.data_port, context,
+                      settings.header_timeout, settings.max_header_bytes).start()

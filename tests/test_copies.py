@@ -7,10 +7,15 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -301,3 +306,140 @@ def test_another_process_takes_over_the_queue_of_a_killed_one(tmp_path, postgres
         assert survivor.vospace("fsck", "--repair").returncode == 0
     assert {p.name for p in (tmp_path / "disk2").glob("*/*")} == \
         {blob_key(survivor, p) for p in files}
+
+
+class HeldUpload:
+    """A PUT whose body trickles in until ``release``: an upload in flight for as long as
+    the test wants."""
+
+    def __init__(self, server: Server, path: str) -> None:
+        self.server, self.path = server, path
+        self.released = threading.Event()
+        self.status: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: in_flight(server, "in") == 1, 60, "the upload to start")
+
+    def _body(self):
+        deadline = time.monotonic() + 300  # a test that never releases still ends
+        while not self.released.is_set() and time.monotonic() < deadline:
+            yield b"x" * 16384
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        with self.server.client("alice") as c:
+            self.status = c.put(f"/vault/files/{self.path}", content=self._body()).status_code
+
+    def release(self) -> float:
+        """End the upload; returns the time just before it ended."""
+        before = time.time()
+        self.released.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive() and self.status == 201, self.status
+        wait_ended(self.server, "in")
+        return before
+
+
+class HeldDownload:
+    """A GET of a large file whose client reads a few bytes and then nothing (a small
+    receive window, so the server's sends block) until ``release`` hangs up."""
+
+    def __init__(self, server: Server, path: str) -> None:
+        self.server = server
+        with server.client("alice") as c:
+            url = urlsplit(c.get(f"/vault/files/{path}").headers["location"])
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        self.sock.connect(("127.0.0.1", url.port))
+        if url.scheme == "https":
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+            self.sock = tls.wrap_socket(self.sock)
+        self.sock.sendall(f"GET {url.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert self.sock.recv(100).startswith(b"HTTP/1.1 200")
+        wait_until(lambda: in_flight(server, "out") == 1, 60, "the download to start")
+
+    def release(self) -> float:
+        before = time.time()
+        self.sock.close()
+        wait_ended(self.server, "out")
+        return before
+
+
+def wait_ended(server: Server, direction: str) -> None:
+    wait_until(lambda: in_flight(server, direction) == 0, 60, "the transfer to end")
+
+
+def in_flight(server: Server, direction: str) -> float:
+    with server.client("admin") as admin:
+        metrics = admin.get("/metrics").text
+    found = re.search(rf'vospace_transfers_in_flight{{direction="{direction}",service="vault"}} '
+                      r'(\S+)', metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+def copy_made_at(server: Server, path: str, store: str) -> float | None:
+    """When the ledger recorded the copy of ``path`` in ``store`` as made (None: not yet)."""
+    with sqlite3.connect(os.path.join(server.data_dir, "vospace.db")) as conn:
+        row = conn.execute("SELECT checked FROM blob_copies WHERE blob = ? AND store = ?",
+                           (blob_key(server, path), store)).fetchone()
+    return None if row is None else row[0]
+
+
+@pytest.mark.parametrize("direction", ["in", "out"])
+def test_copies_wait_while_the_server_transfers_and_are_made_once_it_is_idle(tmp_path, servers,
+                                                                            direction):
+    """A copy queued while an upload (or a download) runs in this process is not made
+    until that transfer ends (the bound on waiting is far away here)."""
+    env = {"VOSPACE_BLOB_COPIES": f"file://{tmp_path / 'disk2'}#disk2",
+           "VOSPACE_COPY_MAX_WAIT": "600"}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    if direction == "out":  # far more than the sockets' buffers hold
+        upload(server, {"alice/big.bin": os.urandom(32 * 1024 * 1024)})
+        wait_copied(server)
+    held = HeldUpload(server, "alice/held.bin") if direction == "in" else \
+        HeldDownload(server, "alice/big.bin")
+    try:
+        upload(server, {"alice/small.txt": b"queued behind a transfer"})
+        for _ in range(4):  # seconds of copies status calls: nothing is copied meanwhile
+            assert "backlog: 1 queued" in copies_status(server)
+        assert copy_made_at(server, "alice/small.txt", "disk2") is None
+        assert not list((tmp_path / "disk2").glob(f"*/{blob_key(server, 'alice/small.txt')}"))
+    finally:
+        released = held.release()
+    wait_copied(server)
+    made = copy_made_at(server, "alice/small.txt", "disk2")
+    assert made is not None and made > released, (made, released)
+    assert download(server, "alice/small.txt") == b"queued behind a transfer"
+
+
+def test_a_server_that_is_never_idle_still_makes_its_copies(tmp_path, servers):
+    """With ``copy_max_wait`` 1 s, copies (of one chunk and of three) are made while an
+    upload stays in flight the whole time; the copier runs at the lowest CPU and I/O
+    priority of the process's threads."""
+    env = {"VOSPACE_BLOB_COPIES": f"file://{tmp_path / 'disk2'}#disk2",
+           "VOSPACE_COPY_MAX_WAIT": "1"}
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    held = HeldUpload(server, "alice/held.bin")
+    try:
+        files = {"alice/one-chunk.txt": os.urandom(1000),
+                 "alice/three-chunks.bin": os.urandom(9 * 1024 * 1024 + 5)}
+        upload(server, files)
+        wait_copied(server)
+        assert in_flight(server, "in") == 1 and held.thread.is_alive()
+    finally:
+        held.release()
+    for path, data in files.items():
+        assert copy_made_at(server, path, "disk2") is not None
+        with open(local_blob(str(tmp_path / "disk2"), blob_key(server, path)), "rb") as fh:
+            assert fh.read() == data
+
+    niced = {}
+    for task in Path(f"/proc/{server.proc.pid}/task").iterdir():
+        nice = int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
+        if nice:
+            niced[task.name] = nice
+    assert list(niced.values()) == [19], niced  # the copier thread, and only it
+    (tid,) = niced
+    ionice = subprocess.run(["ionice", "-p", tid], capture_output=True, text=True)
+    assert ionice.stdout.strip() == "idle", ionice

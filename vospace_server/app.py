@@ -89,7 +89,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Star
         runner.stop()
         deployment.close()
 
-    observed = Middleware(AuditMiddleware, metrics=deployment.metrics, labels=RouteLabels(routes))
+    observed = Middleware(AuditMiddleware, metrics=deployment.metrics, labels=RouteLabels(routes),
+                          transfers=deployment.transfers)
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[observed],
                     exception_handlers={
                         VOSpaceFault: handle_fault,

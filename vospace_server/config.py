@@ -33,6 +33,7 @@ class Settings:
     preauth_lifetime: int = 86400  # seconds a pre-authorized URL stays valid
     blob_url: str = ""           # "" = files in blob_dir; s3://bucket[/prefix] = S3
     blob_copies: str = ""        # more vault stores kept in step (URLs; README "Copies")
+    copy_max_wait: int = 10      # seconds a background copy gives way to transfers at most
     s3_endpoint_url: str = ""    # e.g. http://minio:9000 (default: AWS)
     s3_access_key: str = ""      # default: boto3's usual credential chain
     s3_secret_key: str = ""

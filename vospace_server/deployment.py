@@ -25,6 +25,7 @@ from .storage.vault.copy_ledger import CopyLedger
 from .storage.vault.copy_worker import CopyWorker
 from .storage.vault.tree import VaultTree
 from .storage.vault.versions import Retention
+from .yielding import TransfersInFlight
 
 if TYPE_CHECKING:
     from .auth.oidc import OidcValidator
@@ -66,6 +67,7 @@ class Deployment:
                           retention=Retention(settings.version_keep, settings.version_max_age_days),
                           migrate=settings.migrate_on_start)
         self.vault = vault  # the VaultTree itself, for its engine and blob store
+        self.transfers = TransfersInFlight()  # counted by the access middleware
         self.copier = self._replicate(vault)
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records
@@ -97,7 +99,7 @@ class Deployment:
             return None
         vault.blobs = ReplicatedBlobStore({PRIMARY: vault.blobs, **copies},
                                           CopyLedger(vault.engine), self.metrics)
-        return CopyWorker(vault.blobs)
+        return CopyWorker(vault.blobs, self.transfers, self.settings.copy_max_wait)
 
     def _add_gauges(self) -> None:
         """The deployment-wide gauges read at scrape time (see metrics.py)."""

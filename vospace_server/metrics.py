@@ -32,7 +32,7 @@ class Metrics:
         self.bytes_out = Counter("vospace_sent_bytes", "Response body bytes sent",
                                  ["service"], registry=r)
         self.transfers = Gauge("vospace_transfers_in_flight",
-                               "Data transfers (files, preauth) in progress in this process",
+                               "Data transfers (files, preauth, pkg) in progress in this process",
                                ["service", "direction"], registry=r)
         self.copy_failures = Counter("vospace_copy_failures",
                                      "Failed attempts to make a blob copy (retried later)",

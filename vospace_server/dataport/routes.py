@@ -21,7 +21,7 @@ from ..deployment import Deployment
 from ..protocol import uris
 from ..protocol.faults import InternalFault, NodeNotFound, VOSpaceFault
 from ..services.audit import (REQUEST_ID_KEY, SAFE_METHODS, log_event, observe, request_id,
-                              transfer_gauge)
+                              transfer_in_flight)
 from ..services.byte_rules import PutRequest, ReadReply, content_type, plan_read, stored_headers
 from ..services.versions import requested_version
 from ..services.views import view_reply
@@ -52,14 +52,11 @@ class DataRoutes:
         if service not in self.deployment.services:
             service = "other"
         metrics = self.deployment.metrics
-        transfer = transfer_gauge(metrics, request.method, service, "preauth")
-        if transfer is not None:
-            transfer.inc()
         try:
-            return self._answer(request, conn)
+            with transfer_in_flight(metrics, self.deployment.transfers, request.method,
+                                    service, "preauth"):
+                return self._answer(request, conn)
         finally:
-            if transfer is not None:
-                transfer.dec()
             status = conn.status or 500
             if request.method not in SAFE_METHODS:
                 log_event("write", scope, status=status)

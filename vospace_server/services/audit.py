@@ -22,7 +22,9 @@ import re
 import secrets
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 
 from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Mount
@@ -30,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.identity import Caller
 from ..metrics import Metrics
+from ..yielding import TransfersInFlight
 from .requests import CALLER_KEY
 
 audit_log = logging.getLogger("vospace.audit")
@@ -38,7 +41,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REQUEST_ID_KEY = "vospace.request_id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _PREAUTH = re.compile(r"^(/[^/]+/preauth/)[^/]+")
-DATA_ENDPOINTS = frozenset({"files", "preauth"})
+DATA_ENDPOINTS = frozenset({"files", "preauth", "pkg"})
 
 
 def caller_name(scope: Scope) -> str | None:
@@ -109,8 +112,10 @@ class RouteLabels:
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, labels: RouteLabels) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, labels: RouteLabels,
+                 transfers: TransfersInFlight) -> None:
         self.app, self.metrics, self.labels = app, metrics, labels
+        self.transfers = transfers  # what background copies give way to
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,7 +124,6 @@ class AuditMiddleware:
         started = time.monotonic()
         rid = scope[REQUEST_ID_KEY] = request_id(scope)
         service, endpoint = self.labels.of(scope["path"])
-        transfer = transfer_gauge(self.metrics, scope["method"], service, endpoint)
         status, sent, received = 0, 0, 0
 
         async def counting_receive() -> Message:
@@ -141,13 +145,11 @@ class AuditMiddleware:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        if transfer is not None:
-            transfer.inc()
         try:
-            await self.app(scope, counting_receive, send_with_identity)
+            with transfer_in_flight(self.metrics, self.transfers, scope["method"], service,
+                                    endpoint):
+                await self.app(scope, counting_receive, send_with_identity)
         finally:
-            if transfer is not None:
-                transfer.dec()
             status = status or 500
             duration = time.monotonic() - started
             if scope["method"] not in SAFE_METHODS:
@@ -155,12 +157,22 @@ class AuditMiddleware:
             observe(self.metrics, scope, service, endpoint, status, sent, received, duration)
 
 
-def transfer_gauge(metrics: Metrics, method: str, service: str, endpoint: str):
-    """The in-flight gauge a data transfer moves (None for other requests)."""
+@contextmanager
+def transfer_in_flight(metrics: Metrics, transfers: TransfersInFlight, method: str,
+                       service: str, endpoint: str) -> Iterator[None]:
+    """Count a data transfer (both ports) while it runs: in the in-flight gauge, and in the
+    process's ``transfers``, which background copies give way to. Other requests: nothing."""
     if endpoint not in DATA_ENDPOINTS or method not in ("GET", "PUT"):
-        return None
-    direction = "out" if method == "GET" else "in"
-    return metrics.transfers.labels(service, direction)
+        yield
+        return
+    gauge = metrics.transfers.labels(service, "out" if method == "GET" else "in")
+    gauge.inc()
+    transfers.add(1)
+    try:
+        yield
+    finally:
+        gauge.dec()
+        transfers.add(-1)
 
 
 def observe(metrics: Metrics, scope: Scope, service: str, endpoint: str, status: int, sent: int,

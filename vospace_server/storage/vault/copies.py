@@ -41,8 +41,6 @@ class ReplicatedSink:
     def __init__(self, store: "ReplicatedBlobStore", key: str, inner: Sink) -> None:
         self.store, self.key, self.inner = store, key, inner
         self.length = 0
-        self._open = True
-        store.uploads.add(1)
 
     def write(self, chunk: bytes) -> None:
         self.inner.write(chunk)
@@ -53,38 +51,12 @@ class ReplicatedSink:
 
     def publish(self) -> None:
         self.inner.publish()
-        self._close()
         self.store.ledger.published(self.key, self.store.primary, self.length,
                                     self.store.names[1:])
         self.store.wake()
 
     def discard(self) -> None:
-        self._close()
         self.inner.discard()
-
-    def _close(self) -> None:
-        if self._open:
-            self._open = False
-            self.store.uploads.add(-1)
-
-
-class UploadsInFlight:
-    """How many uploads this process is receiving: the copier waits while there are any,
-    so background copies take disk and CPU only when uploads leave them idle."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._idle = threading.Condition()
-
-    def add(self, delta: int) -> None:
-        with self._idle:
-            self._count += delta
-            if self._count == 0:
-                self._idle.notify_all()
-
-    def wait_idle(self, timeout: float) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: self._count == 0, timeout)
 
 
 class ReplicatedBlobStore:
@@ -100,7 +72,6 @@ class ReplicatedBlobStore:
         self._down_until: dict[str, float] = {}
         self._bad_until: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._bad_lock = threading.Lock()
-        self.uploads = UploadsInFlight()
         self.queued = threading.Event()  # set when this process queued copies
 
     def wake(self) -> None:
@@ -315,13 +286,14 @@ def copy_blob(source: BlobStore, target: BlobStore, key: str, expected_md5: str 
               tick: Callable[[], None]) -> tuple[str, int] | None:
     """Stream blob ``key`` from ``source`` into ``target`` (MD5 and length on the way) and
     make it durable there; None, with nothing written, if the bytes do not match
-    ``expected_md5``. ``tick`` runs after every chunk (heartbeats, yielding, stopping).
-    Raises FileNotFoundError if ``source`` has no such blob."""
+    ``expected_md5``. ``tick`` runs before every chunk and before the final sync (heartbeats,
+    yielding to transfers, stopping). Raises FileNotFoundError if ``source`` has no such blob."""
     handle = source.open(key, expected_md5, 0)
     sink = target.writer(key)
     try:
         digest, offset = hashlib.md5(), 0
         while offset < handle.size:
+            tick()
             chunk = handle.read(offset, min(CHUNK, handle.size - offset))
             if not chunk:
                 raise OSError(f"the source ended at {offset} of {handle.size} bytes")
@@ -329,10 +301,10 @@ def copy_blob(source: BlobStore, target: BlobStore, key: str, expected_md5: str 
             sink.write(chunk)
             _uncache(handle, offset, len(chunk))
             offset += len(chunk)
-            tick()
         if expected_md5 and digest.hexdigest() != expected_md5:
             sink.discard()
             return None
+        tick()
         sink.sync()
         sink.publish()
         return digest.hexdigest(), offset

@@ -6,13 +6,22 @@ process that ran it. A copy streams from the first store holding a good copy int
 target (MD5 and length on the way, compared with the expected MD5 when known), is made
 durable there (``sync`` + ``publish``), and only then recorded and dropped from the queue.
 A failed attempt goes back to the queue with exponential backoff.
+
+Copies give way to the process's clients (README "Copies in several places"): before each
+chunk the copier waits until this process has served no upload or download for
+``IDLE_GRACE`` seconds, but never longer than ``max_wait`` seconds (``copy_max_wait``), so
+a server that is never idle still copies a chunk per ``max_wait`` seconds. The thread runs
+at the lowest CPU and I/O priority (yielding.py). Other processes' transfers are not seen
+here: replicas on one machine give way to each other only through those priorities.
 """
 from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from ...background import BackgroundLoop
+from ...yielding import TransfersInFlight, lower_thread_priority
 from ..jobs import runner_identity
 from .copies import STORE_ERRORS, ReplicatedBlobStore, copy_blob
 from .copy_ledger import CORRUPT, DELETE, OK, Task
@@ -20,7 +29,8 @@ from .copy_ledger import CORRUPT, DELETE, OK, Task
 log = logging.getLogger("vospace.copies")
 POLL = 1.0        # seconds between looks at the queue when this process queued nothing
 HEARTBEAT = 10.0
-YIELD_AT_MOST = 10.0  # seconds a chunk waits for uploads to finish (copies never starve)
+IDLE_GRACE = 0.5  # seconds without transfers before copying resumes (covers the gaps
+                  # between one client's back-to-back requests)
 
 
 class Stopping(Exception):
@@ -31,18 +41,35 @@ class CopyWorker(BackgroundLoop):
     thread_name = "blob-copier"
     join_timeout = 10.0
 
-    def __init__(self, store: ReplicatedBlobStore) -> None:
+    def __init__(self, store: ReplicatedBlobStore, transfers: TransfersInFlight,
+                 max_wait: float) -> None:
         super().__init__()
         self.store = store
         self.ledger = store.ledger
+        self.transfers = transfers
+        self.max_wait = max_wait  # seconds a chunk waits for the transfers at most
         self.me = runner_identity()
 
     def _wake(self) -> None:
         self.store.wake()
+        self.transfers.wake_waiters()
+
+    def _give_way(self, beat: Callable[[], None] = lambda: None) -> None:
+        """Wait until this process's clients leave the CPU and disk idle, at most
+        ``max_wait`` seconds; ``beat`` runs at least every ``HEARTBEAT`` seconds meanwhile
+        (a claimed task must not look abandoned however long the wait)."""
+        deadline = time.monotonic() + self.max_wait
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if self.transfers.wait_idle(IDLE_GRACE, min(left, HEARTBEAT), self._stop) \
+                    or left <= HEARTBEAT:
+                return
+            beat()
 
     def _loop(self) -> None:
+        lower_thread_priority()
         while not self._stop.is_set():
-            self.store.uploads.wait_idle(YIELD_AT_MOST)
+            self._give_way()
             try:
                 task = self.ledger.claim(self.me)
             except Exception:  # the database is away: try again later
@@ -99,15 +126,18 @@ class CopyWorker(BackgroundLoop):
             return
         raise FileNotFoundError(f"no readable copy of blob {task.blob}")
 
-    def _ticker(self, task: Task):
+    def _ticker(self, task: Task) -> Callable[[], None]:
         last = time.monotonic()
 
-        def tick() -> None:
+        def beat() -> None:
             nonlocal last
-            self.store.uploads.wait_idle(YIELD_AT_MOST)
-            if self._stop.is_set():
-                raise Stopping()
             if time.monotonic() - last > HEARTBEAT:
                 self.ledger.heartbeat(task)
                 last = time.monotonic()
+
+        def tick() -> None:
+            self._give_way(beat)
+            if self._stop.is_set():
+                raise Stopping()
+            beat()
         return tick

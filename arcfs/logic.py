@@ -33,6 +33,7 @@ from .properties import (MTIME_PROP, UTIME_NOW, UTIME_OMIT, mtime_ns, mtime_stam
 from .reader import RangeReader
 from .spool import Spool
 from .upload import StreamingUpload
+from .writeback import WriteBack
 
 log = logging.getLogger("arcfs")
 
@@ -40,7 +41,7 @@ FILL_CHUNK = 4 << 20
 NO_QUOTA = 1 << 50          # statfs size shown when no quota applies (1 PiB)
 BLOCK = 4096
 NAME_MAX = 255
-BIG_DIR = 256              # entries from which an expired listing is refetched whole
+STREAM_FROM = 1 << 20      # a file sent while written once it holds this much
 
 
 @dataclass
@@ -76,15 +77,16 @@ class ArcFS:
         self.handles = Handles()
         self.seen_md5: dict[str, str | None] = {}
         self.lock = threading.RLock()
+        self.writeback = WriteBack()
 
     def close(self) -> None:
-        """Upload what is still dirty (best effort) and drop local state."""
+        """Unmount: upload what is still dirty, wait for every pending upload, log what did
+        not arrive, and drop local state."""
         for spool in list(self.spools.values()):
-            if spool.dirty and not spool.unlinked:
-                try:
-                    self._upload(spool)
-                except OSError as exc:
-                    log.error("%s: not uploaded at unmount: %s", spool.path, exc)
+            self._write_back(spool)
+        for failure in self.writeback.drain():
+            log.error("%s: not uploaded at unmount: %s", failure.what, failure.error)
+        for spool in list(self.spools.values()):
             spool.discard()
         self.spools.clear()
 
@@ -140,7 +142,7 @@ class ArcFS:
             parent, name = self._parent(path), os.path.basename(path)
             children = self.listings.get(parent)
             if not isinstance(children, dict):
-                children = self._relist_big(parent)
+                children = self._relist(parent)
             if isinstance(children, dict):
                 if name not in children:
                     raise fs_error(errno.ENOENT)
@@ -157,11 +159,10 @@ class ArcFS:
         return node
 
     def getattr(self, path: str) -> dict:
-        spool = self.spools.get(path)
-        if spool is not None:
-            size = spool.size()
-            ns = int(spool.mtime * 1e9)
-            return self._stat(stat.S_IFREG | 0o600, size, ns, 1)
+        with self.lock:    # a spool in the map is not discarded meanwhile
+            spool = self.spools.get(path)
+            if spool is not None:
+                return self._stat(stat.S_IFREG | 0o600, spool.size(), int(spool.mtime * 1e9), 1)
         node = self.node(path)
         size = len(node.target or "") if node.islink else node.size
         return self._stat(mode_of(node), size, mtime_ns(node), 2 if node.isdir else 1)
@@ -179,17 +180,30 @@ class ArcFS:
         children = None if fresh else self.listings.get(path)
         if isinstance(children, dict):
             return children
+        pending = self._pending_in(path)
         with remote_errors():
             children = {child.name: child for child in self.client.iterdir(self.remote(path))}
+        # an upload that finished while the listing was on its way: it is there too
+        for name, spool in pending.items():
+            if name not in children and not spool.unlinked and \
+                    spool.path == f"{path.rstrip('/')}/{name}":
+                children[name] = None
         self.listings.put(path, children)
         return children
 
-    def _relist_big(self, parent: str) -> dict[str, Node | None] | None:
-        """A lookup in a big directory whose listing just expired (``ls -l`` of 10,000
-        entries outlasting the TTL) lists it again, once for all the threads asking,
-        rather than fetching its children one request each."""
-        stale = self.listings.get_stale(parent)
-        if not isinstance(stale, dict) or len(stale) < BIG_DIR:
+    def _pending_in(self, path: str) -> dict[str, Spool]:
+        """The files of directory ``path`` written here and not uploaded (or not yet)."""
+        prefix = path.rstrip("/") + "/"
+        with self.lock:
+            return {p[len(prefix):]: s for p, s in self.spools.items()
+                    if p.startswith(prefix) and "/" not in p[len(prefix):]}
+
+    def _relist(self, parent: str) -> dict[str, Node | None] | None:
+        """A lookup in a directory whose listing expired (``ls -l`` of 10,000 entries
+        outlasting the TTL, ``tar -x`` creating names in a directory it made) lists it
+        again, once for all the threads asking, rather than fetching its children one
+        request each."""
+        if not isinstance(self.listings.get_stale(parent), dict):
             return None
         with self.lock:
             lock = self.relist_locks.setdefault(parent, threading.Lock())
@@ -206,10 +220,9 @@ class ArcFS:
         if not self.node(path).isdir:
             raise fs_error(errno.ENOTDIR)
         names = self.listdir(path)
-        prefix = path.rstrip("/") + "/"
-        pending = [p[len(prefix):] for p in list(self.spools)
-                   if p.startswith(prefix) and "/" not in p[len(prefix):]]
-        return [".", ".."] + names + [n for n in pending if n not in names]
+        pending = self._pending_in(path)
+        listed = set(names)
+        return [".", ".."] + names + [n for n in pending if n not in listed]
 
     def statfs(self, path: str = "/") -> dict:
         """Quota and usage of the nearest container with a quota (else the mount root's)."""
@@ -241,6 +254,7 @@ class ArcFS:
         with remote_errors():
             self.client.mkdir(self.remote(path))
         self._created(path)
+        self.listings.put(path, {})       # new, so empty: lookups of names in it are local
 
     def _require_parent(self, path: str) -> None:
         if not self.node(self._parent(path)).isdir:
@@ -251,7 +265,8 @@ class ArcFS:
             raise fs_error(errno.EBUSY)
         if not self.node(path).isdir:
             raise fs_error(errno.ENOTDIR)
-        if self.listdir(path, fresh=True):
+        if self.listdir(path, fresh=True) or any(p.startswith(path + "/")
+                                                 for p in list(self.spools)):
             raise fs_error(errno.ENOTEMPTY)
         with remote_errors():
             self.client.delete(self.remote(path))
@@ -259,6 +274,8 @@ class ArcFS:
 
     def unlink(self, path: str) -> None:
         spool = self.spools.get(path)
+        if spool is not None:
+            self._detach(spool)       # after an upload in flight, which may create the node
         try:
             node = self.node(path)
         except OSError:
@@ -267,8 +284,6 @@ class ArcFS:
             node = None
         if node is not None and node.isdir:
             raise fs_error(errno.EISDIR)
-        if spool is not None:
-            self._detach(spool)
         if node is not None:
             with remote_errors():
                 self.client.delete(self.remote(path))
@@ -329,9 +344,12 @@ class ArcFS:
             return
         if new.startswith(old.rstrip("/") + "/"):
             raise fs_error(errno.EINVAL)
-        spool = self.spools.get(old)
-        if spool is not None and spool.dirty and not spool.unlinked:
-            self._upload(spool)
+        with self.lock:   # what is pending there goes first, as the move must see it
+            pending = [s for p, s in self.spools.items() if p in (old, new)
+                       or p.startswith(old.rstrip("/") + "/") or p.startswith(new + "/")]
+        for spool in pending:
+            if not spool.unlinked:
+                self._upload(spool)   # now, or after the pending upload in flight
         src = self.node(old)
         self._require_parent(new)
         dst = self.node_or_none(new)
@@ -365,12 +383,45 @@ class ArcFS:
     def chmod(self, path: str, mode: int) -> None:
         """o+r <-> ispublic; g+r / g+w <-> groupread / groupwrite (the node's group, or the
         mount's --group when it has none; without either, g bits cannot be granted)."""
+        if self._defer(path, mode=mode):
+            return
         node = self.node(path)
         if node.islink:
             return
         changes = permission_changes(node, mode, self.o.group)
         if changes:
             self._set_props(path, changes)
+
+    def _defer(self, path: str, **change: int) -> bool:
+        """A ``chmod`` or ``utimens`` of a file open with unsent writes (``tar`` sets both
+        before ``close``): kept with the spool and sent right after its upload, in one
+        request (True). False when nothing is unsent, once a queued upload is done (a
+        closed file is changed on the server, as any other)."""
+        spool = self.spools.get(path)
+        if spool is None:
+            return False
+        self.writeback.settle(spool)
+        with spool.lock:
+            if not spool.dirty or spool.unlinked:
+                return False
+            spool.deferred.update(change)
+            if "mtime_ns" in change:
+                spool.mtime = change["mtime_ns"] / 1e9
+            return True
+
+    def _apply_deferred(self, spool: Spool) -> None:
+        """After an upload: the chmod and utimens kept for it (see ``_defer``)."""
+        deferred, spool.deferred = spool.deferred, {}
+        if not deferred:
+            return
+        node = self.node(spool.path)
+        changes = {}
+        if "mode" in deferred:
+            changes.update(permission_changes(node, deferred["mode"], self.o.group))
+        if "mtime_ns" in deferred:
+            changes[MTIME_PROP] = mtime_stamp(node, deferred["mtime_ns"])
+        if changes:
+            self._set_props(spool.path, changes)
 
     def _set_props(self, path: str, changes: dict[str, str | None]) -> Node:
         known = self.node(path)
@@ -391,29 +442,33 @@ class ArcFS:
             return
         if ns == UTIME_NOW:
             ns = time.time_ns()
-        spool = self.spools.get(path)
-        if spool is not None:
-            spool.mtime = ns / 1e9
-            if spool.dirty:
-                self._upload(spool)
+        if self._defer(path, mtime_ns=ns):
+            return
         node = self.node(path)
         if node.islink:
             return
         self._set_props(path, {MTIME_PROP: mtime_stamp(node, ns)})
 
+    def _settled(self, path: str) -> Node:
+        """The node once a pending upload of it is done (its properties are the server's)."""
+        spool = self.spools.get(path)
+        if spool is not None:
+            self.writeback.settle(spool)
+        return self.node(path)
+
     def listxattr(self, path: str) -> list[str]:
-        return xattr_names(self.node(path))
+        return xattr_names(self._settled(path))
 
     def getxattr(self, path: str, name: str) -> bytes:
         uri = xattr_uri(name)
-        value = self.node(path).props.get(uri)
+        value = self._settled(path).props.get(uri)
         if value is None:
             raise fs_error(errno.ENODATA)
         return value.encode()
 
     def setxattr(self, path: str, name: str, value: bytes, flags: int = 0) -> None:
         uri = xattr_uri(name)
-        exists = self.node(path).props.get(uri) is not None
+        exists = self._settled(path).props.get(uri) is not None
         if flags & os.XATTR_CREATE and exists:
             raise fs_error(errno.EEXIST)
         if flags & os.XATTR_REPLACE and not exists:
@@ -426,7 +481,7 @@ class ArcFS:
 
     def removexattr(self, path: str, name: str) -> None:
         uri = xattr_uri(name)
-        if self.node(path).props.get(uri) is None:
+        if self._settled(path).props.get(uri) is None:
             raise fs_error(errno.ENODATA)
         self._set_props(path, {uri: None})
 
@@ -489,10 +544,11 @@ class ArcFS:
             spool = self._spool_for(path, node, truncate=bool(flags & os.O_TRUNC))
             return self.handles.add(Handle(path, spool=spool, writable=writing,
                                            append=bool(flags & os.O_APPEND))), False
-        spool = self.spools.get(path)
-        if spool is not None:
-            with self.lock:
+        with self.lock:   # a pending upload's spool: read-after-write sees its bytes
+            spool = self.spools.get(path)
+            if spool is not None:
                 spool.refs += 1
+        if spool is not None:
             return self.handles.add(Handle(path, spool=spool)), False
         node = self.node(path)
         if node.isdir:
@@ -503,17 +559,18 @@ class ArcFS:
         return self.handles.add(Handle(path, reader=reader)), keep
 
     def create(self, path: str, mode: int = 0o644, flags: int = os.O_WRONLY) -> int:
-        """A new, empty file; it reaches the server when the handle is flushed or closed."""
+        """A new, empty file; its upload is queued when the handle is flushed or closed."""
         parent = self.node(self._parent(path))
         if not parent.isdir:
             raise fs_error(errno.ENOTDIR)
-        existing = self.node_or_none(path)
-        if existing is not None:
+        pending = path in self.spools      # written here, maybe not on the server yet
+        existing = None if pending else self.node_or_none(path)
+        if pending or existing is not None:
             if flags & os.O_EXCL:
                 raise fs_error(errno.EEXIST)
-            if existing.isdir:
+            if existing is not None and existing.isdir:
                 raise fs_error(errno.EISDIR)
-        spool = self._spool_for(path, None, truncate=existing is not None)
+        spool = self._spool_for(path, None, truncate=pending or existing is not None)
         if existing is not None:
             spool.dirty = True
         return self.handles.add(Handle(path, spool=spool, writable=True))
@@ -536,11 +593,13 @@ class ArcFS:
             size = spool.size()
             if self.o.cache_size and offset + len(data) > size:
                 self._check_space(offset + len(data) - size)
-            # Any write at 0 into an empty spool may start streaming: not only a new file's
-            # (dd and shell redirections open, dup2 and close first, and that flush already
-            # created the empty file on the server).
-            if spool.stream is None and offset == 0 and size == 0:
+            # A file growing by appends is sent while written once it is big enough to be
+            # worth a connection of its own (small files go whole, after close). Whatever
+            # the spool holds goes first: a new file's bytes, or a file opened without
+            # O_TRUNC and appended to.
+            if spool.stream is None and offset == size and size + len(data) >= STREAM_FROM:
                 spool.stream = self._start_stream(spool)
+                spool.stream.appended(0, size)
             written = spool.pwrite(data, offset)
             if spool.stream is not None:
                 spool.stream.appended(offset, written)
@@ -554,19 +613,33 @@ class ArcFS:
             spool.path)
 
     def _check_space(self, growth: int) -> None:
-        used = sum(s.size() for s in list(self.spools.values()))
-        if used + growth > self.o.cache_size:
-            raise fs_error(errno.ENOSPC, "the local write cache (--cache-size) is full")
+        """ENOSPC when the spools would outgrow --cache-size, once the pending uploads
+        (whose spools then go) are done."""
+        for attempt in range(2):
+            with self.lock:
+                used = sum(s.size() for s in self.spools.values())
+            if used + growth <= self.o.cache_size:
+                return
+            if not attempt:
+                self.writeback.idle()
+        raise fs_error(errno.ENOSPC, "the local write cache (--cache-size) is full")
 
     def truncate(self, path: str, length: int) -> None:
         if length < 0:
             raise fs_error(errno.EINVAL)
-        spool = self.spools.get(path)
+        with self.lock:
+            spool = self.spools.get(path)
+            if spool is not None:
+                spool.refs += 1
         if spool is not None:
-            with spool.lock:
-                if spool.stream is not None and length != spool.size():
-                    spool.stream.abort()
-                spool.truncate(length)
+            try:
+                with spool.lock:
+                    if spool.stream is not None and length != spool.size():
+                        spool.stream.abort()
+                    spool.truncate(length)
+                self._write_back(spool)
+            finally:
+                self._drop(spool)
             return
         node = self.node(path)
         if node.isdir:
@@ -582,7 +655,8 @@ class ArcFS:
             self._drop(spool)
 
     def _upload(self, spool: Spool) -> None:
-        """Send the spool's content; returns once the server has stored it (or raises)."""
+        """Send the spool's content, then the chmod/utimens kept for it; returns once the
+        server has stored them (or raises)."""
         with spool.lock:
             if not spool.dirty or spool.unlinked:
                 return
@@ -598,7 +672,8 @@ class ArcFS:
             spool.dirty = False
             previous = self.attrs.get(spool.path)
             self._created(spool.path, self._uploaded_node(remote, previous, size, md5))
-        self.seen_md5.pop(spool.path, None)
+            self.seen_md5.pop(spool.path, None)
+            self._apply_deferred(spool)
 
     def _uploaded_node(self, remote: Remote, previous, size: int, md5: str) -> Node:
         """The node as the upload left it, without asking: the server keeps the node's
@@ -609,12 +684,51 @@ class ArcFS:
         props.pop(MTIME_PROP, None)
         return Node(uri="", path=remote.path, type=DATA, props=props)
 
+    def _write_back(self, spool: Spool) -> None:
+        """Queue the spool's upload (the job holds a reference: the spool, and what this
+        mount shows of the file, stay until the server has it)."""
+        if not spool.dirty or spool.unlinked:
+            return
+        with self.lock:
+            spool.refs += 1
+        if not self.writeback.submit(spool, spool.path, lambda: self._upload_queued(spool),
+                                     lambda: self._drop(spool)):
+            self._drop(spool)      # the pending job uploads once more after its current run
+
+    def _upload_queued(self, spool: Spool) -> None:
+        """A queued upload. One that fails is reported (see ``WriteBack``) and its bytes are
+        not sent again, as the kernel drops pages whose writeback failed: no retries
+        behind the program's back, each failure reported once."""
+        try:
+            self._upload(spool)
+        except OSError:
+            with spool.lock:
+                spool.dirty = False
+                spool.deferred = {}
+            raise
+
+    def _report_failure(self) -> None:
+        """A pending upload that failed since the last report: returned by this call."""
+        failure = self.writeback.take_failure()
+        if failure is not None:
+            raise fs_error(failure.error.errno or errno.EIO,
+                           f"{failure.what} was not stored: {failure.error.strerror}")
+
     def flush(self, fh: int) -> None:
+        """``close``: the upload is queued, not awaited; an earlier upload's failure not
+        reported yet is returned here."""
         handle = self.handles.get(fh)
         if handle.writable and handle.spool is not None:
-            self._upload(handle.spool)
+            self._write_back(handle.spool)
+            self._report_failure()
 
-    fsync = flush
+    def fsync(self, fh: int) -> None:
+        """Returns once the file's content is on the server, or with the error that kept it
+        from getting there."""
+        handle = self.handles.get(fh)
+        if handle.spool is not None:
+            self._write_back(handle.spool)
+            self.writeback.wait(handle.spool)
 
     def release(self, fh: int) -> None:
         handle = self.handles.pop(fh)
@@ -626,9 +740,7 @@ class ArcFS:
         if spool is None:
             return
         try:
-            if spool.refs == 1 and spool.dirty and not spool.unlinked:
-                self._upload(spool)   # written after the last flush (e.g. through mmap)
-        except OSError as exc:
-            log.error("%s: upload at release failed: %s", spool.path, exc)
+            if spool.refs == 1:
+                self._write_back(spool)   # written after the last flush (e.g. through mmap)
         finally:
             self._drop(spool)

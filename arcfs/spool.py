@@ -1,4 +1,4 @@
-"""Files open for writing: a local spool file holding the whole content, uploaded on
+"""Files open for writing: a local spool file holding the whole content, uploaded after
 flush/close. All handles of one path share one spool, so reads, ``stat`` and ``truncate``
 through this mount see the bytes written before they are uploaded.
 """
@@ -26,6 +26,7 @@ class Spool:
         self.mtime = time.time()
         self.lock = threading.RLock()
         self.stream: StreamingUpload | None = None   # upload running while it is written
+        self.deferred: dict[str, int] = {}    # chmod mode / utimens time for after the upload
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -50,6 +51,7 @@ class Spool:
             offset += len(chunk)
 
     def discard(self) -> None:
+        self.dirty = False             # nothing left to upload from here
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.abort()

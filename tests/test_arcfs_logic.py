@@ -45,7 +45,8 @@ def test_write_read_and_attributes(fs):
     assert fs.write(fh, b"hello", 0) == 5
     assert fs.getattr(f"{base}/a.txt")["st_size"] == 5         # from the spool
     assert "a.txt" in fs.readdir(base)
-    fs.flush(fh)
+    fs.flush(fh)                                                  # close: upload queued
+    fs.fsync(fh)                                                  # ... and awaited
     fs.release(fh)
     assert f"{base}/a.txt" not in fs.spools
     attrs = fs.getattr(f"{base}/a.txt")
@@ -59,7 +60,7 @@ def test_write_read_and_attributes(fs):
     wh, _ = fs.open(f"{base}/a.txt", os.O_RDWR)
     fs.write(wh, b"J", 0)
     assert fs.read(wh, 10, 0) == b"Jello"
-    fs.flush(wh)
+    fs.fsync(wh)
     fs.release(wh)
     assert fs.client.read_bytes(fs.remote(f"{base}/a.txt")) == b"Jello"
 
@@ -201,12 +202,14 @@ def test_mount_helper_arguments():
 
 
 def test_streaming_upload_and_its_fallbacks(fs):
-    """A file written from offset 0 is uploaded while written; a seek back, a truncate or
-    an unlink abort that upload and the close-time result is still exact."""
+    """A file written from offset 0 is uploaded while written once it is big enough; a
+    seek back, a truncate or an unlink abort that upload and the result is still exact."""
     fs, base = fs
-    cases = {"sequential": [(0, b"a" * 3000), (3000, b"b" * 5000)],
-             "seek back": [(0, b"a" * 3000), (10, b"XY"), (3000, b"tail")],
-             "hole": [(0, b"a" * 10), (100, b"z")]}
+    mib = 1 << 20
+    cases = {"sequential": [(0, b"a" * 3000), (3000, b"b" * mib), (3000 + mib, b"c" * 5)],
+             "seek back": [(0, b"a" * mib), (10, b"XY"), (mib, b"tail")],
+             "hole": [(0, b"a" * mib), (mib + 100, b"z")],
+             "small": [(0, b"a" * 10), (10, b"b")]}
     for name, writes in cases.items():
         path = f"{base}/{name.replace(' ', '_')}"
         fh = fs.create(path, 0o600, os.O_WRONLY)
@@ -215,17 +218,18 @@ def test_streaming_upload_and_its_fallbacks(fs):
             fs.write(fh, data, offset)
             ref.extend(b"\0" * max(0, offset - len(ref)))
             ref[offset:offset + len(data)] = data
-        fs.flush(fh)
+        assert (fs.handles.get(fh).spool.stream is None) == (name == "small"), name
+        fs.fsync(fh)
         fs.release(fh)
         assert fs.client.read_bytes(fs.remote(path)) == bytes(ref), name
     fh = fs.create(f"{base}/cut", 0o600, os.O_WRONLY)
-    fs.write(fh, b"0123456789", 0)
+    fs.write(fh, b"0123456789" * mib, 0)
     fs.truncate(f"{base}/cut", 4)
-    fs.flush(fh)
+    fs.fsync(fh)
     fs.release(fh)
     assert fs.client.read_bytes(fs.remote(f"{base}/cut")) == b"0123"
     fh = fs.create(f"{base}/gone", 0o600, os.O_WRONLY)
-    fs.write(fh, b"data", 0)
+    fs.write(fh, b"data" * mib, 0)
     fs.unlink(f"{base}/gone")
     fs.flush(fh)
     fs.release(fh)  # the aborted upload's thread has ended: it never sent the last chunk
@@ -266,11 +270,12 @@ def test_writes_stream_after_the_flush_of_a_dup2_close(fs):
     path = f"{base}/redirected.bin"
     fh = fs.create(path, 0o644, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     fs.flush(fh)                                   # the close of the pre-dup2 descriptor
+    fs.fsync(fh)                                   # (its upload awaited here)
     assert fs.client.read_bytes(fs.remote(path)) == b""
     data = os.urandom(3 << 20)
     for at in range(0, len(data), 1 << 20):
         fs.write(fh, data[at:at + (1 << 20)], at)
     assert fs.handles.get(fh).spool.stream is not None  # sending while written
-    fs.flush(fh)
+    fs.fsync(fh)
     fs.release(fh)
     assert fs.client.read_bytes(fs.remote(path)) == data

@@ -89,21 +89,40 @@ def test_s1_operations(d):
     assert os.listdir(d) == []
 
 
-def test_s2_close_waits_for_upload_and_reports_failure(sqlite_server, mnt, d):
+def test_s2_fsync_waits_for_upload_and_failures_are_reported(sqlite_server, mnt, d):
     f = os.path.join(d, "durable.bin")
     data = os.urandom(3 << 20)
     with open(f, "wb") as fh:
         fh.write(data)
-    # close() returned: the server has it, byte for byte
-    with sqlite_server.client("alice") as c:
-        assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
-    # a failing upload is reported by close(): here the node got locked meanwhile
+        fh.flush()
+        os.fsync(fh.fileno())
+        # fsync() returned: the server has it, byte for byte
+        with sqlite_server.client("alice") as c:
+            assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
+    # a failing upload is returned by fsync(): here the node got locked meanwhile
     fh = open(f, "r+b")
     fh.write(b"overwrite")
+    fh.flush()
     _lock(sqlite_server, rel(f, mnt))
     with pytest.raises(OSError) as info:
-        fh.close()
+        os.fsync(fh.fileno())
     assert info.value.errno == errno.EPERM
+    fh.close()                   # reported once: the failed bytes are not sent again
+    with sqlite_server.client("alice") as c:
+        assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
+    # without fsync, close() returns at once and a later close() reports the failure
+    with open(f, "r+b") as fh:
+        fh.write(b"again")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with open(os.path.join(d, "next"), "w") as fh:
+                fh.write("x")
+        except OSError as exc:
+            assert exc.errno == errno.EPERM
+            break
+        assert time.monotonic() < deadline, "the failed upload was never reported"
+        time.sleep(0.05)
     with sqlite_server.client("alice") as c:
         assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
 
@@ -247,6 +266,8 @@ def test_s11_page_cache_kept_until_etag_changes(sqlite_server, mnt, d):
     f = os.path.join(d, "cached")
     with open(f, "w") as fh:
         fh.write("version 1")
+        fh.flush()
+        os.fsync(fh.fileno())      # on the server before the other client writes
     assert open(f).read() == "version 1"
     assert open(f).read() == "version 1"
     with sqlite_server.client("alice") as c:
@@ -285,11 +306,15 @@ def test_s16_edquot_on_close(sqlite_server, mnt, d):
     assert result.returncode == 0, result.stderr
     fh = open(os.path.join(d, "too-big"), "wb")
     fh.write(b"x" * 300_000)
+    fh.flush()
     with pytest.raises(OSError) as info:
-        fh.close()
+        os.fsync(fh.fileno())
     assert info.value.errno == errno.EDQUOT
+    fh.close()
     with open(os.path.join(d, "fits"), "wb") as fh:
         fh.write(b"x" * 1000)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def test_s17_s32_unreachable_server_gives_eio_then_recovers(tmp_path):
@@ -299,6 +324,8 @@ def test_s17_s32_unreachable_server_gives_eio_then_recovers(tmp_path):
             home = os.path.join(mp, "home", "alice")
             with open(os.path.join(home, "f"), "w") as fh:
                 fh.write("before")
+                fh.flush()
+                os.fsync(fh.fileno())
             server.stop(signal.SIGKILL)          # a crash; a restart follows
             started = time.monotonic()
             assert errno_of(os.listdir, home) == errno.EIO
@@ -373,6 +400,8 @@ def test_s27_locked(sqlite_server, mnt, d):
     f = os.path.join(d, "locked.txt")
     with open(f, "w") as fh:
         fh.write("x")
+        fh.flush()
+        os.fsync(fh.fileno())
     _lock(sqlite_server, rel(f, mnt))
     assert errno_of(os.unlink, f) == errno.EPERM
 
@@ -405,12 +434,15 @@ def test_s30_close_to_open(sqlite_server, mnt, d):
     f = os.path.join(d, "shared")
     with open(f, "w") as fh:
         fh.write("v1")
+        fh.flush()
+        os.fsync(fh.fileno())
     with mounted(sqlite_server, "alice", "arc", *NO_CACHE) as other:
         there = os.path.join(other, rel(f, mnt))
         fh = open(f, "w")
         fh.write("v2")
         fh.flush()
         assert open(there).read() == "v1"       # not closed yet: the old content
+        os.fsync(fh.fileno())
         fh.close()
         assert open(there).read() == "v2"
 
@@ -420,5 +452,6 @@ def test_s31_created_file_reaches_server_at_close(sqlite_server, mnt, d):
     fh = open(f, "w")
     assert os.path.exists(f) and "late" in os.listdir(d)
     assert node(sqlite_server, rel(f, mnt)).status_code == 404
+    os.fsync(fh.fileno())
     fh.close()
     assert node(sqlite_server, rel(f, mnt)).status_code == 200

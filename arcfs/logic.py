@@ -667,7 +667,10 @@ class ArcFS:
             with remote_errors():
                 md5 = stream.finish(size) if stream is not None else None
             if md5 is None:
-                with remote_errors(), open(spool.name, "rb") as fh:
+                # through its descriptor: the spool file's name may be gone (unmounted
+                # and its cache directory removed while this upload waited)
+                with remote_errors(), os.fdopen(os.dup(spool.fd), "rb") as fh:
+                    fh.seek(0)
                     md5 = self.client.put_stream(remote, fh, size, content_type)
             spool.dirty = False
             previous = self.attrs.get(spool.path)

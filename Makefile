@@ -9,9 +9,11 @@ SANDBOX_PYTHON := /usr/bin/python3
 BIN := $(VENV)/bin
 APT_PACKAGES := postgresql attr acl fuse3 curl bubblewrap python3-numpy python3-astropy nginx-light chromium chromium-driver docker-compose \
   xvfb openbox xterm x11vnc novnc websockify python3-venv
+# Debian packages only the benchmarks need (their references: rclone's mounts and server)
+BENCH_APT_PACKAGES := rclone
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test system-deps setup cadc-client canfar-client jupyter bench clean
+.PHONY: run test system-deps bench-deps setup cadc-client canfar-client jupyter bench clean
 
 run: setup jupyter
 	$(BIN)/vospace serve --tls --data-port 8444
@@ -64,7 +66,10 @@ $(JUPYTER_VENV)/.installed:
 # Every benchmark runs even when an earlier one misses a target; each records its targets
 # (bench/summary.py) in a fresh file, printed as one table at the end, whose exit status says
 # if any was missed (or a script stopped early).
-bench: system-deps setup cadc-client jupyter
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+
+bench: system-deps bench-deps setup cadc-client jupyter
 	@results=$$(mktemp --suffix=.bench); export VOSPACE_BENCH_RESULTS=$$results; \
 	for b in nodes transfer client arcfs sessions scale web; do \
 	  $(BIN)/python bench/$$b.py; $(BIN)/python bench/summary.py finished $$results $$b $$?; done; \

@@ -243,10 +243,18 @@ class ArcFS:
                 break
             probe = self._parent(probe)
         total = quota if quota is not None else NO_QUOTA
-        free = max(total - (used or 0), 0)
+        free = max(total - (used or 0) - self._pending_bytes(probe), 0)
         return {"f_bsize": BLOCK, "f_frsize": BLOCK, "f_blocks": total // BLOCK,
                 "f_bfree": free // BLOCK, "f_bavail": free // BLOCK, "f_files": 1 << 32,
                 "f_ffree": 1 << 31, "f_favail": 1 << 31, "f_namemax": 255}
+
+    def _pending_bytes(self, path: str) -> int:
+        """Bytes written below ``path`` through this mount and not uploaded yet (this
+        mount's ``df`` counts them, as it shows the files)."""
+        prefix = path.rstrip("/") + "/"
+        with self.lock:
+            return sum(s.size() for p, s in self.spools.items()
+                       if s.dirty and p.startswith(prefix))
 
     # ---- containers and links ------------------------------------------------------------
     def mkdir(self, path: str, mode: int = 0o755) -> None:

@@ -26,6 +26,7 @@ REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 206: "
            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
            507: "Insufficient Storage"}
 RECV = 256 * 1024
+SEND_BUFFER = 1024 * 1024  # TLS downloads: bytes read and encrypted per write
 LINGER = 64 * 1024 * 1024
 
 
@@ -91,6 +92,7 @@ class Connection:
         self.status = 0        # of the current request's response, once its head is sent
         self.sent = 0          # response body bytes sent for the current request
         self.request_id = ""   # returned as X-Request-ID
+        self._send_buffer: memoryview | None = None  # for TLS downloads, made on first use
 
     # ---- requests ----------------------------------------------------------------------
     def read_request(self) -> Request | None:
@@ -113,6 +115,8 @@ class Connection:
                 if name in request.headers else value
         self.answered_continue, self.status, self.sent = False, 0, 0
         self.body = BodyReader(self, request.headers)
+        # Its body and the response get body_timeout, set once here (a system call each).
+        self.sock.settimeout(self.body_timeout)
         return request
 
     def _read_head(self) -> bytes | None:
@@ -184,7 +188,10 @@ class Connection:
         """Whether the current request's response head is sent."""
         return bool(self.status)
 
-    def send_head(self, status: int, headers: dict[str, str], close: bool = False) -> None:
+    def send_head(self, status: int, headers: dict[str, str], close: bool = False,
+                  body: bytes = b"") -> None:
+        """The response head, and with it a short ``body`` (one write: one TLS record and
+        one packet for a small answer)."""
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         if self.request_id:
@@ -192,16 +199,17 @@ class Connection:
         if close:
             lines.append("Connection: close")
         self.status = status
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self.sent += len(body)
 
     def send_body(self, data) -> None:
         self.sock.sendall(data)
         self.sent += len(data)
 
-    def send_file(self, fd: int, offset: int, count: int, buffer: memoryview) -> None:
+    def send_file(self, fd: int, offset: int, count: int) -> None:
         """``count`` bytes of ``fd`` from ``offset``: ``sendfile`` on a plain socket (no
-        copy through Python), else positional reads into ``buffer`` and TLS writes."""
-        self.sock.settimeout(self.body_timeout)
+        copy through Python), else positional reads into the connection's buffer and TLS
+        writes."""
         end = offset + count
         if not self.tls:
             while offset < end:
@@ -216,6 +224,9 @@ class Connection:
                 offset += sent
                 self.sent += sent
             return
+        if self._send_buffer is None:
+            self._send_buffer = memoryview(bytearray(SEND_BUFFER))
+        buffer = self._send_buffer
         while offset < end:
             got = os.preadv(fd, [buffer[:min(len(buffer), end - offset)]], offset)
             if not got:
@@ -278,7 +289,6 @@ class BodyReader:
             self._next_chunk()
             if self.done:
                 return 0
-        self.conn.sock.settimeout(self.conn.body_timeout)
         got = self.conn.recv_into(view[:min(len(view), self.left)])
         if not got:
             raise ClientGone("closed mid-body")

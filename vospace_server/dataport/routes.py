@@ -31,7 +31,7 @@ from .http1 import BadRequest, ClientGone, Connection, Request
 
 log = logging.getLogger("vospace.dataport")
 ROUTE = re.compile(r"^/([a-z]+)/preauth/([^/]+)/(.*)$", re.DOTALL)
-SEND_BUFFER = 1024 * 1024  # TLS: bytes read and encrypted per write
+SMALL = 256 * 1024  # bytes sent with the response head in one write
 
 
 class DataRoutes:
@@ -141,10 +141,13 @@ def _send(conn: Connection, reply: ReadReply, handle: ReadHandle) -> None:
         conn.send_head(reply.status, {**empty, **reply.headers})
         return
     try:
+        if reply.length <= SMALL:  # head and bytes in one write
+            conn.send_head(reply.status, reply.headers,
+                           body=_read_all(handle, reply.start, reply.length))
+            return
         conn.send_head(reply.status, reply.headers)
         if isinstance(handle, FileReadHandle):
-            conn.send_file(handle.fd, reply.start, reply.length,
-                           memoryview(bytearray(SEND_BUFFER)))
+            conn.send_file(handle.fd, reply.start, reply.length)
             return
         offset, end = reply.start, reply.start + reply.length
         while offset < end:  # another store (S3): its own reads
@@ -157,13 +160,19 @@ def _send(conn: Connection, reply: ReadReply, handle: ReadHandle) -> None:
         handle.close()
 
 
+def _read_all(handle: ReadHandle, start: int, length: int) -> bytes:
+    data = handle.read(start, length)
+    if len(data) != length:
+        raise ClientGone("the stored bytes ended early")
+    return data
+
+
 def _answer(conn: Connection, status: int, text: str, headers: dict[str, str] | None = None,
             close: bool = False) -> None:
     body = text.encode()
     conn.send_head(status, {"Content-Type": "text/plain; charset=utf-8",
-                            "Content-Length": str(len(body)), **(headers or {})}, close=close)
-    if body:
-        conn.send_body(body)
+                            "Content-Length": str(len(body)), **(headers or {})}, close=close,
+                   body=body)
 
 
 def _failed(request: Request, conn: Connection, exc: Exception) -> bool:

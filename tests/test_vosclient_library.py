@@ -270,3 +270,17 @@ def test_bulk_tls_checks_the_server_certificate(sqlite_server, monkeypatch):
         "/arc/files/home/alice/tls-back.bin", io.BytesIO(payload), len(payload),
         "application/octet-stream")
     trusted.close()
+
+
+def test_bulk_reads_an_answer_whose_connection_closes(sqlite_server):
+    """An answer with ``Connection: close`` (an upload refused before its body was read,
+    413 over quota or 403 locked) is still read whole: http.client closes its connection
+    under the response, as with a socket the bytes stay readable until the response is
+    done (the fault text lost here made a quota refusal an EBADF on arcfs mounts)."""
+    server = sqlite_server
+    auth = lambda: {"Authorization": f"Bearer {server.tokens['alice']}"}  # noqa: E731
+    bulk = Bulk(server.url, auth, verify=False)
+    for _ in range(3):
+        with pytest.raises(errors.NotFound, match="NodeNotFound"):
+            bulk.get("/arc/files/home/alice/no-such-file", extra={"Connection": "close"})
+    bulk.close()

@@ -29,6 +29,8 @@ class MemoryTLSSocket:
         self._tls = context.wrap_bio(self._incoming, self._outgoing,
                                      server_hostname=server_hostname)
         self._buffer = bytearray(RECEIVE)
+        self._files = 0          # open makefile() readers
+        self._closed = False
         self._handshake()
 
     # -- plumbing between the BIOs and the socket ----------------------------------------
@@ -89,6 +91,7 @@ class MemoryTLSSocket:
     def makefile(self, mode: str = "rb", buffering: int | None = None, **_) -> io.BufferedReader:
         if mode != "rb":
             raise ValueError("only binary reading is supported")
+        self._files += 1
         return io.BufferedReader(_Reader(self), buffering or io.DEFAULT_BUFFER_SIZE)
 
     def settimeout(self, timeout: float | None) -> None:
@@ -101,7 +104,17 @@ class MemoryTLSSocket:
         return self.sock.fileno()
 
     def close(self) -> None:
-        self.sock.close()
+        """As a socket's: the connection closes once no makefile() reader is open either
+        (http.client closes its connection under a response that announced ``Connection:
+        close``, whose body is still to be read: an upload refused early, 413 or 403)."""
+        self._closed = True
+        if self._files <= 0:
+            self.sock.close()
+
+    def _file_closed(self) -> None:
+        self._files -= 1
+        if self._closed and self._files <= 0:
+            self.sock.close()
 
 
 class _Reader(io.RawIOBase):
@@ -116,3 +129,8 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         return self._tls.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._tls._file_closed()  # noqa: SLF001 (the socket's own reader)
+        super().close()

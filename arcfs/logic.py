@@ -182,7 +182,8 @@ class ArcFS:
             return children
         pending = self._pending_in(path)
         with remote_errors():
-            children = {child.name: child for child in self.client.iterdir(self.remote(path))}
+            children = {child.name: child for child in
+                        self.client.iterdir(self.remote(path), detail="properties")}
         # an upload that finished while the listing was on its way: it is there too
         for name, spool in pending.items():
             if name not in children and not spool.unlinked and \

@@ -7,8 +7,8 @@ and locking are not xattrs (chmod and vlock change them).
 from __future__ import annotations
 
 import calendar
+import datetime
 import errno
-import time
 
 from vosclient.nodes import Node, prop_uri, short_name
 from vospace_server.protocol import properties as P
@@ -41,11 +41,15 @@ def xattr_uri(name: str) -> str:
 
 
 def date_ns(value: str | None) -> int:
-    """Nanoseconds of an IVOA date ``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC)."""
-    if not value:
+    """Nanoseconds of an IVOA date ``YYYY-MM-DDTHH:MM:SS.mmm`` (UTC). Read by slicing, not
+    ``strptime`` (a third of the time of ``stat`` of a listed file went there)."""
+    if not value or len(value) < 19 or value[4] + value[7] + value[10] + value[13] + value[16] \
+            != "--T::":
         return 0
     try:
-        seconds = calendar.timegm(time.strptime(value[:19], "%Y-%m-%dT%H:%M:%S"))
+        fields = [int(value[a:b]) for a, b in ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16),
+                                                (17, 19))]
+        seconds = calendar.timegm(datetime.datetime(*fields).timetuple())
     except ValueError:
         return 0
     fraction = value[20:23] if len(value) > 20 and value[19] == "." else ""

@@ -2,7 +2,7 @@
 
 A contributed app (session_app.py) serves a page whose script does what a hostile app would
 against the platform: fetch a storage page with the visitor's cookies, read the CSRF token
-of a framed platform page, launch a session, read cookies. Opened by the logged-in owner
+of a framed platform page (which refuses to be framed anyway), launch a session, read cookies. Opened by the logged-in owner
 through the app's connectURL (its own host, entered with a ticket), every one of these fails
 while the same script reads the app's own pages; no session is launched. Screenshot:
 tests/artifacts/web/session-origin-probe.png.
@@ -47,7 +47,10 @@ def test_an_apps_script_can_neither_read_nor_act_on_the_platform(server):
             # ... but reads nothing of the platform's, and sees none of its cookies or the pass
             assert seen["storage"] == "refused: TypeError"
             assert seen["launch"] == "refused: TypeError"
-            assert seen["csrf"] == "no document"  # a framed platform page stays closed
+            assert seen["csrf"] == "no document"  # a framed platform page stays closed,
+            portal = api.get("/science-portal")  # and the platform's pages refuse frames
+            assert portal.headers["x-frame-options"] == "DENY"
+            assert portal.headers["content-security-policy"] == "frame-ancestors 'none'"
             assert seen["cookies"] == ""
             names = [s["name"] for s in api.get(f"{API}/session").json()]
             assert names == ["probe"]  # the app's launch did not happen

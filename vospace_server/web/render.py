@@ -49,12 +49,17 @@ def csrf_cookie(request: Request) -> tuple[str, bool]:
     return (value, False) if value else (new_cookie_value(), True)
 
 
+# No page of ours in another's frame (a session app's page, say: sessions/hosts.py), where
+# a disguised click could act with the visitor's login.
+NOT_FRAMED = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
+
 def page(request: Request, template: str, context: dict, status: int = 200) -> Response:
     """A page with the CSRF token for this browser (its cookie set on first visit)."""
     cookie, fresh = csrf_cookie(request)
     token = deployment(request).csrf.token(cookie, request.cookies.get(SESSION_COOKIE, ""))
     response = templates.TemplateResponse(request, template, {**context, "csrf": token},
-                                          status_code=status)
+                                          status_code=status, headers=NOT_FRAMED)
     if fresh:
         response.set_cookie(CSRF_COOKIE, cookie, path="/", httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")

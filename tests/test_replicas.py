@@ -326,7 +326,7 @@ def test_a_replica_killed_during_uploads_loses_nothing_and_leaves_nothing(cluste
                     failures[path] = -1
                 finally:
                     body.answered = True
-                time.sleep(0.5)
+                time.sleep(0.5)  # a client's pause before it tries again
 
     queue = list(contents)
 

@@ -98,7 +98,7 @@ def test_sigkill_mid_upload_leaves_old_or_new(tmp_path):
                 sent = rng.choice([rng.randrange(size), size])  # sometimes all of it
                 sock.sendall(new[service][:sent])
                 socks.append(sock)
-            time.sleep(rng.uniform(0, 0.3))
+            time.sleep(rng.uniform(0, 0.3))  # the kill lands at a random moment
             server.stop(signal.SIGKILL)
             for sock in socks:
                 sock.close()

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--insecure", "-k", action="store_true", help="skip TLS verification")
     m.add_argument("--allow-other", action="store_true")
     m.add_argument("--debug", action="store_true")
-    u = sub.add_parser("unmount", help="unmount (waits for nothing: close files first)")
+    u = sub.add_parser("unmount", help="unmount (returns at once; the mount's process "
+                       "exits once the uploads still pending are done)")
     u.add_argument("mountpoint")
     return parser
 

@@ -15,6 +15,7 @@ from vosclient.client import Client
 
 from .arcfs_mounts import mounted
 from .harness import make_server
+from .waiting import wait_until
 
 
 def make_tarball(where: str, dirs: int, per_dir: int, size: int = 4096) -> tuple[str, dict]:
@@ -44,13 +45,6 @@ def stored(server, user: str, top: str) -> dict[str, bytes]:
                 remote = container.child(node.name)
                 found[remote.path[len(top) + 1:]] = client.read_bytes(remote)
     return found
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def on_disk(server, rel: str) -> int:

@@ -29,6 +29,7 @@ from .conftest import ServiceUnderTest
 from .harness import Server, free_port
 from .test_quotas import set_quota
 from .test_transfers_faults import debris, node_state
+from .waiting import wait_until
 
 CORE = "ivo://ivoa.net/vospace/core#"
 
@@ -213,13 +214,10 @@ def test_client_vanishing_mid_upload_leaves_nothing(svc):
     sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", url.port)))
     sock.sendall((f"PUT {url.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
                   ).encode() + os.urandom(12_000_000))
-    deadline = time.monotonic() + 20
-    while not debris(svc.server) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: debris(svc.server), 20, "the upload to start", interval=0.01)
     assert debris(svc.server), "the upload never started"
     sock.close()
-    while debris(svc.server) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not debris(svc.server), 20, "the temp file to go", interval=0.05)
     assert debris(svc.server) == []
     assert node_state(svc.server, svc.name, path) == (old, hashlib.md5(old).hexdigest())
 
@@ -324,7 +322,14 @@ def test_sigterm_lets_a_transfer_in_progress_finish(plain_server):
     reader.start()
     assert started.wait(20)
     plain_server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+
+    def refusing() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", plain_server.data_port), timeout=5).close()
+        except OSError:
+            return True
+        return False
+    wait_until(refusing, 10, "the data port to stop accepting", retry=())
     with pytest.raises(OSError):  # no longer accepting
         socket.create_connection(("127.0.0.1", plain_server.data_port), timeout=5).close()
     reader.join(60)

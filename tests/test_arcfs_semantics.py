@@ -49,6 +49,15 @@ def prop(response: httpx.Response, name: str) -> str | None:
     return properties_of(response.content).get(CORE + name)
 
 
+def stored(path: str, data: str | bytes) -> None:
+    """Write a file through the mount and fsync it: it is on the server when this returns
+    (close alone no longer waits for the upload)."""
+    with open(path, "wb" if isinstance(data, bytes) else "w") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def errno_of(fn, *args) -> int:
     try:
         fn(*args)
@@ -113,16 +122,16 @@ def test_s2_fsync_waits_for_upload_and_failures_are_reported(sqlite_server, mnt,
     # without fsync, close() returns at once and a later close() reports the failure
     with open(f, "r+b") as fh:
         fh.write(b"again")
-    deadline = time.monotonic() + 20
-    while True:
+
+    def reported() -> bool:
         try:
             with open(os.path.join(d, "next"), "w") as fh:
                 fh.write("x")
         except OSError as exc:
             assert exc.errno == errno.EPERM
-            break
-        assert time.monotonic() < deadline, "the failed upload was never reported"
-        time.sleep(0.05)
+            return True
+        return False
+    wait_until(reported, 20, "the failed upload to be reported", interval=0.05, retry=())
     with sqlite_server.client("alice") as c:
         assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
 
@@ -264,10 +273,7 @@ def test_s10_sequential_and_random_reads(sqlite_server, mnt, d):
 
 def test_s11_page_cache_kept_until_etag_changes(sqlite_server, mnt, d):
     f = os.path.join(d, "cached")
-    with open(f, "w") as fh:
-        fh.write("version 1")
-        fh.flush()
-        os.fsync(fh.fileno())      # on the server before the other client writes
+    stored(f, "version 1")  # on the server before the other client writes
     assert open(f).read() == "version 1"
     assert open(f).read() == "version 1"
     with sqlite_server.client("alice") as c:
@@ -311,10 +317,7 @@ def test_s16_edquot_on_close(sqlite_server, mnt, d):
         os.fsync(fh.fileno())
     assert info.value.errno == errno.EDQUOT
     fh.close()
-    with open(os.path.join(d, "fits"), "wb") as fh:
-        fh.write(b"x" * 1000)
-        fh.flush()
-        os.fsync(fh.fileno())
+    stored(os.path.join(d, "fits"), b"x" * 1000)
 
 
 def test_s17_s32_unreachable_server_gives_eio_then_recovers(tmp_path):
@@ -322,10 +325,7 @@ def test_s17_s32_unreachable_server_gives_eio_then_recovers(tmp_path):
     try:
         with mounted(server, "alice", "arc", *NO_CACHE) as mp:
             home = os.path.join(mp, "home", "alice")
-            with open(os.path.join(home, "f"), "w") as fh:
-                fh.write("before")
-                fh.flush()
-                os.fsync(fh.fileno())
+            stored(os.path.join(home, "f"), "before")
             server.stop(signal.SIGKILL)          # a crash; a restart follows
             started = time.monotonic()
             assert errno_of(os.listdir, home) == errno.EIO
@@ -398,10 +398,7 @@ def test_s26_rmdir_root(mnt):
 
 def test_s27_locked(sqlite_server, mnt, d):
     f = os.path.join(d, "locked.txt")
-    with open(f, "w") as fh:
-        fh.write("x")
-        fh.flush()
-        os.fsync(fh.fileno())
+    stored(f, "x")
     _lock(sqlite_server, rel(f, mnt))
     assert errno_of(os.unlink, f) == errno.EPERM
 
@@ -432,10 +429,7 @@ def test_s29_other_mount_sees_changes_within_ttl(sqlite_server, mnt, d):
 
 def test_s30_close_to_open(sqlite_server, mnt, d):
     f = os.path.join(d, "shared")
-    with open(f, "w") as fh:
-        fh.write("v1")
-        fh.flush()
-        os.fsync(fh.fileno())
+    stored(f, "v1")
     with mounted(sqlite_server, "alice", "arc", *NO_CACHE) as other:
         there = os.path.join(other, rel(f, mnt))
         fh = open(f, "w")

@@ -596,12 +596,15 @@ class ArcFS:
         if not handle.writable or handle.spool is None:
             raise fs_error(errno.EBADF)
         spool = handle.spool
+        if self.o.cache_size:   # before the lock: it may wait for queued uploads of this spool
+            size = spool.size()
+            end = (size if handle.append else offset) + len(data)
+            if end > size:
+                self._check_space(end - size)
         with spool.lock:
             if handle.append:
                 offset = spool.size()
             size = spool.size()
-            if self.o.cache_size and offset + len(data) > size:
-                self._check_space(offset + len(data) - size)
             # A file growing by appends is sent while written once it is big enough to be
             # worth a connection of its own (small files go whole, after close). Whatever
             # the spool holds goes first: a new file's bytes, or a file opened without

@@ -279,3 +279,26 @@ def test_writes_stream_after_the_flush_of_a_dup2_close(fs):
     fs.fsync(fh)
     fs.release(fh)
     assert fs.client.read_bytes(fs.remote(path)) == data
+
+
+def test_cache_size_waits_for_queued_uploads_then_enospc(sqlite_server, tmp_path):
+    """--cache-size bounds the spooled bytes: a write that would outgrow it waits for the
+    queued uploads (whose spools then go), and only then fails with ENOSPC."""
+    client = Client(url=sqlite_server.url, token=sqlite_server.tokens["alice"], verify=False,
+                    retries=1, timeout=5)
+    fs = ArcFS(client, Options(root="home/alice", cache_dir=str(tmp_path), cache_size=100_000))
+    base = f"/c-{uuid.uuid4().hex[:8]}"
+    fs.mkdir(base)
+    first = fs.create(f"{base}/a", 0o600, os.O_WRONLY)
+    fs.write(first, b"a" * 60_000, 0)
+    fs.flush(first)                       # close: queued; its spool counts until uploaded
+    fs.release(first)
+    second = fs.create(f"{base}/b", 0o600, os.O_WRONLY)
+    fs.write(second, b"b" * 60_000, 0)    # waits for a's upload instead of failing
+    assert client.read_bytes(fs.remote(f"{base}/a")) == b"a" * 60_000
+    raises(errno.ENOSPC, fs.write, second, b"c" * 50_000, 60_000)   # b alone is too big
+    fs.fsync(second)
+    fs.release(second)
+    assert client.read_bytes(fs.remote(f"{base}/b")) == b"b" * 60_000
+    fs.close()
+    client.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from .harness import REPO, PostgresCluster, Server, free_port, wait_for
+from .harness import REPO, PostgresCluster, Server, free_port, free_ports, wait_for
 from vospace_server.tls import ensure_self_signed
 
 NGINX_TEMPLATE = REPO / "docker" / "nginx" / "vospace.conf.template"
@@ -126,7 +126,8 @@ class Cluster:
             raise
 
     def _start(self, count: int, users: tuple[str, ...], s3: bool) -> None:
-        ports = [free_port() for _ in range(count)]
+        chosen = free_ports(2 * count)  # each replica's main port and data port, all distinct
+        ports, data_ports = chosen[:count], chosen[count:]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VOSPACE_")}
         if s3:
             self.moto, self.s3_endpoint = start_moto()
@@ -144,8 +145,8 @@ class Cluster:
             "VOSPACE_PREAUTH_SECRET_FILE": self._secret_file("preauth-secret"),
         })
         self.replicas = [Server(data_dir=tempfile.mkdtemp(prefix="replica-", dir=self.root),
-                                port=port, env=dict(self.env), tls=False, data_port=free_port())
-                         for port in ports]
+                                port=port, env=dict(self.env), tls=False, data_port=data_port)
+                         for port, data_port in zip(ports, data_ports)]
         first = self.replicas[0]
         first.add_user("admin", admin=True)
         for user in users:
@@ -156,7 +157,6 @@ class Cluster:
             replica.start()
         # No public_url: each answer names the balancer it came through (Host header and
         # X-Forwarded-Proto), so a URL made through one replica can be sent to the other.
-        data_ports = [r.data_port for r in self.replicas]
         self.balancer = Balancer(self._folder("lb"), ports, data_ports)
         self.via = [Balancer(self._folder(f"lb{i}"), [p], [d])
                     for i, (p, d) in enumerate(zip(ports, data_ports))]

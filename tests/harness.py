@@ -5,6 +5,7 @@ Nothing here is a stand-in: the server is the installed console script under uvi
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -27,10 +28,18 @@ CADC_BIN = REPO / ".cadc-venv" / "bin"
 CANFAR_BIN = REPO / ".canfar-venv" / "bin"
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: all are held open until every one is chosen, as two
+    calls one after the other may be handed the same port."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
@@ -121,7 +130,8 @@ def make_server(root: str, database_url: str | None = None,
         env["VOSPACE_DATABASE_URL"] = database_url
     env.update(extra_env or {})
     # With a data port, as `make run` serves: negotiated transfers move their bytes there.
-    server = Server(data_dir=data_dir, port=free_port(), env=env, data_port=free_port())
+    port, data_port = free_ports(2)
+    server = Server(data_dir=data_dir, port=port, env=env, data_port=data_port)
     server.add_user("admin", admin=True)
     for user in users:
         server.add_user(user)

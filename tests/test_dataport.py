@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from .conftest import ServiceUnderTest
-from .harness import Server, free_port
+from .harness import Server, free_port, free_ports
 from .test_quotas import set_quota
 from .test_transfers_faults import debris, node_state
 from .waiting import wait_until
@@ -279,7 +279,8 @@ def test_vault_version_through_the_data_port(sqlite_server):
 def plain_server():
     root = tempfile.mkdtemp(prefix="dataport-plain-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOSPACE_")}
-    server = Server(data_dir=root, port=free_port(), env=env, tls=False, data_port=free_port())
+    port, data_port = free_ports(2)
+    server = Server(data_dir=root, port=port, env=env, tls=False, data_port=data_port)
     server.add_user("admin", admin=True)
     server.add_user("alice")
     server.start()

@@ -196,7 +196,11 @@ async def small_files(server: Server, service: str, count: int, concurrency: int
     """files/s up, files/s down for ``count`` files of 4 KiB in a fresh folder."""
     token = server.tokens["alice"]
     folder = f"{HOMES[service]}/small-{time.time_ns()}"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Each worker's vault GET is a 303 from the main port to the data port: a kept-alive
+    # connection to each per worker (httpx's limits span origins; with one per worker the
+    # two ports took each other's connections and every redirect opened a new TLS one).
+    pool = 2 * concurrency
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     async with httpx.AsyncClient(base_url=server.url, verify=False, timeout=120, limits=limits,
                                  headers={"Authorization": f"Bearer {token}"}) as c:
         body = (f'<vos:node xmlns:vos="http://www.ivoa.net/xml/VOSpace/v2.0" '

@@ -202,6 +202,14 @@ class Connection:
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         self.sent += len(body)
 
+    def send_text(self, status: int, text: str, headers: dict[str, str] | None = None,
+                  close: bool = False) -> None:
+        """A whole short plain-text answer (faults, refusals), head and body in one write."""
+        body = text.encode()
+        self.send_head(status, {"Content-Type": "text/plain; charset=utf-8",
+                                "Content-Length": str(len(body)), **(headers or {})},
+                       close=close, body=body)
+
     def send_body(self, data) -> None:
         self.sock.sendall(data)
         self.sent += len(data)

@@ -25,7 +25,7 @@ from ..services.audit import (REQUEST_ID_KEY, SAFE_METHODS, log_event, observe, 
 from ..services.byte_rules import PutRequest, ReadReply, content_type, plan_read, stored_headers
 from ..services.versions import requested_version
 from ..services.views import view_reply
-from ..storage.pipeline import UploadPipeline
+from ..storage.pipeline import UploadPipeline, fill_fully
 from ..storage.streams import CHUNK, FileReadHandle, ReadHandle
 from .http1 import BadRequest, ClientGone, Connection, Request
 
@@ -83,7 +83,7 @@ class DataRoutes:
                                "/{service}/preauth/{token}/{path})")
         token, path = match.group(2), uris.normalize_path(match.group(3))
         if request.method not in ("GET", "HEAD", "PUT"):
-            _answer(conn, 405, "only GET, HEAD and PUT\n", {"Allow": "GET, HEAD, PUT"})
+            conn.send_text(405, "only GET, HEAD and PUT\n", {"Allow": "GET, HEAD, PUT"})
             return
         direction = "put" if request.method == "PUT" else "get"
         grant = self.deployment.preauth.verify(token, service.name, path, direction)
@@ -109,7 +109,7 @@ class DataRoutes:
             put = PutRequest.of(request.headers)
             if put.admit(request.headers, upload):
                 upload.abort()  # the handshake only: the grant and the room were checked
-                _answer(conn, 200, "")
+                conn.send_text(200, "")
                 return
             conn.expect_continue(request)
             if put.declared is not None and put.declared <= CHUNK:
@@ -125,13 +125,8 @@ class DataRoutes:
 
 def _whole_body(conn: Connection, size: int) -> bytearray:
     body = bytearray(size)
-    view, filled = memoryview(body), 0
-    while filled < size:
-        got = conn.body.fill(view[filled:])
-        if not got:
-            raise ClientGone("the body ended early")
-        filled += got
-    view.release()
+    if fill_fully(conn.body.fill, body) < size:
+        raise ClientGone("the body ended early")
     return body
 
 
@@ -167,21 +162,13 @@ def _read_all(handle: ReadHandle, start: int, length: int) -> bytes:
     return data
 
 
-def _answer(conn: Connection, status: int, text: str, headers: dict[str, str] | None = None,
-            close: bool = False) -> None:
-    body = text.encode()
-    conn.send_head(status, {"Content-Type": "text/plain; charset=utf-8",
-                            "Content-Length": str(len(body)), **(headers or {})}, close=close,
-                   body=body)
-
-
 def _failed(request: Request, conn: Connection, exc: Exception) -> bool:
     """Answer ``exc`` (raised before any of the response was sent), as the main port
     would; whether the connection can go on."""
     if isinstance(exc, VOSpaceFault):
         return _answer_fault(conn, exc)
     if isinstance(exc, BadRequest):
-        _answer(conn, exc.status, f"{exc}\n", close=True)
+        conn.send_text(exc.status, f"{exc}\n", close=True)
         return False
     if isinstance(exc, (ClientGone, ConnectionError, ssl.SSLError, socket.timeout)):
         return False
@@ -194,5 +181,5 @@ def _answer_fault(conn: Connection, fault: VOSpaceFault) -> bool:
     only when the request's body was read to its end."""
     reusable = (conn.body is None or conn.body.done) and "Connection" not in fault.headers
     headers = {k: v for k, v in fault.headers.items() if k != "Connection"}
-    _answer(conn, fault.status, fault.body(), headers, close=not reusable)
+    conn.send_text(fault.status, fault.body(), headers, close=not reusable)
     return reusable

@@ -86,9 +86,7 @@ class DataServer:
             try:
                 request = conn.read_request()
             except BadRequest as bad:
-                conn.send_head(bad.status, {"Content-Type": "text/plain",
-                                            "Content-Length": str(len(str(bad)) + 1)}, close=True)
-                conn.sock.sendall(f"{bad}\n".encode())
+                conn.send_text(bad.status, f"{bad}\n", close=True)
                 return
             finally:
                 with self._lock:

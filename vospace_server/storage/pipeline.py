@@ -23,7 +23,7 @@ Fill = Callable[[memoryview], int]  # put up to len(view) bytes into view; 0 at 
 Buffer = Union[mmap.mmap, memoryview]
 
 
-def _fill_fully(fill: Fill, buffer) -> int:
+def fill_fully(fill: Fill, buffer) -> int:
     """Fill ``buffer`` until it is full or the source ends; the number of bytes in it."""
     filled = 0
     with memoryview(buffer) as view:
@@ -77,7 +77,7 @@ class UploadPipeline:
     def _receive(self, fill: Fill, free: queue.Queue, to_hash: queue.Queue) -> None:
         while not self._failure:
             buffer = free.get()
-            size = _fill_fully(fill, buffer)
+            size = fill_fully(fill, buffer)
             if not size:
                 free.put(buffer)
                 return

@@ -41,13 +41,18 @@ def app_path(session: Session) -> str:
     return f"/session/{URL_PATHS[session.type]}/{session.id}/"
 
 
+def path_and_query(request: Request) -> str:
+    """Where the browser is on this host (``next`` for the redirects that bring it back)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def to_platform(request: Request, session_id: str) -> Response:
     """Send a browser without a pass from the session host to the platform for a ticket."""
     hosts = service_of(request).hosts
     platform = hosts.platform(request.url.scheme, request.url.port)
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"{platform}/session-ticket/{session_id}?"
-                            f"{urlencode({'next': here})}", 303, headers=PRIVATE)
+                            f"{urlencode({'next': path_and_query(request)})}", 303,
+                            headers=PRIVATE)
 
 
 async def issue_ticket(request: Request) -> Response:
@@ -57,8 +62,7 @@ async def issue_ticket(request: Request) -> Response:
     except VOSpaceFault as fault:
         return PlainTextResponse(fault.detail + "\n", fault.status)
     if caller.is_anonymous:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/storage/login?next={quote(here)}", 303)
+        return RedirectResponse(f"/storage/login?next={quote(path_and_query(request))}", 303)
     token = bearer_token(request) or request.cookies.get(SESSION_COOKIE, "")
     if not token.startswith(TOKEN_PREFIX):
         return PlainTextResponse("log in on this site's login page to open a session\n", 403)
@@ -109,8 +113,7 @@ async def to_session_host(request: Request) -> Response:
     if not SESSION_ID.match(session_id):
         return PlainTextResponse(f"session {session_id} not found\n", 404)
     origin = service_of(request).hosts.origin(base_url(request), session_id)
-    query = f"?{request.url.query}" if request.url.query else ""
-    return RedirectResponse(f"{origin}{request.url.path}{query}", 307)
+    return RedirectResponse(f"{origin}{path_and_query(request)}", 307)
 
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]

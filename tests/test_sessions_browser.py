@@ -56,10 +56,11 @@ def server(tmp_path_factory):
 
 
 def require_installed(image: str) -> None:
-    """Skip, naming what is missing, where `make test` has not run (it installs both)."""
+    """Fail, naming what is missing, where `make test` has not run: it installs both, so a
+    missing piece is a broken set-up, never a reason to pass over the test."""
     missing = Catalogue.load().images[image].missing_software()
     if missing:
-        pytest.skip(f"not installed here: {', '.join(missing)} (make jupyter system-deps)")
+        pytest.fail(f"not installed here: {', '.join(missing)} (make jupyter system-deps)")
 
 
 def log_in(driver: WebDriver, server, user: str) -> None:

@@ -162,8 +162,13 @@ class ArcFS:
         with self.lock:    # a spool in the map is not discarded meanwhile
             spool = self.spools.get(path)
             if spool is not None:
-                return self._stat(stat.S_IFREG | 0o600, spool.size(), int(spool.mtime * 1e9), 1)
-        node = self.node(path)
+                return self._spool_stat(spool)
+        return self._node_stat(self.node(path))
+
+    def _spool_stat(self, spool: Spool) -> dict:
+        return self._stat(stat.S_IFREG | 0o600, spool.size(), int(spool.mtime * 1e9), 1)
+
+    def _node_stat(self, node: Node) -> dict:
         size = len(node.target or "") if node.islink else node.size
         return self._stat(mode_of(node), size, mtime_ns(node), 2 if node.isdir else 1)
 
@@ -217,13 +222,24 @@ class ArcFS:
             except OSError:
                 return None
 
-    def readdir(self, path: str) -> list[str]:
+    def readdir(self, path: str) -> list[tuple[str, dict | None]]:
+        """The directory's entries, each with the attributes ``getattr`` would answer (from
+        the listing's node, or a pending upload's spool), so that ``readdirplus`` hands them
+        to the kernel and ``ls -l`` needs no lookup per entry; None where the listing has
+        no node (made here, not fetched yet: the kernel looks it up)."""
         if not self.node(path).isdir:
             raise fs_error(errno.ENOTDIR)
-        names = self.listdir(path)
-        pending = self._pending_in(path)
-        listed = set(names)
-        return [".", ".."] + names + [n for n in pending if n not in listed]
+        children = self._listing(path)
+        entries: list[tuple[str, dict | None]] = [(".", None), ("..", None)]
+        with self.lock:    # a spool in the map is not discarded meanwhile
+            pending = self._pending_in(path)
+            for name, node in children.items():
+                spool = pending.get(name)
+                entries.append((name, self._spool_stat(spool) if spool is not None else
+                                None if node is None else self._node_stat(node)))
+            entries += [(name, self._spool_stat(spool)) for name, spool in pending.items()
+                        if name not in children]
+        return entries
 
     def statfs(self, path: str = "/") -> dict:
         """Quota and usage of the nearest container with a quota (else the mount root's)."""

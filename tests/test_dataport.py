@@ -222,6 +222,39 @@ def test_client_vanishing_mid_upload_leaves_nothing(svc):
     assert node_state(svc.server, svc.name, path) == (old, hashlib.md5(old).hexdigest())
 
 
+def open_deleted_files(server: Server) -> list[str]:
+    """Files of the server's data directory it holds open though they have no name left."""
+    fds = f"/proc/{server.proc.pid}/fd"
+    found = []
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(f"{fds}/{fd}")
+        except FileNotFoundError:  # closed meanwhile
+            continue
+        if target.startswith(server.data_dir) and target.endswith(" (deleted)"):
+            found.append(target)
+    return found
+
+
+def test_replaced_and_deleted_bytes_are_let_go(svc):
+    """Uploads over a file and a node's deletion hold the old file open across the rename
+    or unlink (its blocks are freed after the answer, storage/release.py); every such
+    file is closed soon after, so no space stays taken."""
+    path = svc.unique()
+    contents = [os.urandom(3 * 1024 * 1024) for _ in range(3)]
+    with data_client() as c:
+        for data in contents:
+            r = c.put(endpoint(svc, path, "put"), content=data,
+                      headers={"Content-MD5": md5_b64(data)})
+            assert r.status_code == 201, r.text
+        assert c.get(endpoint(svc, path, "get")).content == contents[-1]
+    with svc.server.client("alice") as c:
+        assert c.delete(f"/{svc.name}/nodes/{path}").status_code == 200
+    wait_until(lambda: not open_deleted_files(svc.server), 20,
+               "the replaced and deleted files to be closed", interval=0.05)
+    assert open_deleted_files(svc.server) == []
+
+
 def test_bad_requests_get_the_right_status(sqlite_server):
     svc = ServiceUnderTest(sqlite_server, "arc", "arc")
     path = svc.unique()

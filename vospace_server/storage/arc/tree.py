@@ -24,7 +24,7 @@ from ...protocol.faults import (ContainerNotFound, DuplicateNode, InvalidArgumen
                                 NodeNotFound)
 from ...protocol.nodes import Node, NodeType
 from ..common import imposed, inherited, inherits, storable_properties, with_defaults
-from .. import quota
+from .. import quota, release
 from ..placement import final_destination
 from ..streams import TEMP_PREFIX, FileReadHandle, TempFile, Upload, md5_of_fd, temp_name
 from ..tree import Check
@@ -502,18 +502,26 @@ class ArcUpload(Upload):
         fd = self.temp.fd
         self.temp.flush()
         st = os.fstat(fd)  # final size and mtime; the xattrs below change neither
-        _copy_properties(self.temp.dir_fd, self.temp.final_path, fd)
-        os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())
-        if self.content_type:
-            os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
-        xattrs.write_md5(fd, md5, st)
-        self.permit(fd)
-        os.fsync(fd)
-        with usage.change(self.quota_roots) as roots:
-            delta = length - _size_of(self.temp.dir_fd, self.temp.final_path)
-            roots.require(delta)
-            self.temp.publish()
-            roots.add(delta)
+        # The file being replaced stays open until after the answer: its blocks are freed
+        # then, not inside the rename (release.py).
+        old = release.hold(self.temp.final_path, self.temp.dir_fd)
+        try:
+            if old is not None:
+                _copy_properties(old, fd)
+            os.setxattr(fd, xattrs.PREFIX + props.CREATOR, self.owner.encode())
+            if self.content_type:
+                os.setxattr(fd, xattrs.PREFIX + props.TYPE, self.content_type.encode())
+            xattrs.write_md5(fd, md5, st)
+            self.permit(fd)
+            os.fsync(fd)
+            with usage.change(self.quota_roots) as roots:
+                delta = length - _size_of(self.temp.dir_fd, self.temp.final_path)
+                roots.require(delta)
+                self.temp.publish()
+                roots.add(delta)
+        finally:
+            if old is not None:
+                release.close_later(old)
         return self.tree.resolve(self.path)[-1]
 
 
@@ -539,19 +547,11 @@ def _size_of(dir_fd: int | None, name: str) -> int:
     return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
-def _copy_properties(dir_fd: int | None, old_name: str, fd: int) -> None:
+def _copy_properties(old_fd: int, fd: int) -> None:
     """Carry the replaced file's properties (ispublic, groups, ...) over to the new inode."""
-    try:
-        old_fd = os.open(old_name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                         dir_fd=dir_fd)
-    except OSError:  # no old file (or not a plain one): nothing to carry over
-        return
-    try:
-        for name in os.listxattr(old_fd):
-            if name.startswith(xattrs.PREFIX) and not name.startswith(xattrs.INTERNAL):
-                try:
-                    os.setxattr(fd, name, os.getxattr(old_fd, name))
-                except OSError:
-                    pass
-    finally:
-        os.close(old_fd)
+    for name in os.listxattr(old_fd):
+        if name.startswith(xattrs.PREFIX) and not name.startswith(xattrs.INTERNAL):
+            try:
+                os.setxattr(fd, name, os.getxattr(old_fd, name))
+            except OSError:
+                pass

@@ -12,6 +12,7 @@ from typing import Iterator, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...config import Settings
+from .. import release
 from ..streams import (TEMP_PREFIX, FileReadHandle, ReadHandle, TempFile, fsync_dir, older_than,
                        temp_name)
 
@@ -91,10 +92,14 @@ class LocalBlobStore:
         return FileReadHandle(fd, os.fstat(fd).st_size, md5, mtime)
 
     def delete(self, key: str) -> None:
+        held = release.hold(self.path(key))  # its blocks freed after the answer
         try:
             os.unlink(self.path(key))
         except FileNotFoundError:
             pass
+        finally:
+            if held is not None:
+                release.close_later(held)
 
     def copy(self, src: str, dest: str) -> None:
         # Blobs are immutable, so a hard link is a safe and instant copy.

@@ -11,10 +11,23 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from .arcfs_mounts import live_mount_logs
 from .harness import PostgresCluster, Server, make_server
 # VOS_NS and XSI_NS are imported from here by many tests.
 from .nodes_xml import VOS_NS, XSI_NS, fetch_properties, node_xml
 
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows what the arcfs mounts still live (held by fixtures) logged: an
+    upload that failed in the background is reported by a later close, and its cause is
+    only in the log, which goes with the mount's cache directory."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for mountpoint, text in live_mount_logs().items():
+            report.sections.append((f"arcfs mount log ({mountpoint})", text))
 
 
 @pytest.fixture(scope="session")

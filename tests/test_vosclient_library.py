@@ -301,3 +301,23 @@ def test_bulk_keeps_the_data_port_connection_alive(sqlite_server):
             assert stream.read() == bytes([i]) * 4096
             stream.close()
         assert sockets[0] is sockets[1] is sockets[2]
+
+
+def test_bulk_chunked_upload_of_memoryviews(sqlite_server):
+    """A chunked PUT (size unknown: arcfs streaming a file while it is written) of bytes and
+    memoryviews, empty pieces among them, stores exactly those bytes; the MD5 returned is
+    the client's own, checked against the server's, or with ``tls_suffices`` over HTTPS the
+    server's."""
+    server = sqlite_server
+    auth = lambda: {"Authorization": f"Bearer {server.tokens['alice']}"}  # noqa: E731
+    bulk = Bulk(server.url, auth, verify=False)
+    pieces = [os.urandom(1 << 20), b"", memoryview(os.urandom(5000)), os.urandom(70_000)]
+    payload = b"".join(bytes(p) for p in pieces)
+    for name, trust in (("hashed", False), ("trusted", True)):
+        md5 = bulk.put_chunks(f"/arc/files/home/alice/chunked-{name}.bin", iter(pieces),
+                              "application/octet-stream", tls_suffices=trust)
+        assert md5 == hashlib.md5(payload).hexdigest(), name
+        stream = bulk.get(f"/arc/files/home/alice/chunked-{name}.bin")
+        assert stream.read() == payload, name
+        stream.close()
+    bulk.close()

@@ -296,13 +296,14 @@ class Client:
         remote = as_remote(name)
         return self.bulk.put(self.files_url(remote), fh, size, content_type, what=str(remote))
 
-    def put_chunks(self, name: Target, chunks, content_type: str = "application/octet-stream"
-                   ) -> str:
+    def put_chunks(self, name: Target, chunks, content_type: str = "application/octet-stream",
+                   tls_suffices: bool = False) -> str | None:
         """Store the bytes of an iterable produced while it is sent (chunked encoding: the
-        length need not be known); returns their MD5, checked against the server's."""
+        length need not be known); returns their MD5, checked against the server's (with
+        ``tls_suffices``, over HTTPS: the server's, unchecked; see ``Bulk.put_chunks``)."""
         remote = as_remote(name)
         return self.bulk.put_chunks(self.files_url(remote), chunks, content_type,
-                                    what=str(remote))
+                                    what=str(remote), tls_suffices=tls_suffices)
 
     def open(self, name: str, mode: str = "rb", **kwargs):
         """A file object (fsspec's buffered file: Range reads, upload on close)."""

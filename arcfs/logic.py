@@ -32,7 +32,7 @@ from .properties import (MTIME_PROP, UTIME_NOW, UTIME_OMIT, mtime_ns, mtime_stam
                          xattr_names, xattr_uri)
 from .reader import RangeReader
 from .spool import Spool
-from .upload import StreamingUpload
+from .upload import StreamingUpload, aligned
 from .writeback import WriteBack
 
 log = logging.getLogger("arcfs")
@@ -628,16 +628,36 @@ class ArcFS:
             if spool.stream is None and offset == size and size + len(data) >= STREAM_FROM:
                 spool.stream = self._start_stream(spool)
                 spool.stream.appended(0, size)
+            if spool.stream is None or spool.stream.aborted:
+                return spool.pwrite(data, offset)
+            return self._stream_write(spool, spool.stream, data, offset)
+
+    @staticmethod
+    def _stream_write(spool: Spool, stream: StreamingUpload, data: bytes, offset: int) -> int:
+        """A write while the file streams: an aligned one is copied into one of the
+        upload's buffers, written to the spool from there past the page cache and sent
+        from memory; any other goes to the spool and is read back from it to be sent."""
+        buffer = stream.buffer() if aligned(offset, len(data)) else None
+        if buffer is None:
             written = spool.pwrite(data, offset)
-            if spool.stream is not None:
-                spool.stream.appended(offset, written)
+            stream.appended(offset, written)
             return written
+        size = len(data)
+        buffer[:size] = data
+        try:
+            written = spool.pwrite_direct(memoryview(buffer)[:size], offset)
+        except BaseException:
+            stream.give_back(buffer)
+            raise
+        stream.appended(offset, memoryview(buffer)[:written])
+        return written
 
     def _start_stream(self, spool: Spool) -> StreamingUpload:
         remote = self.remote(spool.path)
         content_type = mimetypes.guess_type(spool.path)[0] or "application/octet-stream"
         return StreamingUpload(
-            spool.fd, lambda chunks: self.client.put_chunks(remote, chunks, content_type),
+            spool.fd, lambda chunks: self.client.put_chunks(remote, chunks, content_type,
+                                                            tls_suffices=True),
             spool.path)
 
     def _check_space(self, growth: int) -> None:
@@ -693,8 +713,8 @@ class ArcFS:
             size = spool.size()
             stream, spool.stream = spool.stream, None
             with remote_errors():
-                md5 = stream.finish(size) if stream is not None else None
-            if md5 is None:
+                streamed, md5 = stream.finish(size) if stream is not None else (False, None)
+            if not streamed:
                 # through its descriptor: the spool file's name may be gone (unmounted
                 # and its cache directory removed while this upload waited)
                 with remote_errors(), os.fdopen(os.dup(spool.fd), "rb") as fh:
@@ -706,7 +726,7 @@ class ArcFS:
             self.seen_md5.pop(spool.path, None)
             self._apply_deferred(spool)
 
-    def _uploaded_node(self, remote: Remote, previous, size: int, md5: str) -> Node:
+    def _uploaded_node(self, remote: Remote, previous, size: int, md5: str | None) -> Node:
         """The node as the upload left it, without asking: the server keeps the node's
         other properties on a PUT, and dates it about now."""
         props = dict(previous.props) if isinstance(previous, Node) else {}

@@ -4,6 +4,7 @@ through this mount see the bytes written before they are uploaded.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import threading
@@ -19,6 +20,7 @@ class Spool:
         suffix = os.path.splitext(path)[1][:16]   # keeps the upload's content type guess
         fd, self.name = tempfile.mkstemp(prefix="spool-", suffix=suffix, dir=cache_dir)
         self.fd = fd
+        self.direct: int | None = None   # an O_DIRECT descriptor, opened on first use
         self.path = path
         self.refs = 0
         self.dirty = False
@@ -33,6 +35,28 @@ class Spool:
 
     def pwrite(self, data: bytes, offset: int) -> int:
         written = os.pwrite(self.fd, data, offset)
+        self.dirty, self.mtime = True, time.time()
+        return written
+
+    def pwrite_direct(self, buffer, offset: int) -> int:
+        """Write a page-aligned buffer at an aligned offset past the page cache (O_DIRECT),
+        where the file system allows it (tmpfs does not: then through the page cache).
+        The kernel keeps both descriptors' views of the file coherent."""
+        if self.direct is None:
+            try:
+                self.direct = os.open(self.name, os.O_WRONLY | os.O_DIRECT)
+            except OSError:
+                self.direct = -1
+        if self.direct < 0:
+            return self.pwrite(buffer, offset)
+        try:
+            written = os.pwrite(self.direct, buffer, offset)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:   # EINVAL: an alignment this disk does not take
+                raise
+            os.close(self.direct)
+            self.direct = -1
+            return self.pwrite(buffer, offset)
         self.dirty, self.mtime = True, time.time()
         return written
 
@@ -57,6 +81,8 @@ class Spool:
             stream.abort()
         try:
             os.close(self.fd)
+            if self.direct is not None and self.direct >= 0:
+                os.close(self.direct)
         finally:
             try:
                 os.unlink(self.name)

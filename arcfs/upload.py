@@ -6,70 +6,146 @@ waits for the tail instead of the whole upload. The first write that is not at t
 the bytes already queued (a seek back, a hole, a truncate) aborts the streaming upload
 (the server discards an upload that did not complete), and ``close`` uploads the spool
 whole, as for any other file.
+
+The bytes are handed over in memory, not read back from the spool: a write whose offset
+and length are page-aligned (``dd``, ``cp``) is copied into one of a few reused,
+page-aligned buffers, which the spool writes with ``O_DIRECT`` and the upload sends from
+(see ``Spool.pwrite_direct``). Measured on 1 GiB here, writing the spool through the page
+cache (fresh pages for every MiB) and reading it back cost more CPU than TLS and MD5
+together. While every buffer is in flight a write waits a moment for one (the upload
+sets the pace, and the writer leaves it the CPU); after that it goes to the spool through
+the page cache and the upload reads those bytes back from the spool, as do later writes,
+without waiting, until the upload frees a buffer again (a stalled server does not hold up
+the writer).
 """
 from __future__ import annotations
 
+import collections
+import mmap
 import os
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20          # bytes read back from the spool at a time
+BUFFER = 1 << 20         # one aligned buffer (the FUSE max_write)
+BUFFERS = 16             # aligned buffers per upload (the bytes in flight)
+ALIGN = mmap.PAGESIZE    # what O_DIRECT asks of offsets, lengths and addresses
+WAIT_FOR_BUFFER = 1.0    # seconds a write waits for a free buffer before the page cache
 
 
 class Aborted(Exception):
     """The spool stopped being written sequentially."""
 
 
-class StreamingUpload:
-    """Sends a spool's bytes as they are appended; ``finish`` waits for the result."""
+def aligned(offset: int, length: int) -> bool:
+    return offset % ALIGN == 0 and length % ALIGN == 0 and 0 < length <= BUFFER
 
-    def __init__(self, fd: int, send: Callable, what: str) -> None:
+
+class StreamingUpload:
+    """Sends a spool's bytes as they are appended; ``finish`` waits for the result.
+
+    Each appended piece is memory to send (an aligned buffer from ``buffer()``, or the
+    written bytes) or, given as its length alone, bytes to read back from the spool."""
+
+    def __init__(self, fd: int, send: Callable[[Iterator], str | None], what: str,
+                 wait: float = WAIT_FOR_BUFFER) -> None:
         self.fd = fd
+        self.wait = wait
         self.end = 0                 # bytes written to the spool so far (sequentially)
+        self.pieces: collections.deque = collections.deque()   # (offset, memory | length)
         self.final: int | None = None
         self.aborted = False
         self.cond = threading.Condition()
+        self.free: list[mmap.mmap] = []
+        self.made = 0                # aligned buffers allocated so far (up to BUFFERS)
+        self.starved = False         # a write waited in vain: no more waits until one is free
         self.md5: str | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, args=(send,), daemon=True,
                                        name=f"arcfs-upload {what}")
         self.thread.start()
 
-    def _chunks(self):
-        pos = 0
-        while True:
-            with self.cond:
-                while not self.aborted and pos >= self.end and self.final is None:
-                    self.cond.wait()
-                if self.aborted:
-                    raise Aborted()
-                limit = self.end if self.final is None else self.final
-                if pos >= limit:
-                    return
-            data = os.pread(self.fd, min(CHUNK, limit - pos), pos)
-            if not data:
-                raise Aborted()
-            pos += len(data)
-            yield data
+    # ---- the writer's side --------------------------------------------------------------
+    def buffer(self) -> mmap.mmap | None:
+        """A free aligned buffer to copy a write into (then ``appended``), waiting a
+        moment while all are in flight; None when there is none (or the upload stopped)."""
+        with self.cond:
+            if not self.free and self.made < BUFFERS:
+                self.made += 1
+                return mmap.mmap(-1, BUFFER)
+            if not self.starved:
+                self.starved = not self.cond.wait_for(
+                    lambda: self.free or self.aborted or self.error is not None, self.wait)
+            if self.free and not self.aborted:
+                return self.free.pop()
+            return None
 
-    def _run(self, send: Callable) -> None:
-        try:
-            self.md5 = send(self._chunks())
-        except BaseException as exc:  # noqa: BLE001 (reported by finish)
-            self.error = exc
-
-    def appended(self, offset: int, length: int) -> bool:
-        """Record a write; False (and the upload aborted) unless it extends the end."""
+    def appended(self, offset: int, piece) -> bool:
+        """Record a write of ``piece`` (memory, or a length: read back from the spool) at
+        ``offset``; False (and the upload aborted) unless it extends the end."""
+        length = piece if isinstance(piece, int) else len(piece)
         with self.cond:
             if self.aborted or offset != self.end:
                 self.abort_locked()
                 return False
-            self.end += length
-            self.cond.notify_all()
+            if length:
+                last = self.pieces[-1] if self.pieces else None
+                if isinstance(piece, int) and last is not None and isinstance(last[1], int):
+                    self.pieces[-1] = (last[0], last[1] + piece)   # one read back for both
+                else:
+                    self.pieces.append((offset, piece))
+                self.end += length
+                self.cond.notify_all()
             return True
+
+    def give_back(self, buffer: mmap.mmap) -> None:
+        """A buffer taken with ``buffer()`` and not appended after all."""
+        with self.cond:
+            self.free.append(buffer)
+            self.cond.notify_all()
+
+    # ---- the upload's side --------------------------------------------------------------
+    def _chunks(self) -> Iterator:
+        """The pieces in order; a buffer is free again once the consumer asks for the next
+        piece (it has hashed and sent the one before)."""
+        sent: mmap.mmap | None = None
+        while True:
+            with self.cond:
+                if sent is not None:
+                    self.free.append(sent)
+                    self.starved = False
+                    self.cond.notify_all()
+                    sent = None
+                while not self.aborted and not self.pieces and self.final is None:
+                    self.cond.wait()
+                if self.aborted:
+                    raise Aborted()
+                if not self.pieces:
+                    return
+                offset, piece = self.pieces.popleft()
+            if not isinstance(piece, int):
+                sent = piece.obj
+                yield piece
+                continue
+            end = offset + piece
+            while offset < end:
+                data = os.pread(self.fd, min(CHUNK, end - offset), offset)
+                if not data:
+                    raise Aborted()
+                offset += len(data)
+                yield data
+
+    def _run(self, send: Callable[[Iterator], str | None]) -> None:
+        try:
+            self.md5 = send(self._chunks())
+        except BaseException as exc:  # noqa: BLE001 (reported by finish)
+            with self.cond:
+                self.error = exc
+                self.cond.notify_all()
 
     def abort_locked(self) -> None:
         self.aborted = True
+        self.pieces.clear()
         self.cond.notify_all()
 
     def abort(self) -> None:
@@ -77,10 +153,10 @@ class StreamingUpload:
             self.abort_locked()
         self.thread.join()
 
-    def finish(self, size: int) -> str | None:
-        """Send the rest (the spool holds ``size`` bytes) and wait. Returns the MD5 stored,
-        or None when the streaming upload was aborted (the caller uploads whole); raises the
-        upload's error otherwise."""
+    def finish(self, size: int) -> tuple[bool, str | None]:
+        """Send the rest (the spool holds ``size`` bytes) and wait. Returns (True, the MD5
+        stored), or (False, None) when the streaming upload was aborted (the caller uploads
+        whole); raises the upload's error otherwise."""
         with self.cond:
             if not self.aborted and size == self.end:
                 self.final = size
@@ -89,7 +165,7 @@ class StreamingUpload:
             self.cond.notify_all()
         self.thread.join()
         if self.aborted:
-            return None
+            return False, None
         if self.error is not None:
             raise self.error
-        return self.md5
+        return True, self.md5

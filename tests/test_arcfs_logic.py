@@ -302,3 +302,58 @@ def test_cache_size_waits_for_queued_uploads_then_enospc(sqlite_server, tmp_path
     assert client.read_bytes(fs.remote(f"{base}/b")) == b"b" * 60_000
     fs.close()
     client.close()
+
+
+def test_streamed_writes_wait_for_buffers_then_go_through_the_page_cache(tmp_path):
+    """A streaming upload sends aligned writes from its few reused buffers (the spool gets
+    them with O_DIRECT); while the upload is stuck and all buffers are in flight, a write
+    waits a moment and then goes to the spool through the page cache, from where the upload
+    reads it back. Unaligned writes are always read back. The server gets every byte in
+    order either way."""
+    from arcfs import upload
+    from arcfs.spool import Spool
+
+    gate = threading.Event()
+    received = bytearray()
+
+    def send(chunks):
+        gate.wait(30)
+        for chunk in chunks:
+            received.extend(chunk)
+        return "md5-of-the-server"
+
+    spool = Spool(str(tmp_path), "/f.bin")
+    stream = upload.StreamingUpload(spool.fd, send, "f.bin", wait=0.05)
+    mib = 1 << 20
+    writes = [os.urandom(mib) for _ in range(upload.BUFFERS + 2)] + [b"odd" * 1000,
+                                                                      os.urandom(mib)]
+    offset = 0
+    for data in writes:
+        assert ArcFS._stream_write(spool, stream, data, offset) == len(data)
+        offset += len(data)
+    assert stream.made == upload.BUFFERS        # the rest are read back from the spool
+    assert stream.starved                       # (only the first of them waited)
+    assert [type(piece) for _, piece in stream.pieces][-2:] == [memoryview, int]
+    gate.set()
+    assert stream.finish(offset) == (True, "md5-of-the-server")
+    assert bytes(received) == b"".join(writes) == spool.pread(offset + 1, 0)
+    spool.discard()
+
+
+def test_direct_spool_writes_fall_back_where_o_direct_is_refused(tmp_path):
+    """A write O_DIRECT refuses (EINVAL: here a buffer not aligned in memory; some file
+    systems refuse O_DIRECT itself) goes through the page cache, as do later ones."""
+    import mmap
+
+    from arcfs.spool import Spool
+
+    spool = Spool(str(tmp_path), "/f")
+    buffer = mmap.mmap(-1, 3 * 4096)
+    buffer[:] = os.urandom(3 * 4096)
+    assert spool.pwrite_direct(memoryview(buffer)[:4096], 0) == 4096
+    assert spool.direct >= 0                                  # O_DIRECT taken
+    assert spool.pwrite_direct(memoryview(buffer)[1:8193], 4096) == 8192
+    assert spool.direct == -1                                 # refused: page cache
+    assert spool.pwrite_direct(memoryview(buffer)[:4096], 12288) == 4096
+    assert spool.pread(1 << 20, 0) == buffer[:4096] + buffer[1:8193] + buffer[:4096]
+    spool.discard()

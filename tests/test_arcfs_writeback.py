@@ -3,6 +3,7 @@ servers: the server stopped or the quota hit in the middle of a `tar -x`, fsync'
 unmount with uploads pending, and reading a file back while its upload waits."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -181,6 +182,43 @@ def test_read_after_write_of_a_pending_file(sqlite_server):
             os.fsync(fh.fileno())
             assert on_disk(sqlite_server, f"home/alice/{name}") == 1
         assert stored(sqlite_server, "alice", f"home/alice/{name}") == {"new.bin": data}
+
+
+def test_big_file_streamed_while_the_server_stalls(sqlite_server):
+    """A big file written in MiB blocks streams to the server from memory while written;
+    while the server is stopped the writer waits a moment, then goes on into the spool
+    without the upload (the mount reads the file back meanwhile); once the server is back,
+    fsync waits for the rest, and the server holds the bytes with their MD5. Unaligned
+    writes at the end are read back from the spool."""
+    name = f"big-{os.urandom(4).hex()}"
+    data = os.urandom(24 << 20) + os.urandom(5000) + os.urandom(1 << 20)
+    with mounted(sqlite_server, "alice", "arc") as mnt:
+        os.mkdir(os.path.join(mnt, "home", "alice", name))
+        path = os.path.join(mnt, "home", "alice", name, "big.bin")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        reader = os.open(path, os.O_RDONLY)   # (opened now: a lookup would need the server)
+        try:
+            os.write(fd, data[:1 << 20])                      # the upload starts
+            sqlite_server.proc.send_signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                for at in range(1 << 20, 24 << 20, 1 << 20):
+                    assert os.write(fd, data[at:at + (1 << 20)]) == 1 << 20
+                assert time.monotonic() - started < 4        # one short wait, not one a write
+                assert os.pread(reader, 25 << 20, 0) == data[:24 << 20]
+            finally:
+                sqlite_server.proc.send_signal(signal.SIGCONT)
+            os.write(fd, data[24 << 20:(24 << 20) + 5000])
+            os.write(fd, data[(24 << 20) + 5000:])
+            os.fsync(fd)
+        finally:
+            os.close(reader)
+            os.close(fd)
+        assert stored(sqlite_server, "alice", f"home/alice/{name}") == {"big.bin": data}
+        with Client(url=sqlite_server.url, token=sqlite_server.tokens["alice"], verify=False,
+                    retries=1, timeout=30) as client:
+            node = client.get_node(f"arc:home/alice/{name}/big.bin")
+        assert node.md5 == hashlib.md5(data).hexdigest()
 
 
 @pytest.fixture(autouse=True)

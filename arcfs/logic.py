@@ -230,11 +230,15 @@ class ArcFS:
         if not self.node(path).isdir:
             raise fs_error(errno.ENOTDIR)
         children = self._listing(path)
+        prefix = path.rstrip("/") + "/"
         entries: list[tuple[str, dict | None]] = [(".", None), ("..", None)]
         with self.lock:    # a spool in the map is not discarded meanwhile
             pending = self._pending_in(path)
             for name, node in children.items():
                 spool = pending.get(name)
+                if spool is None and node is None:   # its upload may have finished since
+                    cached = self.attrs.get(prefix + name, None)
+                    node = cached if isinstance(cached, Node) else None
                 entries.append((name, self._spool_stat(spool) if spool is not None else
                                 None if node is None else self._node_stat(node)))
             entries += [(name, self._spool_stat(spool)) for name, spool in pending.items()

@@ -95,17 +95,10 @@ class Bench:
 
     def preauth(self, name: str, direction: str) -> str:
         """A pre-authorized URL from /synctrans (query form), as any VOSpace client gets it."""
-        protocol = "httpsput" if direction == "pushToVoSpace" else "httpsget"
-        target = f"{self.client.base_uri(self.service)}/{self.home}/{name}"
-        r = self.client.transport.request(
-            "POST", f"/{self.service}/synctrans",
-            params={"TARGET": target, "DIRECTION": direction,
-                    "PROTOCOL": f"ivo://ivoa.net/vospace/core#{protocol}"})
-        from vospace_server.protocol.xml_io import parse_xml
-        for el in parse_xml(r.content).iter():
-            if isinstance(el.tag, str) and el.tag.endswith("}endpoint") and el.text:
-                return el.text.strip()
-        raise RuntimeError(f"no endpoint in {r.text[:300]}")
+        url = self.client.negotiate(self.remote(name), push=direction == "pushToVoSpace")
+        if url is None:
+            raise RuntimeError(f"no endpoint negotiated for {name}")
+        return url
 
 
 def ratio(reference: float, ours: float) -> str:

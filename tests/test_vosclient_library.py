@@ -321,3 +321,26 @@ def test_bulk_chunked_upload_of_memoryviews(sqlite_server):
         assert stream.read() == payload, name
         stream.close()
     bulk.close()
+
+
+def test_large_uploads_go_to_the_negotiated_data_port(svc, client, tmp_path):
+    """A file of NEGOTIATE_FROM bytes or more is sent to the pre-authorized URL transfer
+    negotiation hands out (the data port), a smaller one to /files on the main port; both
+    arrive with their MD5, and a refused push is refused as on /files."""
+    from vosclient.transfer import NEGOTIATE_FROM
+    folder = svc.unique()
+    client.mkdir(name(svc, folder))
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(os.urandom(NEGOTIATE_FROM + 5))
+    small.write_bytes(os.urandom(1000))
+    client.upload(str(small), name(svc, f"{folder}/small.bin"))
+    assert not client.bulk.others  # /files on the main port only
+    client.upload(str(big), name(svc, f"{folder}/big.bin"))
+    [data_pool] = client.bulk.others.values()
+    assert data_pool.port == svc.server.data_port and data_pool.idle  # its connection kept
+    for path in (big, small):
+        node = client.get_node(name(svc, f"{folder}/{path.name}"))
+        assert node.md5 == hashlib.md5(path.read_bytes()).hexdigest()
+    with Client(url=svc.server.url, token=svc.server.tokens["bob"], verify=False) as bob:
+        with pytest.raises(errors.PermissionDenied):
+            bob.upload(str(big), name(svc, f"{folder}/bob.bin"))

@@ -107,6 +107,16 @@ class Bulk:
                                            self.max_idle)
             return self.others[origin]
 
+    def at(self, url: str) -> tuple["Bulk", str]:
+        """The pool that serves ``url`` (a path on this server, or a full URL: another
+        origin's pool, which is sent no credential) and the request target to send it."""
+        parts = urlsplit(urljoin(self.base_url + "/", url))
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if (parts.scheme, parts.hostname, port) == (self.scheme, self.host, self.port):
+            return self, target
+        return self.elsewhere(f"{parts.scheme}://{parts.netloc}"), target
+
     def _connect(self) -> http.client.HTTPConnection:
         with self.lock:
             if self.idle:
@@ -186,14 +196,10 @@ class Bulk:
                 location = response.getheader("location") or ""
                 response.read()
                 self.release(conn)
-                parts = urlsplit(urljoin(self.base_url + "/", location))
-                target = parts.path + (f"?{parts.query}" if parts.query else "")
+                pool, target = self.at(location)
                 headers = {k: v for k, v in headers.items() if k != "Authorization"}
-                port = parts.port or (443 if parts.scheme == "https" else 80)
-                if (parts.scheme, parts.hostname, port) != (self.scheme, self.host, self.port):
-                    # the data port or another host (a presigned S3 URL): no credential
-                    other = self.elsewhere(f"{parts.scheme}://{parts.netloc}")
-                    return other.get(target, start, end, what, extra)
+                if pool is not self:  # the data port or another host (a presigned S3 URL)
+                    return pool.get(target, start, end, what, extra)
                 continue
             if response.status >= 400:
                 raise self._fail(conn, response, what)

@@ -12,6 +12,7 @@ from typing import Iterator
 from urllib.parse import quote
 
 from vospace_server.protocol import properties as P
+from vospace_server.protocol.xml_io import parse_xml
 
 from . import errors, jobs, nodes, transfer, uris
 from .bulk import Bulk, Stream
@@ -268,6 +269,23 @@ class Client:
         if uris.is_remote(src):
             return self.download(src, dest, **kwargs)
         raise errors.InvalidArgument(f"{src} -> {dest}: one side must be remote")
+
+    def negotiate(self, name: Target, push: bool) -> str | None:
+        """The first endpoint synchronous transfer negotiation (``/synctrans``, query form)
+        hands out for moving the bytes of ``name`` (up with ``push``): a pre-authorized URL,
+        on this project's server its data port; None when the answer names none."""
+        remote = as_remote(name)
+        scheme = "https" if self.settings.url.startswith("https:") else "http"
+        response = self.transport.request("POST", f"/{remote.service}/synctrans", params={
+            "TARGET": self.node_uri(remote),
+            "DIRECTION": "pushToVoSpace" if push else "pullFromVoSpace",
+            "PROTOCOL": f"ivo://ivoa.net/vospace/core#{scheme}{'put' if push else 'get'}"},
+            what=str(remote))
+        for element in parse_xml(response.content).iter():
+            if isinstance(element.tag, str) and element.tag.endswith("}endpoint") \
+                    and element.text:
+                return element.text.strip()
+        return None
 
     def read_bytes(self, name: Target, start: int | None = None, end: int | None = None) -> bytes:
         return transfer.read_range(self, as_remote(name), start, end)

@@ -46,6 +46,7 @@ class RangeReader:
         self.running = False
         self.error: BaseException | None = None
         self.closed = False
+        self.waiting = 0         # reads waiting for the worker
 
     # ---- worker -----------------------------------------------------------------------
     def _restart(self, offset: int) -> None:
@@ -123,31 +124,63 @@ class RangeReader:
             self.buf_start = self.starts[0]
 
     def read(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset``, fewer only at the end of the file (a short answer
+        is the end of the file to the kernel, which would cache the file as cut there).
+        A read the buffer does not cover restarts the worker there, unless another read
+        is waiting for the worker (reads of two regions at once would take it from each
+        other in turn): then, as when the buffer moved on meanwhile, it fetches its own."""
         with self.cond:
             end = min(offset + size, self.size)
             if offset >= end:
                 return b""
             covered = self.buf_start <= offset and (
                 end <= self.buf_end or (self.running and offset <= self.buf_end + SLACK))
-            if not covered:
-                self._restart(offset)
-            self.want = max(self.want, end) if covered else end
-            self.cond.notify_all()
+            if covered or not self.waiting:
+                data = self._from_worker(offset, end, covered)
+                if data is not None:
+                    return data
+                if offset >= self.size:      # the file was found shorter meanwhile
+                    return b""
+                end = min(end, self.size)
+        return self._fetch(offset, end)
+
+    def _from_worker(self, offset: int, end: int, covered: bool) -> bytes | None:
+        """Wait (holding ``cond``) for the worker to buffer ``[offset, end)``; None when
+        the buffer no longer holds ``offset`` by then."""
+        if not covered:
+            self._restart(offset)
+        self.want = max(self.want, end) if covered else end
+        self.cond.notify_all()
+        self.waiting += 1
+        try:
             while self.buf_end < end and self.error is None and self.running:
                 self.cond.wait()
-            if self.error is not None:
-                error, self.error = self.error, None
-                self.gen += 1
-                self.running = False
-                self.starts, self.datas = [], []
-                self.buf_start = self.buf_end = 0
-                raise error
-            end = min(end, self.buf_end)
-            if self.buf_start > offset or offset >= end:
-                return b""
-            data = self._slice(offset, end)
-            self._trim(offset)
-            return data
+        finally:
+            self.waiting -= 1
+        if self.error is not None:
+            error, self.error = self.error, None
+            self.gen += 1
+            self.running = False
+            self.starts, self.datas = [], []
+            self.buf_start = self.buf_end = 0
+            raise error
+        if not self.buf_start <= offset < self.buf_end:
+            return None
+        data = self._slice(offset, min(end, self.buf_end))
+        self._trim(offset)
+        return data
+
+    def _fetch(self, offset: int, end: int) -> bytes:
+        """Bytes ``[offset, end)`` with a request of their own, past the worker."""
+        stream = self.open_range(offset, end)
+        parts = []
+        try:
+            while offset < end and (data := stream.read(end - offset)):
+                parts.append(data)
+                offset += len(data)
+        finally:
+            stream.close()
+        return b"".join(parts)
 
     def close(self) -> None:
         with self.cond:

@@ -173,6 +173,30 @@ def test_reader_concurrent_out_of_order_reads():
     assert reader.read(len(data), 10) == b""
 
 
+def test_reader_never_answers_short_before_the_end():
+    """Reads far apart at the same time (the kernel's readahead of two regions, or a
+    read_ahead_kb raised past the reader's slack) restart the worker at each other's
+    offsets: each read still gets all its bytes (a short answer is EOF to the kernel,
+    which then caches the file as cut there)."""
+    data = os.urandom(48 << 20)
+    reader = RangeReader(Source(data), len(data))
+    results: dict[int, bytes] = {}
+
+    def read(offset):
+        results[offset] = reader.read(offset, 128 << 10)
+
+    for step in range(0, 4 << 20, 128 << 10):
+        threads = [threading.Thread(target=read, args=(region + step,))
+                   for region in range(0, len(data), 12 << 20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert {o: len(r) for o, r in results.items() if len(r) != 128 << 10} == {}
+    assert all(results[o] == data[o:o + (128 << 10)] for o in results)
+    reader.close()
+
+
 def test_ttl_cache_expiry_and_tree_invalidation():
     clock = ManualClock()
     cache: TTLCache[int] = TTLCache(0.2, clock=clock)

@@ -335,6 +335,22 @@ def test_plain_http_data_port(plain_server):
         assert part.content == data[5:10]
 
 
+def test_client_upload_over_plain_http_data_port(plain_server, tmp_path):
+    """vosclient sends a large file to the negotiated plain-HTTP data port URL, hashing it
+    on the way (no TLS to rely on) and checking the MD5 the server stored."""
+    from vosclient import Client
+    from vosclient.transfer import NEGOTIATE_FROM
+    svc = ServiceUnderTest(plain_server, "arc", "arc")
+    path = svc.unique()
+    local = tmp_path / "big.bin"
+    local.write_bytes(os.urandom(NEGOTIATE_FROM + 3))
+    with Client(url=plain_server.url, token=plain_server.tokens["alice"]) as client:
+        client.upload(str(local), f"arc:{path}")
+        [data_pool] = client.bulk.others.values()
+        assert (data_pool.scheme, data_pool.port) == ("http", plain_server.data_port)
+        assert client.get_node(f"arc:{path}").md5 == hashlib.md5(local.read_bytes()).hexdigest()
+
+
 def test_sigterm_lets_a_transfer_in_progress_finish(plain_server):
     svc = ServiceUnderTest(plain_server, "arc", "arc")
     path = svc.unique()

@@ -46,8 +46,9 @@ class Bench:
                     "LOCAL_VOSPACE_WEBSERVICE": f"127.0.0.1:{server.port}"}
         os.makedirs(self.env["HOME"], exist_ok=True)
         self.client = Client(url=server.url, token=self.token, verify=False)
-        self.last_cpu = 0.0
-        self.cpu: dict[str, float] = {}  # CPU seconds of each command's best run
+        self.last_cpu = (0.0, 0.0)
+        # CPU seconds of each command's best run, and of the server meanwhile
+        self.cpu: dict[str, tuple[float, float]] = {}
         self.missed: list[str] = []
 
     def check(self, name: str, reference: float, ours: float, target: float | None,
@@ -59,14 +60,19 @@ class Bench:
     def remote(self, name: str) -> str:
         return f"{PREFIX[self.service]}:{self.home}/{name}"
 
+    def server_cpu(self) -> float:
+        fields = Path(f"/proc/{self.server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def run(self, argv: list[str]) -> float:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), self.server_cpu()
         start = time.perf_counter()
         out = subprocess.run(argv, env=self.env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.last_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        self.last_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+                         self.server_cpu() - server_before)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:1] + argv[4:])}: rc={out.returncode} "
                                f"{out.stderr[-500:]}")
@@ -76,7 +82,8 @@ class Bench:
         return [str(which / command), "-k", "--token", self.token, *args]
 
     def best(self, argv: list[str], before=None) -> float:
-        """The shortest of --runs runs (its CPU seconds go to ``self.cpu[argv[0]]``)."""
+        """The shortest of --runs runs (its CPU seconds and the server's go to
+        ``self.cpu[argv[0]]``)."""
         fastest = float("inf")
         for _ in range(self.runs):
             if before:
@@ -136,6 +143,12 @@ def big_file(b: Bench, size_mib: int) -> None:
     cadc_down = b.best(b.tool(CADC_BIN, "vcp", b.remote("big-ours.bin"), dest),
                        before=rm_local)
     mib = size_mib
+    # Why the curl ratios are CPU-bound on small machines: vcp verifies a download's MD5
+    # end to end (curl does not), and the server hashes every upload as well.
+    sample = os.urandom(64 << 20)
+    started = time.perf_counter()
+    hashlib.md5(sample).digest()
+    md5_s = mib / (64 / (time.perf_counter() - started))
     print(f"upload   curl {mib / curl_up:7.0f} MiB/s  ours {mib / ours_up:7.0f} MiB/s  "
           f"CADC {mib / cadc_up:7.0f} MiB/s")
     print(f"download curl {mib / curl_down:7.0f} MiB/s  ours {mib / ours_down:7.0f} MiB/s  "
@@ -144,21 +157,20 @@ def big_file(b: Bench, size_mib: int) -> None:
           f"vs CADC vcp: {ratio(cadc_up, ours_up)} (target >= 1.0x)")
     print(f"RATIO vcp download vs curl: {ratio(curl_down, ours_down)} (target >= 0.9x)   "
           f"vs CADC vcp: {ratio(cadc_down, ours_down)} (target >= 1.0x)")
-    for way, curl_t, ours_t, cadc_t in (("upload", curl_up, ours_up, cadc_up),
-                                        ("download", curl_down, ours_down, cadc_down)):
+    for way, curl_t, ours_t, cadc_t, cpu in (
+            ("upload", curl_up, ours_up, cadc_up, up_cpu),
+            ("download", curl_down, ours_down, cadc_down, down_cpu)):
+        (curl_c, curl_s), (ours_c, ours_s) = cpu
+        print(f"{way} CPU seconds, client + server: curl {curl_c:.2f} + {curl_s:.2f}, vcp "
+              f"{ours_c:.2f} + {ours_s:.2f}; MD5 of the file on this CPU {md5_s:.2f} s; "
+              f"{os.cpu_count()} CPUs for client and server")
         b.check(f"vcp {mib} MiB {way} vs curl", curl_t, ours_t, 0.9,
-                note=f"curl {mib / curl_t:.0f} MiB/s")
+                note=f"curl {mib / curl_t:.0f} MiB/s; CPU s client+server curl "
+                f"{curl_c:.2f}+{curl_s:.2f}, vcp {ours_c:.2f}+{ours_s:.2f} on "
+                f"{os.cpu_count()} CPUs (vcp's MD5 check {md5_s:.2f} s); load "
+                f"{os.getloadavg()[0]:.1f}")
         b.check(f"vcp {mib} MiB {way} vs CADC vcp", cadc_t, ours_t, 1.0,
                 note=f"CADC {mib / cadc_t:.0f} MiB/s")
-    # Why the curl ratios are CPU-bound on small machines: vcp verifies MD5 end to end (curl
-    # does not), and the server hashes every upload as well.
-    sample = os.urandom(64 << 20)
-    started = time.perf_counter()
-    hashlib.md5(sample).digest()
-    md5_rate = 64 / (time.perf_counter() - started)
-    print(f"client CPU seconds: upload curl {up_cpu[0]:.2f} vcp {up_cpu[1]:.2f}, download "
-          f"curl {down_cpu[0]:.2f} vcp {down_cpu[1]:.2f}; MD5 on this CPU {md5_rate:.0f} MiB/s "
-          f"= {mib / md5_rate:.2f} s for the file; {os.cpu_count()} CPUs for client and server")
     rm_local()
     os.unlink(src)
     b.clear("big-curl.bin", "big-ours.bin", "big-cadc.bin")()

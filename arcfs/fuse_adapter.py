@@ -52,9 +52,9 @@ class ArcFSOperations(mfusepy.Operations):
         self.fs = fs
         self.attr_ttl = attr_ttl
         self.dir_ttl = dir_ttl
-        # open directory handle -> the entries read at offset 0, which the kernel's later
+        # open directory handle -> the names read at offset 0, which the kernel's later
         # requests (one per buffer of ~200 entries) continue from
-        self.dirs: dict[int, list[tuple[str, dict | None]]] = {}
+        self.dirs: dict[int, list[str]] = {}
         self.dir_numbers = itertools.count(1)
 
     def init_with_config(self, conn, config) -> None:
@@ -84,12 +84,15 @@ class ArcFSOperations(mfusepy.Operations):
         return next(self.dir_numbers)
 
     def readdir_with_offset(self, path, offset, fh):
-        """The entries from ``offset`` on, each with its attributes and the offset of the
-        next one; offset 0 reads the directory afresh (``rewinddir`` too)."""
+        """The entries from ``offset`` on, each with its attributes (asked as the entry is
+        sent, see ``ArcFS.listed_stat``) and the offset of the next one; offset 0 reads the
+        directory afresh (``rewinddir`` too)."""
         if offset == 0 or fh not in self.dirs:
             self.dirs[fh] = self.fs.readdir(path)
-        entries = self.dirs[fh]
-        return ((entries[i][0], entries[i][1], i + 1) for i in range(offset, len(entries)))
+        names = self.dirs[fh]
+        prefix = path.rstrip("/") + "/"
+        return ((names[i], None if i < 2 else self.fs.listed_stat(prefix + names[i]), i + 1)
+                for i in range(offset, len(names)))
 
     def releasedir(self, path, fh):
         self.dirs.pop(fh, None)

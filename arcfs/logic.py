@@ -222,28 +222,33 @@ class ArcFS:
             except OSError:
                 return None
 
-    def readdir(self, path: str) -> list[tuple[str, dict | None]]:
-        """The directory's entries, each with the attributes ``getattr`` would answer (from
-        the listing's node, or a pending upload's spool), so that ``readdirplus`` hands them
-        to the kernel and ``ls -l`` needs no lookup per entry; None where the listing has
-        no node (made here, not fetched yet: the kernel looks it up)."""
+    def readdir(self, path: str) -> list[str]:
         if not self.node(path).isdir:
             raise fs_error(errno.ENOTDIR)
-        children = self._listing(path)
-        prefix = path.rstrip("/") + "/"
-        entries: list[tuple[str, dict | None]] = [(".", None), ("..", None)]
+        names = self.listdir(path)
+        pending = self._pending_in(path)
+        listed = set(names)
+        return [".", ".."] + names + [n for n in pending if n not in listed]
+
+    def listed_stat(self, path: str) -> dict | None:
+        """What ``getattr`` of a just-listed entry answers when this mount knows it without
+        asking the server (a pending upload's spool, the node cache, the parent's listing;
+        in that order, as ``getattr``), else None. ``readdirplus`` hands it to the kernel
+        with the entry, so ``ls -l`` needs no lookup per entry; it is asked while each
+        chunk of the listing is sent, so that what the kernel gets is as fresh as a
+        lookup's answer (the kernel drops attributes older than a write it saw)."""
         with self.lock:    # a spool in the map is not discarded meanwhile
-            pending = self._pending_in(path)
-            for name, node in children.items():
-                spool = pending.get(name)
-                if spool is None and node is None:   # its upload may have finished since
-                    cached = self.attrs.get(prefix + name, None)
-                    node = cached if isinstance(cached, Node) else None
-                entries.append((name, self._spool_stat(spool) if spool is not None else
-                                None if node is None else self._node_stat(node)))
-            entries += [(name, self._spool_stat(spool)) for name, spool in pending.items()
-                        if name not in children]
-        return entries
+            spool = self.spools.get(path)
+            if spool is not None:
+                return self._spool_stat(spool)
+        cached = self.attrs.get(path)
+        if cached is None:
+            return None
+        if not isinstance(cached, Node):
+            children = self.listings.get(self._parent(path))
+            cached = children.get(os.path.basename(path)) if isinstance(children, dict) \
+                else None
+        return None if cached is None else self._node_stat(cached)
 
     def statfs(self, path: str = "/") -> dict:
         """Quota and usage of the nearest container with a quota (else the mount root's)."""

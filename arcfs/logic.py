@@ -666,7 +666,7 @@ class ArcFS:
         content_type = mimetypes.guess_type(spool.path)[0] or "application/octet-stream"
         return StreamingUpload(
             spool.fd, lambda chunks: self.client.put_chunks(remote, chunks, content_type,
-                                                            tls_suffices=True),
+                                                            tls_suffices=True, negotiate=True),
             spool.path)
 
     def _check_space(self, growth: int) -> None:

@@ -185,13 +185,15 @@ def test_read_after_write_of_a_pending_file(sqlite_server):
 
 
 def test_big_file_streamed_while_the_server_stalls(sqlite_server):
-    """A big file written in MiB blocks streams to the server from memory while written;
+    """A big file written in MiB blocks streams to the server from memory while written
+    (to the pre-authorized URL transfer negotiation hands out: the data port);
     while the server is stopped the writer waits a moment, then goes on into the spool
     without the upload (the mount reads the file back meanwhile); once the server is back,
     fsync waits for the rest, and the server holds the bytes with their MD5. Unaligned
     writes at the end are read back from the spool."""
     name = f"big-{os.urandom(4).hex()}"
     data = os.urandom(24 << 20) + os.urandom(5000) + os.urandom(1 << 20)
+    data_port_puts = preauth_puts(sqlite_server)
     with mounted(sqlite_server, "alice", "arc") as mnt:
         os.mkdir(os.path.join(mnt, "home", "alice", name))
         path = os.path.join(mnt, "home", "alice", name, "big.bin")
@@ -219,6 +221,16 @@ def test_big_file_streamed_while_the_server_stalls(sqlite_server):
                     retries=1, timeout=30) as client:
             node = client.get_node(f"arc:home/alice/{name}/big.bin")
         assert node.md5 == hashlib.md5(data).hexdigest()
+    assert preauth_puts(sqlite_server) == data_port_puts + 1   # sent to the negotiated URL
+
+
+def preauth_puts(server) -> float:
+    """How many PUTs to pre-authorized URLs (the data port) the server has stored."""
+    with server.client("admin") as admin:
+        metrics = admin.get("/metrics").text
+    labels = ('service="arc"', 'endpoint="preauth"', 'method="PUT"', 'status="201"')
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("vospace_requests_total{") and all(l in line for l in labels))
 
 
 @pytest.fixture(autouse=True)

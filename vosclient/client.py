@@ -315,13 +315,18 @@ class Client:
         return self.bulk.put(self.files_url(remote), fh, size, content_type, what=str(remote))
 
     def put_chunks(self, name: Target, chunks, content_type: str = "application/octet-stream",
-                   tls_suffices: bool = False) -> str | None:
+                   tls_suffices: bool = False, negotiate: bool = False) -> str | None:
         """Store the bytes of an iterable produced while it is sent (chunked encoding: the
         length need not be known); returns their MD5, checked against the server's (with
-        ``tls_suffices``, over HTTPS: the server's, unchecked; see ``Bulk.put_chunks``)."""
+        ``tls_suffices``, over HTTPS: the server's, unchecked; see ``Bulk.put_chunks``).
+        With ``negotiate`` they go to the pre-authorized URL transfer negotiation hands out
+        (the data port, as vcp's big uploads), else, or when it is refused, to /files."""
         remote = as_remote(name)
-        return self.bulk.put_chunks(self.files_url(remote), chunks, content_type,
-                                    what=str(remote), tls_suffices=tls_suffices)
+        url = (transfer.negotiated_put(self, remote) if negotiate else None) \
+            or self.files_url(remote)
+        pool, target = self.bulk.at(url)
+        return pool.put_chunks(target, chunks, content_type, what=str(remote),
+                               tls_suffices=tls_suffices)
 
     def open(self, name: str, mode: str = "rb", **kwargs):
         """A file object (fsspec's buffered file: Range reads, upload on close)."""

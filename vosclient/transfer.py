@@ -187,7 +187,7 @@ def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5
     extra = {}
     if known_md5:
         extra["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
-    url = (_negotiated_put(client, remote) if size >= NEGOTIATE_FROM else None) \
+    url = (negotiated_put(client, remote) if size >= NEGOTIATE_FROM else None) \
         or client.files_url(remote)
     pool, target = client.bulk.at(url)
     # Over HTTPS the bytes are not hashed on the way (TLS rejects any changed byte, see
@@ -199,7 +199,7 @@ def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5
     return Result(local, str(remote), "uploaded", size)
 
 
-def _negotiated_put(client: "Client", remote: Remote) -> str | None:
+def negotiated_put(client: "Client", remote: Remote) -> str | None:
     """The negotiated pre-authorized URL for a push to ``remote``; None (send to /files,
     which gives the error that matters, if any) when negotiation is refused."""
     try:

@@ -13,8 +13,9 @@
   FUSE's page cache gives with no daemon involved (>= 0.8x), with a native cached read of
   the local file in the note;
 - sequential write (dd conv=fsync into the mount: fsync waits for the upload) vs curl PUT of
-  the same file (>= 0.8x; both a new node, PUT to /arc/files on the server's main port, the
-  one vcp and arcfs use), with the CPU each side spent per GiB in the note
+  the same file (>= 0.8x; both a new node, PUT to the pre-authorized URL transfer
+  negotiation hands out, on the server's data port, where arcfs and vcp send big files),
+  with the CPU each side spent per GiB in the note
   (the arcfs process, the server for arcfs's upload, the server for curl's).
 - `ls -l` of a 10,000-entry directory on a fresh mount vs the same on a fresh `rclone mount`
   of `rclone serve webdav` of the same directory on the server's disk (arcfs time <= 1.0x);
@@ -47,6 +48,7 @@ from arcfs.writeback import MAX_PENDING  # noqa: E402
 from bench.summary import record, show  # noqa: E402
 from tests.arcfs_mounts import mounted, unmount  # noqa: E402
 from tests.harness import make_server  # noqa: E402
+from vosclient.client import Client  # noqa: E402
 
 MIB = 1 << 20
 
@@ -178,10 +180,14 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
     auth = f"Authorization: Bearer {token}"
 
     # sequential write: curl PUT vs dd into the mount (its fsync waits for the upload), each
-    # making a new node with a PUT to /arc/files on the same port, with the CPU time spent
+    # making a new node with a PUT to the URL transfer negotiation hands out for it (the
+    # data port, where arcfs streams a file being written), with the CPU time spent
     server_cpu = lambda: cpu_seconds(server.proc.pid)  # noqa: E731
+    with Client(url=server.url, token=token, verify=False) as client:
+        put_url = client.negotiate("arc:home/alice/big.bin", push=True)
+    assert put_url and f":{server.data_port}/" in put_url, put_url
     before = server_cpu()
-    t_curl_put = timed(["curl", "-skf", "-o", "/dev/null", "-T", big, "-H", auth, url])
+    t_curl_put = timed(["curl", "-skf", "-o", "/dev/null", "-T", big, put_url])
     cpu_curl_server = server_cpu() - before
     with mounted(server, "alice", "arc") as mnt:
         home = os.path.join(mnt, "home", "alice")

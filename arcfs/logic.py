@@ -567,21 +567,35 @@ class ArcFS:
                 del self.spools[spool.path]
         spool.discard()
 
+    def _hold(self, path: str) -> Spool | None:
+        """The spool of ``path`` (written here, its upload pending or not), with a reference
+        taken under the lock: it stays in the map, its bytes with it, until ``_drop``."""
+        with self.lock:
+            spool = self.spools.get(path)
+            if spool is not None:
+                spool.refs += 1
+            return spool
+
     def open(self, path: str, flags: int) -> tuple[int, bool]:
         """A handle and whether the kernel may keep its cached pages (the content's ETag is
         the one seen at the previous open)."""
         writing = flags & os.O_ACCMODE != os.O_RDONLY
         if writing or flags & os.O_TRUNC:
-            node = None if path in self.spools else self.node(path)
-            if node is not None and node.isdir:
-                raise fs_error(errno.EISDIR)
-            spool = self._spool_for(path, node, truncate=bool(flags & os.O_TRUNC))
+            # held while the handle's own spool is taken: an upload finishing meanwhile
+            # must not leave a fresh empty spool taken for a new file (appends and patches
+            # of its content would replace it on the server)
+            pending = self._hold(path)
+            try:
+                node = None if pending is not None else self.node(path)
+                if node is not None and node.isdir:
+                    raise fs_error(errno.EISDIR)
+                spool = self._spool_for(path, node, truncate=bool(flags & os.O_TRUNC))
+            finally:
+                if pending is not None:
+                    self._drop(pending)
             return self.handles.add(Handle(path, spool=spool, writable=writing,
                                            append=bool(flags & os.O_APPEND))), False
-        with self.lock:   # a pending upload's spool: read-after-write sees its bytes
-            spool = self.spools.get(path)
-            if spool is not None:
-                spool.refs += 1
+        spool = self._hold(path)   # a pending upload's spool: read-after-write sees its bytes
         if spool is not None:
             return self.handles.add(Handle(path, spool=spool)), False
         node = self.node(path)
@@ -597,14 +611,19 @@ class ArcFS:
         parent = self.node(self._parent(path))
         if not parent.isdir:
             raise fs_error(errno.ENOTDIR)
-        pending = path in self.spools      # written here, maybe not on the server yet
-        existing = None if pending else self.node_or_none(path)
-        if pending or existing is not None:
-            if flags & os.O_EXCL:
-                raise fs_error(errno.EEXIST)
-            if existing is not None and existing.isdir:
-                raise fs_error(errno.EISDIR)
-        spool = self._spool_for(path, None, truncate=pending or existing is not None)
+        pending = self._hold(path)     # written here, maybe not on the server yet (see open)
+        try:
+            existing = None if pending is not None else self.node_or_none(path)
+            if pending is not None or existing is not None:
+                if flags & os.O_EXCL:
+                    raise fs_error(errno.EEXIST)
+                if existing is not None and existing.isdir:
+                    raise fs_error(errno.EISDIR)
+            spool = self._spool_for(path, None,
+                                    truncate=pending is not None or existing is not None)
+        finally:
+            if pending is not None:
+                self._drop(pending)
         if existing is not None:
             spool.dirty = True
         return self.handles.add(Handle(path, spool=spool, writable=True))
@@ -684,10 +703,7 @@ class ArcFS:
     def truncate(self, path: str, length: int) -> None:
         if length < 0:
             raise fs_error(errno.EINVAL)
-        with self.lock:
-            spool = self.spools.get(path)
-            if spool is not None:
-                spool.refs += 1
+        spool = self._hold(path)
         if spool is not None:
             try:
                 with spool.lock:

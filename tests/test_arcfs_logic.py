@@ -382,3 +382,36 @@ def test_direct_spool_writes_fall_back_where_o_direct_is_refused(tmp_path):
     assert spool.pwrite_direct(memoryview(buffer)[:4096], 12288) == 4096
     assert spool.pread(1 << 20, 0) == buffer[:4096] + buffer[1:8193] + buffer[:4096]
     spool.discard()
+
+
+def test_reopening_a_file_whose_upload_is_finishing_keeps_its_content(fs):
+    """Append to, patch and re-create files the moment after their close queued the upload:
+    the upload finishing meanwhile must not leave the new handle an empty spool taken for
+    a new file (its writes would then replace the content on the server)."""
+    fs, base = fs
+    expected = {}
+    for i in range(60):
+        path = f"{base}/r{i}"
+        fh = fs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
+        fs.write(fh, b"a" * 100, 0)
+        fs.flush(fh)
+        fs.release(fh)                                     # upload queued, maybe running
+        if i % 3 == 0:
+            fh, _ = fs.open(path, os.O_WRONLY | os.O_APPEND)
+            fs.write(fh, b"b", 0)
+            expected[path] = b"a" * 100 + b"b"
+        elif i % 3 == 1:
+            fh, _ = fs.open(path, os.O_RDWR)
+            fs.write(fh, b"c", 50)
+            expected[path] = b"a" * 50 + b"c" + b"a" * 49
+        else:
+            fh = fs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)   # no O_TRUNC
+            expected[path] = b""
+        fs.flush(fh)
+        fs.fsync(fh)
+        fs.release(fh)
+    for path, content in expected.items():
+        fh, _ = fs.open(path, os.O_RDONLY)
+        assert fs.read(fh, 1000, 0) == content, path
+        fs.release(fh)
+        assert fs.client.get_node(fs.remote(path)).size == len(content), path

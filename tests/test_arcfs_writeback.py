@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from arcfs.writeback import MAX_PENDING
 from vosclient.client import Client
 
 from .arcfs_mounts import mounted
@@ -114,7 +115,11 @@ def test_fsync_ok_means_stored_even_if_the_server_dies_next(tmp_path):
 
 
 def test_quota_hit_mid_untar(sqlite_server):
-    """EDQUOT reaches tar; what the server kept fits the quota and is whole."""
+    """EDQUOT reaches tar; what the server kept fits the quota and is whole.
+
+    The tarball holds 200 files more than may wait for upload: tar's closes past that
+    wait for uploads, so one of them comes after a refused upload, however slow the
+    machine (with fewer files, tar could finish before any upload was refused)."""
     with mounted(sqlite_server, "alice", "arc") as mnt:
         name = f"q-{os.urandom(4).hex()}"
         target = os.path.join(mnt, "home", "alice", name)
@@ -123,7 +128,7 @@ def test_quota_hit_mid_untar(sqlite_server):
         assert result.returncode == 0, result.stderr
         work = os.path.join(os.path.dirname(mnt), "src")
         os.mkdir(work)
-        tarball, contents = make_tarball(work, dirs=2, per_dir=60)
+        tarball, contents = make_tarball(work, dirs=2, per_dir=(MAX_PENDING + 200) // 2)
         tar = subprocess.run(["tar", "-xf", tarball, "-C", target], capture_output=True,
                              text=True, timeout=300)
         assert tar.returncode != 0 and "Disk quota exceeded" in tar.stderr, tar.stderr

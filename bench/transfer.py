@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.summary import record  # noqa: E402
 from tests.cluster import run_nginx  # noqa: E402
 from tests.harness import VOSPACE, Server, free_port, make_server, wait_for  # noqa: E402
+from vosclient.client import Client  # noqa: E402
 
 HOMES = {"vault": "alice", "arc": "home/alice"}
 DOWNLOAD_TARGET, UPLOAD_TARGET, COPIES_TARGET = 1.0, 0.8, 0.9
@@ -180,16 +181,14 @@ def sink_seconds(src: str, cert: str | None) -> float:
             thread.join()
 
 
-def negotiated(base: str, token: str, service: str, path: str, direction: str,
-               scheme: str) -> str:
-    """The first endpoint synctrans hands out for ``path`` (the data port's preauth URL)."""
-    protocol = f"ivo://ivoa.net/vospace/core#{scheme}{'put' if direction == 'push' else 'get'}"
-    r = httpx.get(f"{base}/{service}/synctrans", verify=False, params={
-        "TARGET": f"vos://localhost~{service}/{path}", "PROTOCOL": protocol,
-        "DIRECTION": "pushToVoSpace" if direction == "push" else "pullFromVoSpace"},
-        headers={"Authorization": f"Bearer {token}"})
-    r.raise_for_status()
-    return r.text.split("<vos:endpoint>")[1].split("</vos:endpoint>")[0]
+def negotiated(base: str, token: str, service: str, path: str, push: bool) -> str:
+    """The first endpoint transfer negotiation hands out for ``path`` (the data port's
+    preauth URL), asked through ``base`` (the HTTPS or the plain-HTTP server)."""
+    with Client(url=base, token=token, verify=False) as client:
+        url = client.negotiate(f"{'vos' if service == 'vault' else 'arc'}:{path}", push=push)
+    if not url:
+        raise RuntimeError(f"no endpoint negotiated for {service} {path}")
+    return url
 
 
 async def small_files(server: Server, service: str, count: int, concurrency: int = 16) -> tuple[float, float]:
@@ -443,7 +442,7 @@ def main() -> int:
             path = f"{HOMES[service]}/big.bin"
             for scheme, base in bases.items():
                 limit, how, md5_s = upload_limit(src, server.data_dir)
-                url = negotiated(base, token, service, path, "push", scheme)
+                url = negotiated(base, token, service, path, push=True)
                 up = best(lambda: curl("-T", src, "-H", f"Content-MD5: {md5}", url))
                 sink = best(lambda: sink_seconds(src, cert if scheme == "https" else None))
                 ratio = limit / up
@@ -476,7 +475,7 @@ def main() -> int:
             print(f"nginx {scheme:5} download: {size / ref / 1e6:8.1f} MB/s")
             for service in services:
                 url = negotiated(bases[scheme], token, service, f"{HOMES[service]}/big.bin",
-                                 "pull", scheme)
+                                 push=False)
                 down = best(lambda: curl(url))
                 ratio = ref / down
                 print(f"{service:5} download ({scheme:5}): {size / down / 1e6:8.1f} MB/s  "

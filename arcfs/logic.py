@@ -159,14 +159,16 @@ class ArcFS:
         return node
 
     def getattr(self, path: str) -> dict:
+        written = self._spool_stat(path)
+        return written if written is not None else self._node_stat(self.node(path))
+
+    def _spool_stat(self, path: str) -> dict | None:
+        """The attributes of a file written here (its upload pending or not): its spool's."""
         with self.lock:    # a spool in the map is not discarded meanwhile
             spool = self.spools.get(path)
-            if spool is not None:
-                return self._spool_stat(spool)
-        return self._node_stat(self.node(path))
-
-    def _spool_stat(self, spool: Spool) -> dict:
-        return self._stat(stat.S_IFREG | 0o600, spool.size(), int(spool.mtime * 1e9), 1)
+            if spool is None:
+                return None
+            return self._stat(stat.S_IFREG | 0o600, spool.size(), int(spool.mtime * 1e9), 1)
 
     def _node_stat(self, node: Node) -> dict:
         size = len(node.target or "") if node.islink else node.size
@@ -237,10 +239,9 @@ class ArcFS:
         with the entry, so ``ls -l`` needs no lookup per entry; it is asked while each
         chunk of the listing is sent, so that what the kernel gets is as fresh as a
         lookup's answer (the kernel drops attributes older than a write it saw)."""
-        with self.lock:    # a spool in the map is not discarded meanwhile
-            spool = self.spools.get(path)
-            if spool is not None:
-                return self._spool_stat(spool)
+        written = self._spool_stat(path)
+        if written is not None:
+            return written
         cached = self.attrs.get(path)
         if cached is None:
             return None

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from arcfs.writeback import MAX_PENDING  # noqa: E402
+from bench.cpu import children_cpu, cpu_seconds  # noqa: E402
 from bench.summary import record, show  # noqa: E402
 from tests.arcfs_mounts import mounted, unmount  # noqa: E402
 from tests.harness import make_server  # noqa: E402
@@ -69,19 +69,6 @@ def timed(cmd: list[str], **kwargs) -> float:
 
 def dd_read(path: str) -> float:
     return timed(["dd", f"if={path}", "of=/dev/null", "bs=1M", "status=none"])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (all its threads, ended ones too)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    """User + system CPU time of this process's finished children (``timed`` commands)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def arcfs_pid(mountpoint: str) -> int:

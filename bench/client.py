@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.cpu import children_cpu, cpu_seconds  # noqa: E402
 from bench.summary import record  # noqa: E402
 from tests.harness import CADC_BIN, make_server  # noqa: E402
 from vosclient import Client  # noqa: E402
@@ -60,19 +60,14 @@ class Bench:
     def remote(self, name: str) -> str:
         return f"{PREFIX[self.service]}:{self.home}/{name}"
 
-    def server_cpu(self) -> float:
-        fields = Path(f"/proc/{self.server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def run(self, argv: list[str]) -> float:
-        before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), self.server_cpu()
+        before, server_before = children_cpu(), cpu_seconds(self.server.proc.pid)
         start = time.perf_counter()
         out = subprocess.run(argv, env=self.env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         elapsed = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.last_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-                         self.server_cpu() - server_before)
+        self.last_cpu = (children_cpu() - before,
+                         cpu_seconds(self.server.proc.pid) - server_before)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:1] + argv[4:])}: rc={out.returncode} "
                                f"{out.stderr[-500:]}")

@@ -29,6 +29,7 @@ import httpx
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.cpu import cpu_seconds  # noqa: E402
 from bench.summary import record  # noqa: E402
 from tests.harness import Server, make_server  # noqa: E402
 
@@ -157,12 +158,6 @@ def _child_uris(r: httpx.Response) -> list[str]:
 
 def _count_children(r: httpx.Response) -> int:
     return len(_child_uris(r))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_service(server: Server, service: str, count: int, concurrency: int) -> dict:

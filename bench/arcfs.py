@@ -10,8 +10,10 @@
   with the limit of any FUSE read fed over HTTPS beside it: curl's GET of the same file from
   the same server into /dev/null;
 - re-read with the kernel page cache kept vs the passthrough's own cached re-read, the most
-  FUSE's page cache gives with no daemon involved (>= 0.8x), with a native cached read of
-  the local file in the note;
+  FUSE's page cache gives with no daemon involved (>= 0.8x; the best of 3 re-reads each),
+  with a native cached read of the local file in the note, and arcfs's first re-read with
+  the pages the kernel reclaimed before it (on machines that page out idle page cache on
+  their own, each such page is a round trip to the server);
 - sequential write (dd conv=fsync into the mount: fsync waits for the upload) vs curl PUT of
   the same file (>= 0.8x; both a new node, PUT to the pre-authorized URL transfer
   negotiation hands out, on the server's data port, where arcfs and vcp send big files),
@@ -46,12 +48,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from arcfs.writeback import MAX_PENDING  # noqa: E402
 from bench.cpu import children_cpu, cpu_seconds  # noqa: E402
+from bench.pagecache import proactive_reclaim, residency  # noqa: E402
 from bench.summary import record, show  # noqa: E402
 from tests.arcfs_mounts import mounted, unmount  # noqa: E402
 from tests.harness import make_server  # noqa: E402
 from vosclient.client import Client  # noqa: E402
 
 MIB = 1 << 20
+PAGE = os.sysconf("SC_PAGE_SIZE")
+REREADS = 3   # each re-read takes ~0.15 s: the best of 3 keeps one descheduling out of it
 
 
 def ensure_tools() -> None:
@@ -200,8 +205,10 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
     with mounted(server, "alice", "arc") as mnt:
         home = os.path.join(mnt, "home", "alice")
         t_read = dd_read(f"{home}/big.bin")
-        # re-read: the kernel keeps the pages (same ETag)
-        t_reread = dd_read(f"{home}/big.bin")
+        # re-read: the kernel keeps the pages (same ETag), less any the machine reclaimed
+        # meanwhile (a page gone is a round trip to the server: see bench/pagecache.py)
+        kept = residency(f"{home}/big.bin")
+        t_rereads = [dd_read(f"{home}/big.bin") for _ in range(REREADS)]
     # native cached read of the same bytes
     dd_read(big)
     t_native_cached = dd_read(big)
@@ -238,12 +245,19 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
         dd_read(os.path.join(src, "big.bin"))
         t_pass = dd_read(os.path.join(pmnt, "big.bin"))
         # the kernel's own ceiling for a cached re-read through FUSE (no daemon involved)
-        t_pass_reread = dd_read(os.path.join(pmnt, "big.bin"))
+        t_pass_reread = min(dd_read(os.path.join(pmnt, "big.bin")) for _ in range(REREADS))
     finally:
         unmount(pmnt)
         proc.wait(timeout=30)
 
     mbs = lambda t: size / MIB / t  # noqa: E731
+    t_reread = min(t_rereads)
+    reread_note = (f"arcfs's first re-read {mbs(t_rereads[0]):.0f} MiB/s"
+                   + ("" if kept is None else
+                      f", after the kernel reclaimed {kept.evicted} of its "
+                      f"{-(-size // PAGE)} pages")
+                   + ("; this machine pages out idle page cache (DAMON pageout)"
+                      if proactive_reclaim() else ""))
     per_gib = lambda seconds: seconds * (1 << 30) / size  # noqa: E731
     print(f"sequential read : arcfs {mbs(t_read):7.1f} MiB/s, rclone {mbs(t_rclone):7.1f} "
           f"MiB/s, passthrough {mbs(t_pass):7.1f} MiB/s; curl GET {mbs(t_curl_get):7.1f} "
@@ -251,7 +265,8 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
     print(f"re-read         : arcfs {mbs(t_reread):7.1f} MiB/s, passthrough re-read (the "
           f"kernel's FUSE page-cache ceiling) {mbs(t_pass_reread):7.1f} MiB/s, native cached "
           f"{mbs(t_native_cached):7.1f} MiB/s (arcfs {t_native_cached / t_reread:.2f}x, "
-          f"ceiling {t_native_cached / t_pass_reread:.2f}x native)")
+          f"ceiling {t_native_cached / t_pass_reread:.2f}x native); best of {REREADS}, "
+          f"{reread_note}")
     write_cpu = (f"CPU s/GiB: dd {per_gib(cpu_dd):.2f} + arcfs {per_gib(cpu_arcfs):.2f} + "
                  f"server {per_gib(cpu_arcfs_server):.2f} = "
                  f"{per_gib(cpu_dd + cpu_arcfs + cpu_arcfs_server):.2f} vs curl "
@@ -268,7 +283,8 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
         checked("re-read vs FUSE page-cache ceiling", t_pass_reread / t_reread, 0.8,
                 note=f"ceiling (passthrough re-read) {mbs(t_pass_reread):.0f} MiB/s = "
                 f"{t_native_cached / t_pass_reread:.2f}x native cached "
-                f"{mbs(t_native_cached):.0f} MiB/s; arcfs {t_native_cached / t_reread:.2f}x"),
+                f"{mbs(t_native_cached):.0f} MiB/s; arcfs {t_native_cached / t_reread:.2f}x; "
+                f"best of {REREADS}, {reread_note}"),
         checked("write vs curl PUT", t_curl_put / t_write, 0.8,
                 note=f"curl PUT {mbs(t_curl_put):.0f} MiB/s; {write_cpu}"),
     ]

@@ -413,10 +413,14 @@ def main() -> int:
     parser.add_argument("--fits-mib", type=int, default=1024,
                         help="size of the FITS image for the cutout benchmark (0: skip it)")
     parser.add_argument("--copy-pairs", type=int, default=6,
-                        help="pairs of blocks in the two-copies comparison")
+                        help="pairs of blocks in the two-copies comparison (at least 2: "
+                        "each of the two servers runs both configurations)")
     parser.add_argument("--only-copies", action="store_true",
                         help="run only the two-copies comparison")
     args = parser.parse_args()
+    if args.copy_pairs < 2:
+        parser.error("--copy-pairs must be at least 2: each of the two servers runs one "
+                     "copy and two copies in turn, a pair each")
     if args.only_copies:
         return copies_only(args.size_mib, args.copy_pairs)
     services = args.services.split(",")

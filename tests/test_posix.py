@@ -19,6 +19,7 @@ from vospace_server.storage.arc.attribute_cache import RECENT_NS, AttributeCache
 from .clock import ManualClock
 from .conftest import ServiceUnderTest
 from .harness import CADC_BIN
+from .nodes_xml import properties_of
 
 CORE = "ivo://ivoa.net/vospace/core#"
 CADC = "ivo://cadc.nrc.ca/vospace/core#"
@@ -148,6 +149,31 @@ def test_acls_follow_properties_and_direct_changes_read_back(sqlite_server):
     with server.client("alice") as c:
         assert c.put(f"/arc/files/{folder}/f", content=b"new data").status_code == 201
     assert f"group:{gids[g3]}:rw-" in getfacl(full)
+
+
+def test_created_node_is_answered_as_a_read_shows_it(sqlite_server):
+    """createNode answers the node from what it wrote on the new inode (not read back):
+    its properties must be those a getNode shows, with named ACLs, public bits, inherited
+    permissions (a project's default ACL) and properties of its own."""
+    server = sqlite_server
+    project, _ = server.add_project("alice", "bob")
+    readers = f"ivo://localhost/gms?{new_group(server, ['bob'])}"
+    writers = f"ivo://localhost/gms?{new_group(server, ['bob'])}"
+    svc = ServiceUnderTest(server, "arc", "arc")
+    folder = f"home/alice/answer-{uuid.uuid4().hex[:8]}"
+    assert svc.create(folder).status_code == 201
+    given = [{}, {CORE + "title": "mine", CORE + "ispublic": "true"},
+             {CORE + "groupread": readers, CORE + "groupwrite": writers},
+             {CADC + "inheritPermissions": "true", CORE + "groupread": readers}]
+    for parent in (folder, f"projects/{project}"):
+        for i, properties in enumerate(given):
+            for node_type in ("DataNode", "ContainerNode"):
+                path = f"{parent}/{node_type}-{i}"
+                r = svc.create(path, node_type, properties=properties)
+                assert r.status_code == 201, r.text
+                shown = svc.properties(path)
+                del shown[CADC + "readable"], shown[CADC + "writable"]
+                assert properties_of(r.content) == shown, (path, properties)
 
 
 def test_project_files_get_the_creator_uid_and_project_gid_and_default_acls(sqlite_server):

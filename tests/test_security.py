@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from vospace_server.auth.preauth import PreauthSigner, load_secret
-from vospace_server.protocol.faults import LinkFound
+from vospace_server.protocol.faults import LinkFound, NodeNotFound
 from vospace_server.protocol.nodes import Node, NodeType
 from vospace_server.storage.arc import beneath
 
@@ -189,17 +189,32 @@ def test_writes_through_escapes_never_land_outside(server: Server, arc: Arc) -> 
         assert fh.read() == "BOBSECRET"
 
 
-def test_open_beneath_never_follows_a_swapped_directory(tmp_path) -> None:
-    """What defeats the check-then-open race: the open itself refuses symlinked components."""
+@pytest.mark.parametrize("openat2", [True, False], ids=["openat2", "walk"])
+def test_open_beneath_never_follows_a_swapped_directory(tmp_path, monkeypatch, openat2) -> None:
+    """What defeats the check-then-open race: the open itself refuses symlinked components,
+    at any depth, whether one openat2 call opens the path or the walk does (kernels without
+    openat2: the module then walks)."""
+    if not openat2:
+        monkeypatch.setattr(beneath, "_openat2_flags", None)
     root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir()
-    outside.mkdir()
+    (root / "a" / "b").mkdir(parents=True)
+    (outside / "c").mkdir(parents=True)
     (outside / "f").write_text("outside")
     (root / "d").symlink_to(outside)  # as if swapped in after the ACL check
-    with pytest.raises(LinkFound):
-        beneath.open_file(str(root), "d/f", os.O_RDONLY)
-    with pytest.raises(LinkFound):
-        beneath.open_dir(str(root), "d")
+    (root / "a" / "d").symlink_to(outside)
+    (root / "a" / "b" / "d").symlink_to(outside)
+    for path in ("d", "a/d", "a/b/d", "a/d/c", "a/b/d/c"):
+        with pytest.raises(LinkFound):
+            beneath.open_dir(str(root), path)
+        with pytest.raises(LinkFound):
+            beneath.open_file(str(root), f"{path}/f", os.O_RDONLY)
+    with pytest.raises(NodeNotFound):
+        beneath.open_dir(str(root), "a/missing/b")
+    fd = beneath.open_dir(str(root), "a/b")
+    try:
+        assert os.fstat(fd).st_ino == (root / "a" / "b").stat().st_ino
+    finally:
+        os.close(fd)
 
 
 # -- pre-authorized URLs --------------------------------------------------------------

@@ -103,8 +103,9 @@ def plan(is_dir: bool, owner_uid: int, perms: dict[str, str | None],
 
 
 def apply(target: int | str, is_dir: bool, owner_uid: int, perms: dict[str, str | None],
-          ids: IdMap, inherit: bool = False) -> None:
-    """Set owner, group, mode and ACLs of ``target`` (an fd or a path, never a symlink)."""
+          ids: IdMap, inherit: bool = False) -> bytes | None:
+    """Set owner, group, mode and ACLs of ``target`` (an fd or a path, never a symlink);
+    the access ACL it now has (None: none, the mode says it all)."""
     gid, mode, entries = plan(is_dir, owner_uid, perms, ids)
     try:
         os.chown(target, owner_uid, gid, follow_symlinks=False) if isinstance(target, str) \
@@ -112,10 +113,11 @@ def apply(target: int | str, is_dir: bool, owner_uid: int, perms: dict[str, str 
     except PermissionError:
         pass  # not root: the ids stay those of the server process
     os.chmod(target, mode)
-    named = any(tag == GROUP for tag, _, _ in entries)
-    _set_or_remove(target, ACCESS, encode(entries) if named else None)
+    access = encode(entries) if any(tag == GROUP for tag, _, _ in entries) else None
+    _set_or_remove(target, ACCESS, access)
     if is_dir:
         _set_or_remove(target, DEFAULT, encode(entries) if inherit else None)
+    return access
 
 
 def _set_or_remove(target: int | str, name: str, value: bytes | None) -> None:

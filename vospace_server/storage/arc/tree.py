@@ -70,13 +70,17 @@ class ArcTree:
         return self.root, path
 
     # -- reading ------------------------------------------------------------------------
-    def _node(self, path: str, st: os.stat_result, inherited_owner: str) -> Node:
+    def _node(self, path: str, st: os.stat_result, inherited_owner: str,
+              attributes: xattrs.StoredAttributes | None = None) -> Node:
+        """The node at ``path`` (lstat ``st``), from its stored ``attributes`` (read from
+        the inode, or the cache, when not given)."""
         full = self._fs(path)
         if stat.S_ISLNK(st.st_mode):
             node_type, properties = NodeType.LINK, {}
         else:
             node_type = NodeType.CONTAINER if stat.S_ISDIR(st.st_mode) else NodeType.DATA
-            attributes = self.attributes.read(full, st)
+            if attributes is None:
+                attributes = self.attributes.read(full, st)
             properties = dict(attributes.properties)
             if self.ids is not None:
                 for uri, value in posix_acl.read_back(attributes.acl, st, self.ids,
@@ -190,16 +194,13 @@ class ArcTree:
         # symlink, so a directory swapped for a symlink after the checks above cannot move
         # the new entry, or the properties written on it, outside the tree.
         name = uris.name_of(node.path)
+        written = None
         parent_fd = beneath.open_dir(self.root, parent)
         try:
             entry_fd = self._make_entry(node, name, parent_fd)
             try:
                 if entry_fd is not None:
-                    xattrs.write_property(entry_fd, props.CREATOR, owner)
-                    for uri, value in stored.items():
-                        if value is not None:
-                            xattrs.write_property(entry_fd, uri, value)
-                    self._apply_permissions(entry_fd, node.is_container, owner, stored)
+                    written = self._write_attributes(entry_fd, node.is_container, owner, stored)
             except BaseException:
                 self._remove_entry(parent_fd, name, node.is_container)
                 raise
@@ -210,7 +211,20 @@ class ArcTree:
             st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
         finally:
             os.close(parent_fd)
-        return self._node(node.path, st, chain[-1].owner or "")
+        return self._node(node.path, st, chain[-1].owner or "", written)
+
+    def _write_attributes(self, fd: int, is_dir: bool, owner: str,
+                          stored: dict[str, str | None]) -> xattrs.StoredAttributes:
+        """Creator, properties and permissions of a new entry (``fd``); what it now holds,
+        so that the node answered is built without reading the attributes back."""
+        properties = {props.CREATOR: owner}
+        xattrs.write_property(fd, props.CREATOR, owner)
+        for uri, value in stored.items():
+            if value is not None:
+                xattrs.write_property(fd, uri, value)
+                properties[uri] = value
+        acl = self._apply_permissions(fd, is_dir, owner, stored)
+        return xattrs.StoredAttributes(properties, {}, acl)
 
     def _make_entry(self, node: Node, name: str, parent_fd: int) -> int | None:
         """Create the directory, file or symlink; an fd of it (None for a symlink)."""
@@ -267,11 +281,13 @@ class ArcTree:
         return self.resolve(path)[-1]
 
     def _apply_permissions(self, target: int | str, is_dir: bool, owner: str,
-                           wanted: dict[str, str | None]) -> None:
-        """Owner, group, mode and ACLs from the permission properties (with an id map)."""
-        if self.ids is not None:
-            posix_acl.apply(target, is_dir, self.ids.uid(owner), wanted, self.ids,
-                            inherit=wanted.get(props.INHERIT_PERMISSIONS) == "true")
+                           wanted: dict[str, str | None]) -> bytes | None:
+        """Owner, group, mode and ACLs from the permission properties (with an id map);
+        the access ACL left on ``target`` (None: none, or no id map)."""
+        if self.ids is None:
+            return None
+        return posix_acl.apply(target, is_dir, self.ids.uid(owner), wanted, self.ids,
+                               inherit=wanted.get(props.INHERIT_PERMISSIONS) == "true")
 
     # -- quotas (see arc/usage.py) ---------------------------------------------------------
     def _quota_roots(self, chain: list[Node]) -> list[tuple[str, int]]:

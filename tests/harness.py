@@ -138,6 +138,18 @@ def make_server(root: str, database_url: str | None = None,
     return server.start()
 
 
+def requests_total(server: Server, service: str, endpoint: str, method: str = "GET",
+                   status: str | None = None) -> float:
+    """How many requests the server counted in /metrics for ``endpoint`` ("files", or
+    "preauth": a pre-authorized URL, the data port's or the main port's) of ``service``."""
+    with server.client("admin") as admin:
+        metrics = admin.get("/metrics").text
+    labels = [f'service="{service}"', f'endpoint="{endpoint}"', f'method="{method}"']
+    labels += [f'status="{status}"'] if status else []
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith("vospace_requests_total{") and all(l in line for l in labels))
+
+
 class PostgresCluster:
     """A throwaway PostgreSQL cluster (Debian's binaries) owned by the postgres user."""
 

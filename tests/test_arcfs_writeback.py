@@ -16,7 +16,7 @@ from arcfs.writeback import MAX_PENDING
 from vosclient.client import Client
 
 from .arcfs_mounts import mounted
-from .harness import make_server
+from .harness import make_server, requests_total
 from .waiting import wait_until
 
 
@@ -231,11 +231,7 @@ def test_big_file_streamed_while_the_server_stalls(sqlite_server):
 
 def preauth_puts(server) -> float:
     """How many PUTs to pre-authorized URLs (the data port) the server has stored."""
-    with server.client("admin") as admin:
-        metrics = admin.get("/metrics").text
-    labels = ('service="arc"', 'endpoint="preauth"', 'method="PUT"', 'status="201"')
-    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-               if line.startswith("vospace_requests_total{") and all(l in line for l in labels))
+    return requests_total(server, "arc", "preauth", "PUT", "201")
 
 
 @pytest.fixture(autouse=True)

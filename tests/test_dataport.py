@@ -109,6 +109,39 @@ def test_negotiated_urls_are_on_the_data_port_and_round_trip(svc):
     assert props[CORE + "length"] == str(len(data))
 
 
+def test_ranges_are_answered_as_on_the_main_port(svc):
+    """The data port answers every Range as the main port does (both use byte_rules):
+    the same status (206, 416, or 200 for what it ignores), Content-Range, length and
+    bytes as arc's /files and the main port's own /preauth route for the same token."""
+    path = svc.unique()
+    data = os.urandom((2 << 20) + 77)
+    size = len(data)
+    with data_client() as c:
+        assert c.put(endpoint(svc, path, "put"), content=data).status_code == 201
+        data_url = endpoint(svc, path, "get")
+        main_url = f"{svc.server.url}{urlsplit(data_url).path}"  # the same token, main port
+        urls = [data_url, main_url]
+        if svc.name == "arc":                      # vault's /files answers 303 to data_url
+            urls.append(f"{svc.server.url}/arc/files/{path}")
+        ranges = ("bytes=0-0", "bytes=100-199", "bytes=-10", f"bytes={size - 5}-",
+                  f"bytes={size - 3}-{size + 100}", "bytes=300000-", f"bytes={size}-",
+                  f"bytes={size + 9}-{size + 20}", "bytes=10-5", "bytes=0-1,5-6", "items=0-5")
+        headers = {"Authorization": f"Bearer {svc.server.tokens['alice']}"}
+        for wanted in ranges:
+            answers = []
+            for url in urls:
+                r = c.get(url, headers={**headers, "Range": wanted})
+                answers.append((r.status_code, r.headers.get("Content-Range"),
+                                r.headers.get("Content-Length"), r.content))
+            assert all(a == answers[0] for a in answers), (wanted, [a[:3] for a in answers])
+            status, content_range, _, body = answers[0]
+            if wanted == "bytes=100-199":
+                assert (status, content_range, body) == (206, f"bytes 100-199/{size}",
+                                                         data[100:200])
+            if wanted == f"bytes={size}-":
+                assert (status, content_range) == (416, f"bytes */{size}")
+
+
 def test_chunked_upload_and_small_upload(svc):
     for size in (0, 1000, 5 * 1024 * 1024 + 3):
         path = svc.unique()

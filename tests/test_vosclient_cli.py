@@ -9,7 +9,7 @@ import pty
 import stat
 import subprocess
 
-from .harness import free_port
+from .harness import free_port, requests_total
 from .vosclient_helpers import OUR_BIN, ok, one_error_line, tools, vault_tools  # noqa: F401
 from .waiting import wait_until
 
@@ -124,6 +124,26 @@ def test_failures_are_one_line_with_fixed_status(tools, tmp_path):
     assert with_debug.returncode == 2 and "Traceback" in with_debug.stderr
     help_text = ok(t.ours("vcp", "--help")).stdout
     assert "exit status:" in help_text and "101 the service cannot be reached" in help_text
+
+
+def test_big_download_from_the_data_port_and_refused_in_one_line(tools, tmp_path):
+    """vcp fetches a file of NEGOTIATE_FROM bytes from the data port (one pre-authorized
+    GET, no /files GET) with its MD5 checked; another user, who may not read it, gets no
+    URL and one ERROR:: line with the permission status, and no local file."""
+    from vosclient.transfer import NEGOTIATE_FROM
+    t = tools
+    data = os.urandom(NEGOTIATE_FROM + 11)
+    (tmp_path / "big.bin").write_bytes(data)
+    ok(t.ours("vcp", str(tmp_path / "big.bin"), t.remote("big.bin")))
+    counted = lambda endpoint: requests_total(t.svc.server, t.svc.name, endpoint)  # noqa: E731
+    files, preauth = counted("files"), counted("preauth")
+    ok(t.ours("vcp", t.remote("big.bin"), str(tmp_path / "back.bin")))
+    assert (counted("files"), counted("preauth")) == (files, preauth + 1)
+    assert (tmp_path / "back.bin").read_bytes() == data
+    denied = t.ours("vcp", t.remote("big.bin"), str(tmp_path / "bob.bin"), user="bob")
+    assert denied.returncode == 13 and "permission" in one_error_line(denied).lower()
+    assert not list(tmp_path.glob("bob.bin*"))
+    assert counted("preauth") == preauth + 1
 
 
 def test_partial_failure_summary(vault_tools, tmp_path):

@@ -17,7 +17,8 @@ from vosclient.bulk import Bulk
 from vosclient.fs import ArcFileSystem, VOSFileSystem
 
 from .conftest import ServiceUnderTest
-from .harness import free_port
+from .harness import free_port, make_server, requests_total
+from .waiting import wait_until
 
 
 def prefix(svc: ServiceUnderTest) -> str:
@@ -344,3 +345,80 @@ def test_large_uploads_go_to_the_negotiated_data_port(svc, client, tmp_path):
     with Client(url=svc.server.url, token=svc.server.tokens["bob"], verify=False) as bob:
         with pytest.raises(errors.PermissionDenied):
             bob.upload(str(big), name(svc, f"{folder}/bob.bin"))
+
+
+def test_large_downloads_come_from_the_negotiated_data_port(svc, client, tmp_path):
+    """A file of NEGOTIATE_FROM bytes or more is fetched from the pre-authorized URL a pull
+    negotiation hands out (the data port), a smaller one from /files; both arrive whole
+    with their MD5 checked; a resumed big download asks the data port for the rest only.
+    A user who may not read the file is handed no URL and gets the error /files gives."""
+    from vosclient.transfer import NEGOTIATE_FROM
+    folder = svc.unique()
+    client.mkdir(name(svc, folder))
+    big, small = os.urandom(NEGOTIATE_FROM + 5), os.urandom(1000)
+    for data, leaf in ((big, "big.bin"), (small, "small.bin")):
+        (tmp_path / leaf).write_bytes(data)
+        client.upload(str(tmp_path / leaf), name(svc, f"{folder}/{leaf}"))
+    counted = lambda endpoint: requests_total(svc.server, svc.name, endpoint)  # noqa: E731
+    files, preauth = counted("files"), counted("preauth")
+    with Client(url=svc.server.url, token=svc.server.tokens["alice"], verify=False) as fresh:
+        fresh.download(name(svc, f"{folder}/big.bin"), str(tmp_path / "big.out"))
+        assert (counted("files"), counted("preauth")) == (files, preauth + 1)
+        [data_pool] = fresh.bulk.others.values()
+        assert data_pool.port == svc.server.data_port
+        fresh.download(name(svc, f"{folder}/small.bin"), str(tmp_path / "small.out"))
+        assert counted("files") == files + 1      # (vault answers it with a 303 to the data port)
+        (tmp_path / "resumed.out.part").write_bytes(big[:1000])
+        fresh.download(name(svc, f"{folder}/big.bin"), str(tmp_path / "resumed.out"))
+        assert counted("files") == files + 1
+    assert requests_total(svc.server, svc.name, "preauth", status="206") >= 1
+    assert (tmp_path / "big.out").read_bytes() == big
+    assert (tmp_path / "resumed.out").read_bytes() == big
+    assert (tmp_path / "small.out").read_bytes() == small
+    with Client(url=svc.server.url, token=svc.server.tokens["bob"], verify=False) as bob:
+        with pytest.raises(errors.PermissionDenied):
+            bob.negotiate(name(svc, f"{folder}/big.bin"), push=False)
+        with pytest.raises(errors.PermissionDenied):
+            bob.open_stream(name(svc, f"{folder}/big.bin"), negotiate=True)
+        with pytest.raises(errors.PermissionDenied):
+            bob.download(name(svc, f"{folder}/big.bin"), str(tmp_path / "bob.out"))
+    assert not (tmp_path / "bob.out").exists() and not (tmp_path / "bob.out.part").exists()
+
+
+def test_an_expired_preauthorized_url_falls_back_to_files(tmp_path):
+    """Range reads of one node negotiate once and keep the URL; once it has expired (or is
+    refused otherwise) they go to /files, with the same bytes, and stay there."""
+    server = make_server(str(tmp_path), extra_env={"VOSPACE_PREAUTH_LIFETIME": "2"})
+    try:
+        data = os.urandom(3 << 20)
+        with Client(url=server.url, token=server.tokens["alice"], verify=False) as client:
+            client.write_bytes("arc:home/alice/f.bin", data)
+            source = client.byte_source("arc:home/alice/f.bin", negotiate=True)
+            assert read_all(source.open(10, 20)) == data[10:20]
+            url = source.url()
+            assert f":{server.data_port}/arc/preauth/" in url
+            assert read_all(source.open(1 << 20, 2 << 20)) == data[1 << 20:2 << 20]
+            assert requests_total(server, "arc", "files") == 0
+
+            def expired() -> bool:
+                try:
+                    client.bulk.get(url, 0, 1).close()
+                except errors.PermissionDenied:
+                    return True
+                return False
+            wait_until(expired, 10, "the pre-authorized URL to expire", retry=())
+            refused = requests_total(server, "arc", "preauth", status="403")
+            assert read_all(source.open(5, 5000)) == data[5:5000]
+            assert source.url() == client.files_url(uris.parse("arc:home/alice/f.bin"))
+            assert read_all(source.open(len(data) - 7)) == data[-7:]
+            assert requests_total(server, "arc", "preauth", status="403") == refused + 1
+            assert requests_total(server, "arc", "files") == 2
+    finally:
+        server.stop()
+
+
+def read_all(stream) -> bytes:
+    try:
+        return stream.read()
+    finally:
+        stream.close()

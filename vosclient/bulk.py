@@ -186,6 +186,9 @@ class Bulk:
         """Bytes ``[start, end)`` (to the end when ``end`` is None) of ``url`` (a path on
         this server or a full URL), following redirects; ``extra`` headers (``If-Range``)
         go with every hop."""
+        pool, url = self.at(url)
+        if pool is not self:   # a negotiated URL: the data port's pool, no credential
+            return pool.get(url, start, end, what, extra)
         headers = {**self.auth_headers(), **(extra or {})}
         if start or end is not None:
             headers["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))

@@ -19,6 +19,7 @@ from .bulk import Bulk, Stream
 from .config import Settings, load
 from .http import Transport
 from .nodes import Node
+from .sources import ByteSource, negotiated
 
 PAGE = 5000
 Target = str | uris.Remote
@@ -302,10 +303,17 @@ class Client:
                               or 120.0)
         return self._bulk
 
-    def open_stream(self, name: Target, start: int = 0, end: int | None = None) -> "Stream":
-        """Bytes ``[start, end)`` of a node as a stream (``read(n)``, ``close()``)."""
-        remote = as_remote(name)
-        return self.bulk.get(self.files_url(remote), start, end, what=str(remote))
+    def open_stream(self, name: Target, start: int = 0, end: int | None = None,
+                    negotiate: bool = False) -> "Stream":
+        """Bytes ``[start, end)`` of a node as a stream (``read(n)``, ``close()``). With
+        ``negotiate`` from the pre-authorized URL transfer negotiation hands out (the data
+        port, as vcp's big downloads), else, or when it is refused, from /files. A caller
+        reading one node in many ranges keeps a :meth:`byte_source` instead."""
+        return self.byte_source(name, negotiate).open(start, end)
+
+    def byte_source(self, name: Target, negotiate: bool = False) -> ByteSource:
+        """Range reads of one node to one URL, negotiated at most once (see ``open_stream``)."""
+        return ByteSource(self, as_remote(name), negotiate)
 
     def put_stream(self, name: Target, fh, size: int,
                    content_type: str = "application/octet-stream") -> str:
@@ -322,7 +330,7 @@ class Client:
         With ``negotiate`` they go to the pre-authorized URL transfer negotiation hands out
         (the data port, as vcp's big uploads), else, or when it is refused, to /files."""
         remote = as_remote(name)
-        url = (transfer.negotiated_put(self, remote) if negotiate else None) \
+        url = (negotiated(self, remote, push=True) if negotiate else None) \
             or self.files_url(remote)
         pool, target = self.bulk.at(url)
         return pool.put_chunks(target, chunks, content_type, what=str(remote),

@@ -1,6 +1,8 @@
-"""Moving bytes: uploads (PUT /files with MD5 check), downloads (GET /files following the
-vault's 303 to a pre-authorized URL, resumable from a ``.part`` file), both skipping files
-that are already identical (size first, MD5 only when sizes match).
+"""Moving bytes: uploads (PUT with MD5 check), downloads (GET, resumable from a ``.part``
+file, MD5 checked), both skipping files that are already identical (size first, MD5 only
+when sizes match). Files of NEGOTIATE_FROM bytes or more go to the pre-authorized URL
+transfer negotiation hands out (sources.py), smaller ones to /files (a vault GET there
+follows the 303 to a pre-authorized URL).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import errors
+from .sources import ByteSource, negotiated
 from .uris import Remote
 
 if TYPE_CHECKING:
@@ -32,10 +35,10 @@ DIGEST_FIRST = 64 * 1024 * 1024
 # use ~40% less CPU than 4 MiB ones.
 RECV_BUFFER = 256 * 1024
 BUFFERS = 16
-# Files from this size are sent to the pre-authorized URL transfer negotiation hands out
-# (this project's server: its data port, where TLS runs at OpenSSL's speed; /files on the
-# main port measured about half curl's rate there for 1 GiB): one round trip more, which
-# only a small file would notice.
+# Files from this size are sent to and fetched from the pre-authorized URL transfer
+# negotiation hands out (this project's server: its data port, where TLS runs at OpenSSL's
+# speed; /files on the main port measured about half curl's rate there for 1 GiB): one
+# round trip more, which only a small file would notice.
 NEGOTIATE_FROM = 16 * 1024 * 1024
 ATTEMPTS = 4
 RETRYABLE = (errors.Unreachable, errors.ServerError, errors.ChecksumMismatch)
@@ -187,7 +190,7 @@ def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5
     extra = {}
     if known_md5:
         extra["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
-    url = (negotiated_put(client, remote) if size >= NEGOTIATE_FROM else None) \
+    url = (negotiated(client, remote, push=True) if size >= NEGOTIATE_FROM else None) \
         or client.files_url(remote)
     pool, target = client.bulk.at(url)
     # Over HTTPS the bytes are not hashed on the way (TLS rejects any changed byte, see
@@ -197,17 +200,6 @@ def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5
                     mimetypes.guess_type(local)[0] or "application/octet-stream",
                     size=size, what=str(remote), hashed=hasher, extra=extra, tls_suffices=True)
     return Result(local, str(remote), "uploaded", size)
-
-
-def negotiated_put(client: "Client", remote: Remote) -> str | None:
-    """The negotiated pre-authorized URL for a push to ``remote``; None (send to /files,
-    which gives the error that matters, if any) when negotiation is refused."""
-    try:
-        return client.negotiate(remote, push=True)
-    except errors.Unreachable:
-        raise
-    except errors.VOSError:
-        return None
 
 
 def put_bytes(client: "Client", remote: Remote, data: bytes):
@@ -296,8 +288,8 @@ def _get_file(client: "Client", remote: Remote, local: str, node, resume: bool,
             progress(offset)
     else:
         extra = {"If-Range": f'"{node.md5}"'} if offset and node.md5 else {}
-        stream = client.bulk.get(client.files_url(remote), offset, what=str(remote),
-                                 extra=extra)
+        source = ByteSource(client, remote, negotiate=node.size >= NEGOTIATE_FROM)
+        stream = source.open(offset, extra=extra)
         try:
             if stream.status == 206:
                 _hash_file(part, hasher)

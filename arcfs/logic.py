@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 
 from vosclient.client import Client
 from vosclient.nodes import DATA, Node
+from vosclient.transfer import NEGOTIATE_FROM
 from vosclient.uris import Remote, normalize
 from vospace_server.protocol import properties as P
 
@@ -521,16 +522,22 @@ class ArcFS:
         self._set_props(path, {uri: None})
 
     # ---- file data ------------------------------------------------------------------------
-    def _open_range(self, remote: Remote):
+    def _open_range(self, remote: Remote, size: int):
+        """The range reads of one handle: a big file's go to the pre-authorized URL a pull
+        negotiation hands out (the data port), negotiated at its first read and then kept,
+        a small file's to /files (see vosclient/sources.py; an expired or refused URL falls
+        back to /files for the rest of the handle)."""
+        source = self.client.byte_source(remote, negotiate=size >= NEGOTIATE_FROM)
+
         def open_range(start: int, end: int):
             with remote_errors():
-                return self.client.open_stream(remote, start, end)
+                return source.open(start, end)
         return open_range
 
     def _fill(self, spool: Spool, remote: Remote, size: int) -> None:
         """Copy the remote content into a fresh spool (opened for writing, no O_TRUNC)."""
         with remote_errors():
-            stream = self.client.open_stream(remote, 0, size)
+            stream = self.client.open_stream(remote, 0, size, negotiate=size >= NEGOTIATE_FROM)
             try:
                 spool.fill(iter(lambda: stream.read(FILL_CHUNK), b""))
             finally:
@@ -604,7 +611,7 @@ class ArcFS:
             raise fs_error(errno.EISDIR)
         keep = node.md5 is not None and self.seen_md5.get(path) == node.md5
         self.seen_md5[path] = node.md5
-        reader = RangeReader(self._open_range(self.remote(path)), node.size)
+        reader = RangeReader(self._open_range(self.remote(path), node.size), node.size)
         return self.handles.add(Handle(path, reader=reader)), keep
 
     def create(self, path: str, mode: int = 0o644, flags: int = os.O_WRONLY) -> int:

@@ -12,8 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from vosclient.client import Client
+from vosclient.transfer import NEGOTIATE_FROM
+
 from .arcfs_mounts import fresh_dir, mounted
-from .harness import make_server
+from .harness import make_server, requests_total
 from .nodes_xml import node_xml, properties_of
 from .waiting import wait_until
 
@@ -261,14 +264,58 @@ def test_s9_xattrs_are_properties(sqlite_server, mnt, d):
 
 
 def test_s10_sequential_and_random_reads(sqlite_server, mnt, d):
-    data = os.urandom(9 << 20)
+    """A file under NEGOTIATE_FROM is read from /files; a bigger one from the data port
+    (one negotiation for the open, every range a pre-authorized GET, none on /files)."""
+    small, big = os.urandom(9 << 20), os.urandom(NEGOTIATE_FROM + (3 << 20) + 5)
     with sqlite_server.client("alice") as c:
-        assert c.put(f"/arc/files/{rel(d, mnt)}/big", content=data).status_code == 201
-    with open(os.path.join(d, "big"), "rb") as fh:
-        assert fh.read() == data
-        for offset in (7 << 20, 5, (3 << 20) + 17, len(data) - 3):
-            fh.seek(offset)
-            assert fh.read(4096) == data[offset:offset + 4096]
+        for leaf, data in (("small", small), ("big", big)):
+            assert c.put(f"/arc/files/{rel(d, mnt)}/{leaf}", content=data).status_code == 201
+    for leaf, data in (("small", small), ("big", big)):
+        files, preauth = (requests_total(sqlite_server, "arc", endpoint)
+                          for endpoint in ("files", "preauth"))
+        with open(os.path.join(d, leaf), "rb") as fh:
+            assert fh.read() == data
+            for offset in (7 << 20, 5, (3 << 20) + 17, len(data) - 3, (17 << 20) + 4095):
+                fh.seek(offset)
+                assert fh.read(4096) == data[offset:offset + 4096]
+        more_files = requests_total(sqlite_server, "arc", "files") - files
+        more_preauth = requests_total(sqlite_server, "arc", "preauth") - preauth
+        assert (more_files > 0, more_preauth > 0) == ((True, False) if leaf == "small"
+                                                      else (False, True)), leaf
+
+
+def test_s10_refused_url_falls_back_to_files(tmp_path):
+    """Once the data port refuses a handle's pre-authorized URL (here: it expired), its
+    reads go to /files and return the right bytes; a user who may not read the file gets
+    EACCES."""
+    server = make_server(str(tmp_path), extra_env={"VOSPACE_PREAUTH_LIFETIME": "2"})
+    try:
+        data = os.urandom(NEGOTIATE_FROM + (1 << 20))
+        with server.client("alice") as c:
+            assert c.put("/arc/files/home/alice/big", content=data).status_code == 201
+        with mounted(server, "alice", "arc", *NO_CACHE) as mp:
+            with open(os.path.join(mp, "home", "alice", "big"), "rb", buffering=0) as fh:
+                assert os.pread(fh.fileno(), 4096, 1 << 20) == data[1 << 20:(1 << 20) + 4096]
+                assert requests_total(server, "arc", "files") == 0
+                wait_expired(server, "arc:home/alice/big")  # and the mount's, issued before
+                refused = requests_total(server, "arc", "preauth", status="403")
+                for offset in (NEGOTIATE_FROM - 5000, 123, len(data) - 4096):
+                    assert os.pread(fh.fileno(), 4096, offset) == data[offset:offset + 4096]
+        assert requests_total(server, "arc", "preauth", status="403") == refused + 1
+        assert requests_total(server, "arc", "files", status="206") >= 1
+        with mounted(server, "bob", "arc", *NO_CACHE) as mp:
+            assert errno_of(open, os.path.join(mp, "home", "alice", "big"), "rb") == errno.EACCES
+    finally:
+        server.stop()
+
+
+def wait_expired(server, name: str) -> None:
+    """Negotiate a pull of ``name`` now and wait until the data port refuses that URL."""
+    with Client(url=server.url, token=server.tokens["alice"], verify=False) as client:
+        url = client.negotiate(name, push=False)
+        with httpx.Client(verify=False) as anonymous:
+            wait_until(lambda: anonymous.head(url).status_code == 403, 10,
+                       "the pre-authorized URL to expire")
 
 
 def test_s11_page_cache_kept_until_etag_changes(sqlite_server, mnt, d):

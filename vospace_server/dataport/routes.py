@@ -19,7 +19,7 @@ import time
 from ..cutouts.params import parse_view
 from ..deployment import Deployment
 from ..protocol import uris
-from ..protocol.faults import InternalFault, NodeNotFound, VOSpaceFault
+from ..protocol.faults import InternalFault, NodeNotFound, VOSpaceFault, storage_fault
 from ..services.audit import (REQUEST_ID_KEY, SAFE_METHODS, log_event, observe, request_id,
                               transfer_in_flight)
 from ..services.byte_rules import PutRequest, ReadReply, content_type, plan_read, stored_headers
@@ -172,6 +172,10 @@ def _failed(request: Request, conn: Connection, exc: Exception) -> bool:
         return False
     if isinstance(exc, (ClientGone, ConnectionError, ssl.SSLError, socket.timeout)):
         return False
+    fault = storage_fault(exc)
+    if fault is not None:
+        log.error("%s on %s %s: %s", fault.fault_name, request.method, request.raw_path, exc)
+        return _answer_fault(conn, fault)
     log.error("internal error on %s %s", request.method, request.raw_path, exc_info=exc)
     return _answer_fault(conn, InternalFault("unexpected server error; see the server log"))
 

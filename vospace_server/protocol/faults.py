@@ -6,6 +6,8 @@ Keeping the name and status on the class means the mapping lives in exactly one 
 """
 from __future__ import annotations
 
+import errno
+
 
 class VOSpaceFault(Exception):
     """Base of every protocol fault. Subclasses set ``fault_name`` and ``status``."""
@@ -100,6 +102,21 @@ class RequestEntityTooLarge(VOSpaceFault):
 
 class QuotaExceeded(VOSpaceFault):
     fault_name, status = "QuotaExceeded", 413
+
+
+class InsufficientStorage(VOSpaceFault):
+    """The server's storage itself is full (not the user's quota): HTTP's 507."""
+    fault_name, status = "InsufficientStorage", 507
+
+
+def storage_fault(exc: BaseException) -> VOSpaceFault | None:
+    """The fault a full disk or an exhausted filesystem quota (CephFS directory quotas
+    answer EDQUOT) is to the client, rather than an internal error; None for others."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return InsufficientStorage("the server's storage is full; nothing was stored")
+    if isinstance(exc, OSError) and exc.errno == errno.EDQUOT:
+        return QuotaExceeded("the storage's own quota is exhausted; nothing was stored")
+    return None
 
 
 class NodeLocked(VOSpaceFault):

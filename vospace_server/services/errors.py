@@ -7,7 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from ..protocol.faults import InternalFault, VOSpaceFault
+from ..protocol.faults import InternalFault, VOSpaceFault, storage_fault
 from .audit import log_event
 from .requests import base_url
 
@@ -47,5 +47,9 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    fault = storage_fault(exc)
+    if fault is not None:
+        log.error("%s on %s %s: %s", fault.fault_name, request.method, request.url.path, exc)
+        return fault_response(fault)
     log.exception("internal error on %s %s", request.method, request.url.path)
     return fault_response(InternalFault("unexpected server error; see the server log"))

@@ -19,7 +19,7 @@ from .bulk import Bulk, Stream
 from .config import Settings, load
 from .http import Transport
 from .nodes import Node
-from .sources import ByteSource, negotiated
+from .sources import ByteSource, endpoint
 
 PAGE = 5000
 Target = str | uris.Remote
@@ -330,9 +330,7 @@ class Client:
         With ``negotiate`` they go to the pre-authorized URL transfer negotiation hands out
         (the data port, as vcp's big uploads), else, or when it is refused, to /files."""
         remote = as_remote(name)
-        url = (negotiated(self, remote, push=True) if negotiate else None) \
-            or self.files_url(remote)
-        pool, target = self.bulk.at(url)
+        pool, target = self.bulk.at(endpoint(self, remote, push=True, negotiate=negotiate))
         return pool.put_chunks(target, chunks, content_type, what=str(remote),
                                tls_suffices=tls_suffices)
 

@@ -24,16 +24,20 @@ if TYPE_CHECKING:
 STALE = (errors.PermissionDenied, errors.NotAuthenticated, errors.NotFound)
 
 
-def negotiated(client: "Client", remote: Remote, push: bool) -> str | None:
-    """The negotiated pre-authorized URL for moving the bytes of ``remote`` (up with
-    ``push``); None (use /files, which gives the error that matters, if any) when
-    negotiation is refused."""
-    try:
-        return client.negotiate(remote, push=push)
-    except errors.Unreachable:
-        raise
-    except errors.VOSError:
-        return None
+def endpoint(client: "Client", remote: Remote, push: bool, negotiate: bool = True) -> str:
+    """Where the bytes of ``remote`` go (``push``) or come from: with ``negotiate`` the
+    pre-authorized URL a negotiation hands out; /files without, or when negotiation is
+    refused or names no URL (/files then gives the error that matters, if any)."""
+    if negotiate:
+        try:
+            url = client.negotiate(remote, push=push)
+        except errors.Unreachable:
+            raise
+        except errors.VOSError:
+            url = None
+        if url:
+            return url
+    return client.files_url(remote)
 
 
 class ByteSource:
@@ -51,7 +55,7 @@ class ByteSource:
     def url(self) -> str:
         with self._lock:
             if self._url is None:
-                self._url = negotiated(self.client, self.remote, push=False) or self.files
+                self._url = endpoint(self.client, self.remote, push=False)
             return self._url
 
     def open(self, start: int = 0, end: int | None = None,

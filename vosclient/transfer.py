@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from . import errors
-from .sources import ByteSource, negotiated
+from .sources import ByteSource, endpoint
 from .uris import Remote
 
 if TYPE_CHECKING:
@@ -190,9 +190,8 @@ def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5
     extra = {}
     if known_md5:
         extra["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
-    url = (negotiated(client, remote, push=True) if size >= NEGOTIATE_FROM else None) \
-        or client.files_url(remote)
-    pool, target = client.bulk.at(url)
+    pool, target = client.bulk.at(endpoint(client, remote, push=True,
+                                           negotiate=size >= NEGOTIATE_FROM))
     # Over HTTPS the bytes are not hashed on the way (TLS rejects any changed byte, see
     # Bulk.put_chunks); over plain HTTP they are, on the reading thread.
     hasher = None if pool.scheme == "https" else hashlib.md5()

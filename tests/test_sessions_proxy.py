@@ -333,6 +333,25 @@ def test_a_session_host_never_reaches_the_platform(server, app):
         assert c.get(f"{prefix}/headers").status_code == 200
 
 
+def test_the_bare_session_host_leads_to_the_sessions_app(server, app):
+    sid, prefix = app
+    with host_client(server, sid) as browser:
+        bare = browser.get("/")
+    assert bare.status_code == 303 and bare.headers["referrer-policy"] == "no-referrer"
+    assert bare.headers["location"] == f"{server.url}/session-ticket/{sid}"
+    with login_cookie_client(server, "alice") as platform:
+        # no `next`: the platform sends the ticket on to the app's own path
+        location = httpx.URL(platform.get(f"/session-ticket/{sid}").headers["location"])
+    assert location.params["next"] == f"{prefix}/"
+    with host_client(server, sid) as browser:
+        swapped = browser.get(location.raw_path.decode())
+        assert swapped.status_code == 303 and swapped.headers["location"] == f"{prefix}/"
+    for host in (f"sessions.localhost:{server.port}", f"a.b.sessions.localhost:{server.port}"):
+        with httpx.Client(base_url=server.url, verify=False, headers={"Host": host}) as c:
+            r = c.get("/")
+            assert r.status_code == 404 and "no session" in r.text, host
+
+
 def test_bad_share_requests(server, app):
     sid, prefix = app
     with server.client("alice") as c:

@@ -8,7 +8,8 @@ On the platform's origin:
   the session's host, never proxied here.
 
 On a session host: ``GET /ticket`` swaps the ticket for the pass cookie and redirects to
-``next``; and ``to_platform`` is where the proxy sends a browser that has no pass yet.
+``next``; ``to_platform`` is where the proxy sends a browser that has no pass yet, and
+where ``GET /`` sends anyone who typed the bare host name.
 """
 from __future__ import annotations
 
@@ -47,12 +48,23 @@ def path_and_query(request: Request) -> str:
 
 
 def to_platform(request: Request, session_id: str) -> Response:
-    """Send a browser without a pass from the session host to the platform for a ticket."""
+    """Send a browser without a pass from the session host to the platform for a ticket
+    that brings it back here (from the bare host: to the session's app, which the
+    platform knows)."""
     hosts = service_of(request).hosts
     platform = hosts.platform(request.url.scheme, request.url.port)
-    return RedirectResponse(f"{platform}/session-ticket/{session_id}?"
-                            f"{urlencode({'next': path_and_query(request)})}", 303,
+    back = "" if request.url.path == "/" else f"?{urlencode({'next': path_and_query(request)})}"
+    return RedirectResponse(f"{platform}/session-ticket/{session_id}{back}", 303,
                             headers=PRIVATE)
+
+
+async def host_root(request: Request) -> Response:
+    """The bare session host, as someone types it: on to the session's app, by way of the
+    platform's ticket (which checks who may use the session and knows its app's path)."""
+    session_id = request.scope[HOST_SESSION_KEY]
+    if not session_id:
+        return PlainTextResponse("no session is served at this host name\n", 404)
+    return to_platform(request, session_id)
 
 
 async def issue_ticket(request: Request) -> Response:
@@ -127,5 +139,7 @@ def platform_routes() -> list[BaseRoute]:
             Route(path + "/{rest:path}", to_session_host, methods=METHODS)]
 
 
-def ticket_route() -> Route:
-    return Route(TICKET_PATH, redeem_ticket, methods=["GET"])
+def ticket_routes() -> list[BaseRoute]:
+    """The session host's own entry: the ticket swap, and the bare host."""
+    return [Route(TICKET_PATH, redeem_ticket, methods=["GET"]),
+            Route("/", host_root, methods=["GET", "HEAD"])]

@@ -40,7 +40,7 @@ from ..auth.identity import Caller
 from ..protocol.faults import VOSpaceFault
 from ..services.requests import (SESSION_COOKIE, basic_credentials, bearer_token, caller_now,
                                  deployment, run)
-from .entry import METHODS, to_platform, ticket_route
+from .entry import METHODS, ticket_routes, to_platform
 from .errors import Forbidden, NotFound, SkahaError
 from .hosts import HOST_SESSION_KEY
 from .model import RUNNING, URL_PATHS, Session
@@ -319,8 +319,9 @@ async def to_slash(request: Request) -> Response:
 
 
 def session_host_routes() -> list[BaseRoute]:
-    """Everything a session host serves (hosts.SessionHostRoute): the ticket swap, the app."""
+    """Everything a session host serves (hosts.SessionHostRoute): its entry (the ticket
+    swap, the bare host), the app."""
     path = "/session/{kind}/{session_id}"
-    return [ticket_route(), Route(path, to_slash, methods=METHODS),
+    return [*ticket_routes(), Route(path, to_slash, methods=METHODS),
             Route(path + "/{rest:path}", proxy_http, methods=METHODS),
             WebSocketRoute(path + "/{rest:path}", proxy_websocket)]

@@ -119,6 +119,7 @@ async def handle(reader, writer):
                 {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}).encode()))
         elif url.path == "/cookies":
             writer.write(response("200 OK", [("Set-Cookie", "vospace_session=stolen; Path=/"),
+                                             ("Set-Cookie", "__Host-vospace_session=stolen; Path=/; Secure"),
                                              ("Set-Cookie", "app=1; Path=/; HttpOnly")]))
         elif url.path == "/page":
             writer.write(response("200 OK", [("Content-Type", "text/html")], PAGE))

@@ -86,9 +86,14 @@ def test_login_returns_token_and_session_cookie(server: Server) -> None:
         r = c.post("/ac/login", data={"username": "dora", "password": PASSWORD,
                                       "session": "true"})
         cookie = r.headers["set-cookie"]
-        for flag in ("vospace_session=", "HttpOnly", "Secure", "SameSite=lax", "Path=/"):
+        for flag in ("__Host-vospace_session=", "HttpOnly", "Secure", "SameSite=lax", "Path=/"):
             assert flag in cookie
-    with anon(server, cookies={"vospace_session": r.text}) as browser:
+        assert "domain" not in cookie.lower()  # a __Host- cookie is host-only
+    with anon(server, cookies={"vospace_session": r.text}) as planted:
+        # over TLS only the prefixed name counts: the bare one is what a sibling host under
+        # the same domain could set for the whole domain (Domain=...), so it is not ours
+        assert planted.get("/ac/whoami").text != "dora"
+    with anon(server, cookies={"__Host-vospace_session": r.text}) as browser:
         assert browser.get("/ac/whoami").text == "dora"
         forged = browser.post("/ac/logout")  # the cookie alone: a forged request, refused
         assert forged.status_code == 403 and "CSRF" in forged.text

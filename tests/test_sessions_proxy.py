@@ -34,6 +34,7 @@ APP_COMMAND = ["python3", "-c", APP_SOURCE, "{socket}"]
 PORT_APP = "images.canfar.net/test/port-app:1.0"  # serves on $PORT, after 2 s
 PORT_APP_COMMAND = ["python3", "-c", "import time; time.sleep(2)\n" + APP_SOURCE]
 PASSWORD = "proxy-pw-1234"
+PASS = "__Host-vospace_session_pass"  # the pass cookie over TLS (services/cookies.py)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,8 @@ def ws_open(server, sid: str, path: str, user: str | None = None, headers=None):
 def test_http_reaches_the_app_without_the_platform_credentials(server, app):
     sid, prefix = app
     with host_client(server, sid, "alice") as c:
-        c.cookies.set("vospace_session", "the-login-cookie")
-        c.cookies.set("vospace_session_pass", "a-pass")
+        for ours in ("__Host-vospace_session", "vospace_session", PASS, "vospace_csrf"):
+            c.cookies.set(ours, "the-platform's")
         c.cookies.set("own", "kept")
         r = c.get(f"{prefix}/headers?x=1", headers={"X-CADC-DelegationToken": "secret"})
     assert r.status_code == 200, r.text
@@ -185,7 +186,8 @@ def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_onl
     sid, prefix = app
     with login_cookie_client(server, "alice") as platform:
         portal = platform.get("/science-portal")
-        assert {c.name for c in platform.cookies.jar} == {"vospace_session", "vospace_csrf"}
+        assert {c.name for c in platform.cookies.jar} == {"__Host-vospace_session",
+                                                     "__Host-vospace_csrf"}
         for cookie in platform.cookies.jar:  # host-only: never sent to a session host, and
             assert not cookie.domain_specified  # out of reach of its scripts
             assert cookie.has_nonstandard_attr("HttpOnly") and cookie.secure, cookie.name
@@ -201,7 +203,7 @@ def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_onl
         assert swapped.status_code == 303 and swapped.headers["location"] == f"{prefix}/headers"
         assert swapped.headers["referrer-policy"] == "no-referrer"
         cookie = swapped.headers["set-cookie"]
-        assert cookie.startswith("vospace_session_pass=")
+        assert cookie.startswith(f"{PASS}=")
         attributes = {a.strip().split("=")[0].lower() for a in cookie.split(";")[1:]}
         assert attributes == {"httponly", "max-age", "path", "samesite", "secure"}, cookie
         assert "samesite=lax" in cookie.lower() and "path=/" in cookie.lower()
@@ -219,15 +221,15 @@ def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_onl
                                headers={"Origin": foreign}).status_code == 403
         with pytest.raises(InvalidStatus) as refused:
             ws_open(server, sid, f"{prefix}/ws",
-                    headers={"Cookie": f"vospace_session_pass={browser.cookies['vospace_session_pass']}",
+                    headers={"Cookie": f"{PASS}={browser.cookies[PASS]}",
                              "Origin": "https://evil.example"})
         assert refused.value.response.status_code == 403
         with ws_open(server, sid, f"{prefix}/ws",
-                     headers={"Cookie": f"vospace_session_pass={browser.cookies['vospace_session_pass']}",
+                     headers={"Cookie": f"{PASS}={browser.cookies[PASS]}",
                               "Origin": f"https://{session_host(server, sid)}"}) as ws:
             ws.send("with a pass")
             assert ws.recv(timeout=10) == "with a pass"
-        pass_value = browser.cookies["vospace_session_pass"]
+        pass_value = browser.cookies[PASS]
     with host_client(server, sid) as replay:
         again = replay.get(ticket.raw_path.decode())
         assert again.status_code == 403 and "used, expired" in again.text
@@ -237,7 +239,7 @@ def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_onl
         try:
             wait_status(c, other, ("Running",))
             with host_client(server, other) as elsewhere:
-                elsewhere.cookies.set("vospace_session_pass", pass_value)
+                elsewhere.cookies.set(PASS, pass_value)
                 r = elsewhere.get(f"/session/contrib/{other}/headers")
                 assert r.status_code == 303 and "/session-ticket/" in r.headers["location"]
                 # a ticket for one session is spent, not honoured, on another's host

@@ -405,7 +405,7 @@ def test_link_move_delete_lock_and_recursive_permissions_on_arc(server, browser)
 def test_csrf_tokens_of_any_text_are_refused_cleanly(server):
     with server.client("alice") as c:
         token = c.post("/ac/login", data={"username": "alice", "password": PASSWORDS["alice"]}).text
-    cookies = {"vospace_session": token, "vospace_csrf": "abc"}
+    cookies = {"__Host-vospace_session": token, "__Host-vospace_csrf": "abc"}
     with httpx.Client(base_url=server.url, verify=False, cookies=cookies) as c:
         for forged in ("ü" * 64, "", "x"):
             r = c.put("/vault/files/alice/x.txt", content=b"x",

@@ -22,6 +22,7 @@ from ..auth.groups import ROLES, check_group_name, group_uri, local_name
 from ..auth.identity import Caller
 from ..protocol.faults import InvalidArgument, NodeNotFound, NotAuthenticated, PermissionDenied
 from .audit import log_event
+from .cookies import delete_cookie, read_cookie, set_cookie
 from .requests import (CALLER_KEY, SESSION_COOKIE, bearer_token, caller_of, client_address,
                        deployment, read_body, run)
 
@@ -69,19 +70,17 @@ async def open_session(request: Request, user: str, password: str) -> str:
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
     """The browser session: HttpOnly, SameSite=Lax, Secure when served over TLS."""
-    response.set_cookie(SESSION_COOKIE, token,
-                        max_age=deployment(request).settings.login_token_hours * 3600,
-                        path="/", httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https")
+    set_cookie(request, response, SESSION_COOKIE, token,
+               max_age=deployment(request).settings.login_token_hours * 3600)
 
 
 async def close_session(request: Request, response: Response) -> None:
     """Revoke the presented token (a cookie needs the CSRF token) and clear the cookie."""
     await authenticated(request)
-    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+    token = bearer_token(request) or read_cookie(request, SESSION_COOKIE)
     if token:
         await run(deployment(request).auth.revoke_token, token)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    delete_cookie(request, response, SESSION_COOKIE)
 
 
 async def logout(request: Request) -> Response:

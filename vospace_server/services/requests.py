@@ -12,6 +12,7 @@ from starlette.responses import Response
 from ..auth.csrf import CSRF_COOKIE, CSRF_HEADER
 from ..auth.identity import ANONYMOUS, Caller
 from ..deployment import Deployment
+from .cookies import read_cookie
 from ..protocol.faults import NotAuthenticated, PermissionDenied, RequestEntityTooLarge
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ async def caller_of(request: Request) -> Caller:
     if cached is not None:
         return cached
     if bearer_token(request) is None and basic_credentials(request) is None \
-            and not request.cookies.get(SESSION_COOKIE):
+            and not read_cookie(request, SESSION_COOKIE):
         request.scope[CALLER_KEY] = ANONYMOUS  # no credentials: no worker-thread hop
         return ANONYMOUS
     return await run(caller_now, request)
@@ -84,7 +85,7 @@ def caller_now(request: Request) -> Caller:
     token = bearer_token(request)
     basic = basic_credentials(request) if token is None else None
     if token is None and basic is None:
-        token = request.cookies.get(SESSION_COOKIE) or None
+        token = read_cookie(request, SESSION_COOKIE) or None
         if token is not None:
             require_csrf(request, token)
     if token is not None:
@@ -107,7 +108,7 @@ def require_csrf(request: Request, session: str) -> None:
     if request.method in SAFE_METHODS or request.scope.get(CSRF_CHECKED_KEY):
         return
     if not deployment(request).csrf.valid(request.headers.get(CSRF_HEADER, ""),
-                                          request.cookies.get(CSRF_COOKIE, ""), session):
+                                          read_cookie(request, CSRF_COOKIE), session):
         raise PermissionDenied("missing or stale CSRF token: reload the page and try again")
 
 

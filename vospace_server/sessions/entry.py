@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from ..auth import policy
 from ..auth.store import TOKEN_PREFIX, token_digest
 from ..protocol.faults import VOSpaceFault
+from ..services.cookies import read_cookie, set_cookie
 from ..services.requests import (SESSION_COOKIE, base_url, bearer_token, caller_of, deployment,
                                  local_path, run)
 from .hosts import HOST_SESSION_KEY, SESSION_ID
@@ -75,7 +76,7 @@ async def issue_ticket(request: Request) -> Response:
         return PlainTextResponse(fault.detail + "\n", fault.status)
     if caller.is_anonymous:
         return RedirectResponse(f"/storage/login?next={quote(path_and_query(request))}", 303)
-    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE, "")
+    token = bearer_token(request) or read_cookie(request, SESSION_COOKIE)
     if not token.startswith(TOKEN_PREFIX):
         return PlainTextResponse("log in on this site's login page to open a session\n", 403)
     session = await run(service.store.get, session_id)
@@ -113,9 +114,8 @@ async def redeem_ticket(request: Request) -> Response:
                                  headers=PRIVATE)
     target = local_path(request.query_params.get("next", ""), "/")
     response = RedirectResponse(target, 303, headers=PRIVATE)
-    response.set_cookie(PASS_COOKIE, service_of(request).tickets.sign(granted),
-                        max_age=int(granted.expires - time.time()), path="/", httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https")
+    set_cookie(request, response, PASS_COOKIE, service_of(request).tickets.sign(granted),
+               max_age=int(granted.expires - time.time()))
     return response
 
 

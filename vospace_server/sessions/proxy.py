@@ -38,6 +38,7 @@ from ..auth import policy
 from ..auth.csrf import CSRF_COOKIE
 from ..auth.identity import Caller
 from ..protocol.faults import VOSpaceFault
+from ..services.cookies import cookie_name, our_cookie
 from ..services.requests import (SESSION_COOKIE, basic_credentials, bearer_token, caller_now,
                                  deployment, run)
 from .entry import METHODS, ticket_routes, to_platform
@@ -125,7 +126,7 @@ def _pass_values(conn: HTTPConnection) -> list[str]:
     values = []
     for part in conn.headers.get("cookie", "").split(";"):
         name, _, value = part.strip().partition("=")
-        if name == PASS_COOKIE and value:
+        if name == cookie_name(conn, PASS_COOKIE) and value:
             values.append(value)
     return values
 
@@ -142,7 +143,7 @@ def _forwarded_headers(conn: HTTPConnection, target: Target) -> list[tuple[str, 
     headers = [(k, v) for k, v in conn.headers.items()
                if k not in HOP_BY_HOP and k not in PLATFORM_HEADERS]
     cookies = "; ".join(f"{k}={v}" for k, v in conn.cookies.items()
-                        if k not in OUR_COOKIES)
+                        if not our_cookie(k, OUR_COOKIES))
     if cookies:
         headers.append(("cookie", cookies))
     headers += [("host", conn.headers.get("host", "localhost")),
@@ -155,7 +156,7 @@ def _forwarded_headers(conn: HTTPConnection, target: Target) -> list[tuple[str, 
 def _confined_cookie(value: str, prefix: str) -> str | None:
     """An app's Set-Cookie limited to its session's path; None for a platform cookie."""
     name = value.split("=", 1)[0].strip()
-    if name in OUR_COOKIES:
+    if our_cookie(name, OUR_COOKIES):
         return None
     kept = [part for part in value.split(";")
             if part.strip().split("=", 1)[0].strip().lower() not in ("path", "domain")]

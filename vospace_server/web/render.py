@@ -12,6 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from ..auth.csrf import CSRF_COOKIE, CSRF_FIELD, new_cookie_value
 from ..protocol.faults import PermissionDenied, VOSpaceFault
+from ..services.cookies import delete_cookie, read_cookie, set_cookie
 from ..services.requests import CSRF_CHECKED_KEY, SESSION_COOKIE, deployment, read_body
 
 HERE = os.path.dirname(__file__)
@@ -45,7 +46,7 @@ templates.env.filters.update(human_size=human_size, short_date=short_date)
 
 def csrf_cookie(request: Request) -> tuple[str, bool]:
     """The browser's CSRF cookie value, or a new one (True: it must be set)."""
-    value = request.cookies.get(CSRF_COOKIE, "")
+    value = read_cookie(request, CSRF_COOKIE)
     return (value, False) if value else (new_cookie_value(), True)
 
 
@@ -57,12 +58,11 @@ NOT_FRAMED = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ances
 def page(request: Request, template: str, context: dict, status: int = 200) -> Response:
     """A page with the CSRF token for this browser (its cookie set on first visit)."""
     cookie, fresh = csrf_cookie(request)
-    token = deployment(request).csrf.token(cookie, request.cookies.get(SESSION_COOKIE, ""))
+    token = deployment(request).csrf.token(cookie, read_cookie(request, SESSION_COOKIE))
     response = templates.TemplateResponse(request, template, {**context, "csrf": token},
                                           status_code=status, headers=NOT_FRAMED)
     if fresh:
-        response.set_cookie(CSRF_COOKIE, cookie, path="/", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        set_cookie(request, response, CSRF_COOKIE, cookie, samesite="strict")
     return response
 
 
@@ -71,8 +71,8 @@ def refusal(request: Request, fault: VOSpaceFault) -> Response:
     that no longer authenticates is dropped, so the next page is anonymous."""
     response = page(request, "error.html", {"fault": fault, "status": fault.status,
                                             "next": request.url.path}, fault.status)
-    if fault.status == 401 and request.cookies.get(SESSION_COOKIE):
-        response.delete_cookie(SESSION_COOKIE, path="/")
+    if fault.status == 401 and read_cookie(request, SESSION_COOKIE):
+        delete_cookie(request, response, SESSION_COOKIE)
     return response
 
 
@@ -82,8 +82,8 @@ async def check_form_csrf(request: Request) -> dict[str, list[str]]:
     body = await read_body(request, deployment(request).settings.max_xml_bytes)
     fields = parse_qs(body.decode("utf-8", "replace"))
     token = (fields.get(CSRF_FIELD) or [""])[0]
-    if not deployment(request).csrf.valid(token, request.cookies.get(CSRF_COOKIE, ""),
-                                          request.cookies.get(SESSION_COOKIE, "")):
+    if not deployment(request).csrf.valid(token, read_cookie(request, CSRF_COOKIE),
+                                          read_cookie(request, SESSION_COOKIE)):
         raise PermissionDenied("missing or stale CSRF token: reload the page and try again")
     request.scope[CSRF_CHECKED_KEY] = True
     return fields

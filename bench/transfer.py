@@ -6,7 +6,7 @@
 1. Download of a 1 GiB file with curl from the URL transfer negotiation hands out (the data
    port, as vcp and the CADC client use it) vs from nginx (as Debian ships it: no kernel
    TLS) serving the same file from the same disk, both over TLS (the server's deployed mode)
-   and both over plain HTTP (both use sendfile then): best of five rounds that take
+   and both over plain HTTP (both use sendfile then): best of seven rounds that take
    nginx, vault and arc in turn, so the reference and each server see the same minutes of
    a machine whose speed drifts (the median of the rounds' own ratios printed beside it).
    Target: >= 1.0x.
@@ -97,7 +97,7 @@ def best(fn, runs: int = 3) -> float:
     return min(fn() for _ in range(runs))
 
 
-def interleaved(urls: dict[str, str], rounds: int = 5) -> dict[str, list[float]]:
+def interleaved(urls: dict[str, str], rounds: int = 7) -> dict[str, list[float]]:
     """Seconds of each of ``rounds`` downloads of each URL, taken in turn (nginx, vault,
     arc; nginx, vault, ...) after one unmeasured read of each (the page cache: vault's
     blob is another file than the one arc and nginx serve, and this VM's DAMON pageout

@@ -4,13 +4,15 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections import namedtuple
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Callable, Iterator
 
 from sqlalchemy import (and_, bindparam, case, delete, func, insert, literal, or_, select,
                         update)
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Dialect, Engine, Row
+from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.exc import IntegrityError
 
 from ...migrations import ensure_schema
@@ -36,8 +38,40 @@ from .schema import PathText, make_engine, nodes
 
 # Built once: every node request runs them, and building a statement cost more CPU than
 # executing it.
-CHAIN = select(nodes).where(nodes.c.path.in_(bindparam("paths", expanding=True)))
 INSERT_NODE = insert(nodes)
+NodeRow = namedtuple("NodeRow", [c.name for c in nodes.c])  # a row of select(nodes)
+
+
+class ChainQuery:
+    """``select(nodes)`` of the rows at some paths (an ancestor chain: every node request
+    reads one), compiled once per number of paths (depth) for the engine's dialect, run on the
+    connection's driver: through SQLAlchemy's execution layer it took 80 us of CPU here,
+    at the driver 9 us. Same SQL, same connection and transaction."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._compiled: dict[int, Compiled] = {}
+
+    def _statement(self, count: int) -> Compiled:
+        compiled = self._compiled.get(count)
+        if compiled is None:
+            wanted = [bindparam(f"p{i}") for i in range(count)]
+            compiled = select(nodes).where(nodes.c.path.in_(wanted)).compile(dialect=self.dialect)
+            self._compiled[count] = compiled
+        return compiled
+
+    def rows(self, conn: Connection, paths: list[str]) -> dict[str, NodeRow]:
+        """The rows at ``paths`` that exist, by path."""
+        compiled = self._statement(len(paths))
+        params: dict[str, str] | list[str] = {f"p{i}": p for i, p in enumerate(paths)}
+        if compiled.positional:
+            params = [params[name] for name in compiled.positiontup or ()]
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(compiled.string, params)
+            return {row.path: row for row in map(NodeRow._make, cursor.fetchall())}
+        finally:
+            cursor.close()
 
 
 def subtree_clause(path: str):
@@ -60,6 +94,7 @@ class VaultTree:
         self.blobs = blobs
         self.retention = retention
         self._sqlite = is_sqlite(self.engine)
+        self._chain_query = ChainQuery(self.engine.dialect)
         # SQLite: concurrent writes share one fsync (see group_commit.py). PostgreSQL
         # commits concurrent transactions in parallel by itself.
         self._group = GroupCommitter(self.engine) if self._sqlite else None
@@ -85,7 +120,7 @@ class VaultTree:
 
     # -- reading ------------------------------------------------------------------------
     @staticmethod
-    def _to_node(row: Row | SimpleNamespace) -> Node:
+    def _to_node(row: Row | NodeRow | SimpleNamespace) -> Node:
         properties: dict[str, str | None] = json.loads(row.props)
         properties[props.CREATOR] = row.owner
         properties[props.DATE] = props.format_date(row.modified)
@@ -98,9 +133,9 @@ class VaultTree:
             properties[props.AVAILABLE_SPACE] = quota.available_space(node)
         return node
 
-    def _chain(self, conn: Connection, path: str) -> list[Row]:
+    def _chain(self, conn: Connection, path: str) -> list[NodeRow]:
         wanted = uris.ancestors(path) + [path]
-        rows = {r.path: r for r in conn.execute(CHAIN, {"paths": wanted})}
+        rows = self._chain_query.rows(conn, wanted)
         chain = []
         for p in wanted:
             row = rows.get(p)
@@ -294,13 +329,13 @@ class VaultTree:
 
     # -- bytes --------------------------------------------------------------------------
     def _writable_target(self, conn: Connection, path: str,
-                         check: Check | None = None) -> tuple[Row | None, list[Row]]:
+                         check: Check | None = None) -> tuple[NodeRow | None, list[NodeRow]]:
         """In one query: the DataNode row at ``path`` (None if it does not exist yet) and the
         rows of its parent's chain, which must end in a container. ``check`` sees the chain
         (down to the node if it exists) before anything is said about the node's kind."""
         parent = uris.parent_of(path)
         wanted = uris.ancestors(path)
-        rows = {r.path: r for r in conn.execute(CHAIN, {"paths": wanted + [path]})}
+        rows = self._chain_query.rows(conn, wanted + [path])
         chain = []
         for p in wanted:
             row = rows.get(p)

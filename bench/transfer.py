@@ -515,7 +515,7 @@ def main() -> int:
                      ("md5sum", parts.md5), ("upload", parts.upload))))
                 how = f"limit {size / limit / 1e6:.0f} MB/s = {by}"
                 up, sink = min(parts.upload), min(parts.sink)
-                ratio = limit / up
+                ratio, paired = limit / up, parts.paired()
                 # Receiving (TLS) and hashing take CPU both; with no core to spare they
                 # run one after the other: the rate of that is what a busy machine allows.
                 serial = size / (sink + min(parts.md5)) / 1e6
@@ -525,14 +525,14 @@ def main() -> int:
                 print(f"{service:5} verified durable upload ({scheme:5}): "
                       f"{size / up / 1e6:8.1f} MB/s = {ratio:.2f}x the limit ({how}; "
                       f"target >= {UPLOAD_TARGET}; median of the rounds' own ratios "
-                      f"{parts.paired():.2f}x); curl into a receiver that drops the "
+                      f"{paired:.2f}x); curl into a receiver that drops the "
                       f"bytes: {size / sink / 1e6:.0f} MB/s; receiving then hashing, not "
                       f"overlapped: {serial:.0f} MB/s = {size / up / 1e6 / serial:.2f}x; "
                       f"client+server CPU {min(parts.upload_cpu):.2f} s = {cores:.0f} MB/s on "
                       f"{os.cpu_count()} cores with none idle")
                 if not record(f"{service} {args.size_mib} MiB verified upload ({scheme}) vs limit",
                               ratio, UPLOAD_TARGET, note=f"{how}; median of rounds "
-                              f"{parts.paired():.2f}x; curl {scheme} into a sink "
+                              f"{paired:.2f}x; curl {scheme} into a sink "
                               f"{size / sink / 1e6:.0f} MB/s; sink then md5 {serial:.0f} MB/s; "
                               f"CPU-bound {cores:.0f} MB/s; load {os.getloadavg()[0]:.1f}"):
                     misses.append(f"{service} {scheme} upload")

@@ -150,10 +150,12 @@ class AuthStore:
         conn = self.engine.raw_connection()
         try:
             cursor = conn.cursor()
-            cursor.execute(self._generation_sql)
-            (value,) = cursor.fetchone()
-            cursor.close()
-            return value
+            try:
+                cursor.execute(self._generation_sql)
+                (value,) = cursor.fetchone()
+                return value
+            finally:
+                cursor.close()
         finally:
             conn.close()  # back to the pool, which ends the read transaction
 

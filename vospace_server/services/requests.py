@@ -12,8 +12,8 @@ from starlette.responses import Response
 from ..auth.csrf import CSRF_COOKIE, CSRF_HEADER
 from ..auth.identity import ANONYMOUS, Caller
 from ..deployment import Deployment
-from .cookies import read_cookie
 from ..protocol.faults import NotAuthenticated, PermissionDenied, RequestEntityTooLarge
+from .cookies import read_cookie
 
 T = TypeVar("T")
 XML_TYPE = "text/xml; charset=UTF-8"

@@ -7,7 +7,9 @@ one client process, over keep-alive HTTPS connections, PUTs ``--nodes`` DataNode
 container of each service and lists that container whole (one GET) and paged
 (``limit=1000`` with the ``uri`` cursor, as the CADC client pages). Prints creates/s and
 list seconds against the targets (>= 1,000 creates/s with the default concurrency; a whole
-10,000-child listing in under 1 s); with ``--check`` it exits 1 when one is missed.
+10,000-child listing in under 1 s), with what bounds the create rate beside it: the
+server's and the client's CPU per create, and how many cores the server kept busy (one
+process, so about one core's worth of Python); with ``--check`` it exits 1 when one is missed.
 """
 from __future__ import annotations
 
@@ -173,12 +175,25 @@ def file_create_cpu_ms(folder: str, count: int = 1000) -> float:
     return (time.thread_time() - start) * 1000 / count
 
 
+def create_limits(rate: float, server_ms: float, client_ms: float) -> str:
+    """What bounds the create rate, from the CPU each create costs: the server is one
+    process whose Python runs one thread at a time (the GIL), so it cannot keep much more
+    than one core busy however many there are; and the client shares the cores with it."""
+    cores = os.cpu_count() or 1
+    busy = rate * server_ms / 1000
+    machine = cores * 1000 / (server_ms + client_ms)
+    return (f", keeping {busy:.2f} of {cores} cores busy (one process: its Python runs "
+            f"one thread at a time); client {client_ms:.2f} ms (both on all {cores} cores: "
+            f"{machine:.0f}/s at most)")
+
+
 async def run_service(server: Server, service: str, count: int, concurrency: int) -> dict:
     bench = Bench(server, service, concurrency)
     folder = f"{bench.home}/bench-{int(time.time() * 1000)}"
-    cpu_before = cpu_seconds(server.proc.pid)
+    cpu_before, client_before = cpu_seconds(server.proc.pid), time.process_time()
     created_s = bench.create_many(folder, count)
     cpu_ms = (cpu_seconds(server.proc.pid) - cpu_before) * 1000 / count
+    client_ms = (time.process_time() - client_before) * 1000 / count
     # next to the server's data directory, so on the filesystem (and near the inodes) arc uses
     file_ms = file_create_cpu_ms(os.path.join(os.path.dirname(server.data_dir),
                                               f"file-probe-{service}")) \
@@ -188,7 +203,7 @@ async def run_service(server: Server, service: str, count: int, concurrency: int
     if whole_n != count or paged_n != count:
         raise RuntimeError(f"{service}: listed {whole_n}/{paged_n} of {count} children")
     return {"service": service, "creates_per_s": count / created_s, "create_s": created_s,
-            "server_cpu_ms": cpu_ms, "file_create_ms": file_ms,
+            "server_cpu_ms": cpu_ms, "client_cpu_ms": client_ms, "file_create_ms": file_ms,
             "list_whole_s": whole_s, "list_paged_s": paged_s, "pages": pages}
 
 
@@ -217,6 +232,8 @@ def main() -> int:
             if res["file_create_ms"] is not None:
                 cpu_note += (f", of which creating the empty file alone "
                              f"{res['file_create_ms']:.2f} ms (kernel, same filesystem)")
+            cpu_note += create_limits(res["creates_per_s"], res["server_cpu_ms"],
+                                      res["client_cpu_ms"])
             ok_create = record(f"{service} create {args.nodes} nodes", res["creates_per_s"],
                                CREATE_TARGET, "nodes/s", note=cpu_note)
             ok_list = record(f"{service} list {args.nodes} children whole", res["list_whole_s"],

@@ -192,9 +192,9 @@ def _put_file(client: "Client", local: str, remote: Remote, size: int, known_md5
         extra["Digest"] = "md5=" + base64.b64encode(bytes.fromhex(known_md5)).decode()
     pool, target = client.bulk.at(endpoint(client, remote, push=True,
                                            negotiate=size >= NEGOTIATE_FROM))
-    # Over HTTPS the bytes are not hashed on the way (TLS rejects any changed byte, see
-    # Bulk.put_chunks); over plain HTTP they are, on the reading thread.
-    hasher = None if pool.scheme == "https" else hashlib.md5()
+    # Hashed on the reading thread only where the connection does not check the bytes
+    # (plain HTTP; see Bulk.put_chunks).
+    hasher = None if pool.tls_checks_bytes else hashlib.md5()
     pool.put_chunks(target, _read_ahead(local, hasher, progress),
                     mimetypes.guess_type(local)[0] or "application/octet-stream",
                     size=size, what=str(remote), hashed=hasher, extra=extra, tls_suffices=True)

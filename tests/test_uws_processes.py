@@ -105,21 +105,24 @@ def test_two_server_processes_share_the_job_table(database, tmp_path, request):
         vault.create(base)
         for i in range(12):
             vault.create(f"{base}/n{i}", "DataNode")
-        # created through one process, run (inline) by the other, and the other way round
+        store = job_store(first)
+        # created through one process, run by the other (inline, or past the inline budget
+        # on its worker threads when the machine is busy), and the other way round
         with vault.client() as c1, other.client() as c2:
             job = new_job(c1, vault, f"{base}/n0", f"{base}/m0", keep_bytes=True)
             assert c2.post(job.replace(first.url, second.url) + "/phase",
                            data={"PHASE": "RUN"}).status_code == 303
+            assert wait_final(store, job.rsplit("/", 1)[1]) == "COMPLETED"
             assert c1.get(job + "/phase").text == "COMPLETED"
             job = new_job(c2, other, f"{base}/n1", f"{base}/m1", keep_bytes=True)
             assert c1.post(job.replace(second.url, first.url) + "/phase",
                            data={"PHASE": "RUN"}).status_code == 303
+            assert wait_final(store, job.rsplit("/", 1)[1]) == "COMPLETED"
             assert c2.get(job + "/phase").text == "COMPLETED"
             # queued jobs are claimed by the background runners of both processes; a copy
             # run twice would end in DuplicateNode, so all COMPLETED means each ran once
             ids = [new_job(c1, vault, f"{base}/n{i}", f"{base}/c{i}", keep_bytes=True)
                    .rsplit("/", 1)[1] for i in range(2, 12)]
-        store = job_store(first)
         for job_id in ids:
             assert store.queue(job_id)
         assert [wait_final(store, job_id) for job_id in ids] == ["COMPLETED"] * len(ids)

@@ -13,9 +13,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
 from sqlalchemy import create_engine, select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -23,10 +25,12 @@ from websockets.sync.client import connect as ws_connect
 from vospace_server import migrations
 from vospace_server.sessions.tickets import TICKET_SECONDS, Pass, Tickets, session_tickets
 
+from .browser import chromium, portal_log_in, screenshot
 from .clock import ManualClock
 from .sessions_helpers import (API, app_server, catalogue_image, enter, host_client, launch,
                                sandbox_pids, session, session_host, text, ticket_url,
                                wait_status)
+from .waiting import wait_until
 
 APP = "images.canfar.net/test/contrib-app:1.0"
 APP_SOURCE = (Path(__file__).with_name("session_app.py")).read_text()
@@ -273,6 +277,82 @@ def test_a_logout_ends_the_pass_and_unsharing_shuts_a_visitor_out_at_once(server
                 assert platform.post("/ac/logout", headers={"X-CSRF-Token": token}).status_code == 204
                 r = bob.get(f"{prefix}/headers")
                 assert r.status_code == 303 and "/session-ticket/" in r.headers["location"]
+    finally:
+        with server.client("alice") as alice:
+            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
+
+
+def test_a_link_from_another_site_into_someone_elses_session_asks_first(server, app):
+    """A member of the group a session is shared with, sent by another site's link, gets
+    a page that names the session's owner and a ticket only from its form; our own pages,
+    a typed address, the owner and bearer-token callers go straight on."""
+    sid, prefix = app
+    _, group = server.add_project("bob")
+    with server.client("alice") as alice:
+        assert alice.post(f"{API}/session/{sid}",
+                          data={"action": "share", "group": group}).status_code == 200
+    ticket_path = f"/session-ticket/{sid}"
+    wanted = {"next": f"{prefix}/headers"}
+    try:
+        with login_cookie_client(server, "bob") as bob:
+            for site in ("cross-site", "same-site"):
+                asked = bob.get(ticket_path, params=wanted, headers={"Sec-Fetch-Site": site})
+                assert asked.status_code == 200 and "location" not in asked.headers
+                assert "Open alice's session?" in asked.text and group in asked.text
+                assert asked.headers["cache-control"] == "no-store"
+                assert "ticket=" not in asked.text
+            form = {"csrf": asked.text.split('name="csrf" value="', 1)[1].split('"', 1)[0],
+                    "next": f"{prefix}/headers"}
+            refused = bob.post(ticket_path, data={**form, "csrf": "forged"})
+            assert refused.status_code == 403 and "CSRF" in refused.text
+            answered = bob.post(ticket_path, data=form)
+            assert answered.status_code == 303, answered.text
+            location = httpx.URL(answered.headers["location"])
+            assert location.netloc.decode() == session_host(server, sid)
+            with host_client(server, sid) as host:
+                swapped = host.get(location.raw_path.decode())
+                assert swapped.status_code == 303
+                assert swapped.headers["location"] == f"{prefix}/headers"
+                assert host.get(f"{prefix}/headers").status_code == 200
+            for site in ("same-origin", "none", None):
+                headers = {"Sec-Fetch-Site": site} if site else {}
+                r = bob.get(ticket_path, params=wanted, headers=headers)
+                assert r.status_code == 303 and "ticket=" in r.headers["location"], site
+        with login_cookie_client(server, "alice") as owner:
+            r = owner.get(ticket_path, headers={"Sec-Fetch-Site": "cross-site"})
+            assert r.status_code == 303 and "ticket=" in r.headers["location"]
+        with server.client("bob") as bearer:
+            r = bearer.get(ticket_path, headers={"Sec-Fetch-Site": "cross-site"})
+            assert r.status_code == 303 and "ticket=" in r.headers["location"]
+    finally:
+        with server.client("alice") as alice:
+            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
+
+
+def test_chromium_sent_by_another_site_asks_before_opening_a_shared_session(server, app):
+    """In a real browser: a link on a page of another origin into alice's shared session
+    shows bob the question (Chromium sends ``Sec-Fetch-Site: cross-site`` and the login
+    cookie, SameSite=Lax, with the top-level navigation); its button opens the app."""
+    sid, prefix = app
+    _, group = server.add_project("bob")
+    with server.client("alice") as alice:
+        assert alice.post(f"{API}/session/{sid}",
+                          data={"action": "share", "group": group}).status_code == 200
+    link = f"{server.url}/session-ticket/{sid}?next={quote(prefix + '/headers')}"
+    try:
+        with chromium() as driver:
+            portal_log_in(driver, server.url, "bob", PASSWORD)
+            driver.get("data:text/html," + quote(f'<a id="go" href="{link}">go</a>'))
+            driver.find_element(By.ID, "go").click()
+            owner = wait_until(lambda: driver.find_elements(By.ID, "join-owner"),
+                               what="the question before someone else's session")[0]
+            assert owner.text == "alice" and sid not in urlsplit(driver.current_url).netloc
+            screenshot(driver, "session-join-asks")
+            driver.find_element(By.ID, "join-submit").click()
+            wait_until(lambda: urlsplit(driver.current_url).netloc == session_host(server, sid)
+                       and urlsplit(driver.current_url).path == f"{prefix}/headers",
+                       what="the app on the session host")
+            assert '"method": "GET"' in driver.find_element(By.TAG_NAME, "body").text
     finally:
         with server.client("alice") as alice:
             alice.post(f"{API}/session/{sid}", data={"action": "unshare"})

@@ -3,7 +3,9 @@
 On the platform's origin:
 - ``GET /session-ticket/<id>?next=<path>``: a caller logged in (the web cookie, or a bearer
   token of ours) who may use the session is redirected to the session host's
-  ``/ticket?ticket=...&next=<path>``; an anonymous one to the login page first.
+  ``/ticket?ticket=...&next=<path>``; an anonymous one to the login page first. A browser
+  another site sent to someone else's session is asked first (a page whose form POSTs
+  back here).
 - ``/session/<type>/<id>/...``, where apps used to be served: redirected to the same path on
   the session's host, never proxied here.
 
@@ -26,6 +28,7 @@ from ..protocol.faults import VOSpaceFault
 from ..services.cookies import read_cookie, set_cookie
 from ..services.requests import (SESSION_COOKIE, base_url, bearer_token, caller_of, deployment,
                                  local_path, run)
+from ..web.render import check_form_csrf, page, refusal
 from .hosts import HOST_SESSION_KEY, SESSION_ID
 from .model import URL_PATHS, Session
 from .service import SessionService
@@ -68,7 +71,30 @@ async def host_root(request: Request) -> Response:
     return to_platform(request, session_id)
 
 
+# Navigations another site started (a link in a mail, on another page, on a session app's
+# page), by ``Sec-Fetch-Site``: a typed address says "none", our own pages "same-origin".
+FOREIGN_NAVIGATIONS = frozenset({"cross-site", "same-site"})
+
+
+def asks_first(request: Request, caller_name: str, session: Session, by_cookie: bool) -> bool:
+    """Whether a browser must confirm before it gets a ticket: another site sent it to a
+    session its user does not own. Else a link could seat a member of the group, logged in
+    as themselves, in a session of its sender's choosing, where the owner sees what they
+    do. (Bearer-token callers are programs: no site can make them follow a link.)"""
+    return request.method == "GET" and by_cookie and caller_name != session.owner \
+        and request.headers.get("sec-fetch-site") in FOREIGN_NAVIGATIONS
+
+
 async def issue_ticket(request: Request) -> Response:
+    """GET: the ticket, or first the question whether to open someone else's session when
+    another site sent the browser here; POST: the answer (the page's form, CSRF-checked)."""
+    next_path = request.query_params.get("next", "")
+    if request.method == "POST":
+        try:
+            form = await check_form_csrf(request)
+        except VOSpaceFault as fault:
+            return refusal(request, fault)
+        next_path = (form.get("next") or [""])[0]
     service, session_id = service_of(request), request.path_params["session_id"]
     try:
         caller = await caller_of(request)
@@ -76,7 +102,8 @@ async def issue_ticket(request: Request) -> Response:
         return PlainTextResponse(fault.detail + "\n", fault.status)
     if caller.is_anonymous:
         return RedirectResponse(f"/storage/login?next={quote(path_and_query(request))}", 303)
-    token = bearer_token(request) or read_cookie(request, SESSION_COOKIE)
+    by_cookie = bearer_token(request) is None
+    token = read_cookie(request, SESSION_COOKIE) if by_cookie else bearer_token(request)
     if not token.startswith(TOKEN_PREFIX):
         return PlainTextResponse("log in on this site's login page to open a session\n", 403)
     session = await run(service.store.get, session_id)
@@ -84,8 +111,13 @@ async def issue_ticket(request: Request) -> Response:
         return PlainTextResponse(f"session {session_id} not found\n", 404)
     if not policy.may_use_session(caller, session.owner, session.shared_group):
         return PlainTextResponse(f"{caller.name} may not use session {session_id}\n", 403)
+    if asks_first(request, caller.name, session, by_cookie):
+        asking = page(request, "join.html", {"caller": caller, "session": session,
+                                             "next": next_path})
+        asking.headers.update(PRIVATE)
+        return asking
     ticket = await run(service.tickets.issue, session_id, caller.name, token_digest(token))
-    target = local_path(request.query_params.get("next", ""), app_path(session))
+    target = local_path(next_path, app_path(session))
     origin = service.hosts.origin(base_url(request), session_id)
     return RedirectResponse(f"{origin}{TICKET_PATH}?{urlencode({'ticket': ticket, 'next': target})}",
                             303, headers=PRIVATE)
@@ -134,7 +166,7 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 def platform_routes() -> list[BaseRoute]:
     """The platform's session routes: tickets, and the old app paths redirected."""
     path = "/session/{kind}/{session_id}"
-    return [Route("/session-ticket/{session_id}", issue_ticket, methods=["GET"]),
+    return [Route("/session-ticket/{session_id}", issue_ticket, methods=["GET", "POST"]),
             Route(path, to_session_host, methods=METHODS),
             Route(path + "/{rest:path}", to_session_host, methods=METHODS)]
 

@@ -255,13 +255,24 @@ def test_a_browser_enters_with_a_ticket_once_and_its_pass_opens_this_session_onl
             c.delete(f"{API}/session/{other}")
 
 
-def test_a_logout_ends_the_pass_and_unsharing_shuts_a_visitor_out_at_once(server, app):
-    sid, prefix = app
+@contextmanager
+def shared_with_bob(server, sid: str) -> Iterator[str]:
+    """alice's session ``sid`` shared with a fresh project group of bob's (its name);
+    unshared at the end."""
     _, group = server.add_project("bob")
     with server.client("alice") as alice:
         assert alice.post(f"{API}/session/{sid}",
                           data={"action": "share", "group": group}).status_code == 200
     try:
+        yield group
+    finally:
+        with server.client("alice") as alice:
+            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
+
+
+def test_a_logout_ends_the_pass_and_unsharing_shuts_a_visitor_out_at_once(server, app):
+    sid, prefix = app
+    with shared_with_bob(server, sid) as group:
         with login_cookie_client(server, "bob") as platform:
             with enter(server, sid, platform, f"{prefix}/headers") as bob:
                 assert bob.get(f"{prefix}/headers").status_code == 200
@@ -277,9 +288,6 @@ def test_a_logout_ends_the_pass_and_unsharing_shuts_a_visitor_out_at_once(server
                 assert platform.post("/ac/logout", headers={"X-CSRF-Token": token}).status_code == 204
                 r = bob.get(f"{prefix}/headers")
                 assert r.status_code == 303 and "/session-ticket/" in r.headers["location"]
-    finally:
-        with server.client("alice") as alice:
-            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
 
 
 def test_a_link_from_another_site_into_someone_elses_session_asks_first(server, app):
@@ -287,13 +295,9 @@ def test_a_link_from_another_site_into_someone_elses_session_asks_first(server, 
     a page that names the session's owner and a ticket only from its form; our own pages,
     a typed address, the owner and bearer-token callers go straight on."""
     sid, prefix = app
-    _, group = server.add_project("bob")
-    with server.client("alice") as alice:
-        assert alice.post(f"{API}/session/{sid}",
-                          data={"action": "share", "group": group}).status_code == 200
     ticket_path = f"/session-ticket/{sid}"
     wanted = {"next": f"{prefix}/headers"}
-    try:
+    with shared_with_bob(server, sid) as group:
         with login_cookie_client(server, "bob") as bob:
             for site in ("cross-site", "same-site"):
                 asked = bob.get(ticket_path, params=wanted, headers={"Sec-Fetch-Site": site})
@@ -324,9 +328,6 @@ def test_a_link_from_another_site_into_someone_elses_session_asks_first(server, 
         with server.client("bob") as bearer:
             r = bearer.get(ticket_path, headers={"Sec-Fetch-Site": "cross-site"})
             assert r.status_code == 303 and "ticket=" in r.headers["location"]
-    finally:
-        with server.client("alice") as alice:
-            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
 
 
 def test_chromium_sent_by_another_site_asks_before_opening_a_shared_session(server, app):
@@ -334,28 +335,20 @@ def test_chromium_sent_by_another_site_asks_before_opening_a_shared_session(serv
     shows bob the question (Chromium sends ``Sec-Fetch-Site: cross-site`` and the login
     cookie, SameSite=Lax, with the top-level navigation); its button opens the app."""
     sid, prefix = app
-    _, group = server.add_project("bob")
-    with server.client("alice") as alice:
-        assert alice.post(f"{API}/session/{sid}",
-                          data={"action": "share", "group": group}).status_code == 200
     link = f"{server.url}/session-ticket/{sid}?next={quote(prefix + '/headers')}"
-    try:
-        with chromium() as driver:
-            portal_log_in(driver, server.url, "bob", PASSWORD)
-            driver.get("data:text/html," + quote(f'<a id="go" href="{link}">go</a>'))
-            driver.find_element(By.ID, "go").click()
-            owner = wait_until(lambda: driver.find_elements(By.ID, "join-owner"),
-                               what="the question before someone else's session")[0]
-            assert owner.text == "alice" and sid not in urlsplit(driver.current_url).netloc
-            screenshot(driver, "session-join-asks")
-            driver.find_element(By.ID, "join-submit").click()
-            wait_until(lambda: urlsplit(driver.current_url).netloc == session_host(server, sid)
-                       and urlsplit(driver.current_url).path == f"{prefix}/headers",
-                       what="the app on the session host")
-            assert '"method": "GET"' in driver.find_element(By.TAG_NAME, "body").text
-    finally:
-        with server.client("alice") as alice:
-            alice.post(f"{API}/session/{sid}", data={"action": "unshare"})
+    with shared_with_bob(server, sid), chromium() as driver:
+        portal_log_in(driver, server.url, "bob", PASSWORD)
+        driver.get("data:text/html," + quote(f'<a id="go" href="{link}">go</a>'))
+        driver.find_element(By.ID, "go").click()
+        owner = wait_until(lambda: driver.find_elements(By.ID, "join-owner"),
+                           what="the question before someone else's session")[0]
+        assert owner.text == "alice" and sid not in urlsplit(driver.current_url).netloc
+        screenshot(driver, "session-join-asks")
+        driver.find_element(By.ID, "join-submit").click()
+        wait_until(lambda: urlsplit(driver.current_url).netloc == session_host(server, sid)
+                   and urlsplit(driver.current_url).path == f"{prefix}/headers",
+                   what="the app on the session host")
+        assert '"method": "GET"' in driver.find_element(By.TAG_NAME, "body").text
 
 
 def test_the_platform_sends_browsers_on_and_refuses_outsiders_a_ticket(server, app):

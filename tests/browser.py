@@ -49,11 +49,17 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[webdriver.Chrome]
 
 
 def downloaded(driver: webdriver.Chrome, suffix: str, timeout: float = 60.0) -> Path:
-    """The finished download ending in ``suffix`` (Chromium writes ``.crdownload`` first)."""
+    """The finished (non-empty) download ending in ``suffix``. Chromium writes into a
+    ``.crdownload`` file and renames it at the end, and meanwhile keeps the final name
+    reserved as an empty file: that one is not finished (a test read it empty once)."""
     folder = Path(driver.downloads)  # type: ignore[attr-defined]
-    return wait_until(lambda: next((p for p in folder.iterdir() if p.name.endswith(suffix)
-                                    and not p.name.endswith(".crdownload")), None),
-                      timeout, f"a download ending in {suffix}")
+
+    def finished() -> Path | None:
+        files = list(folder.iterdir())
+        if any(p.name.endswith(".crdownload") for p in files):
+            return None
+        return next((p for p in files if p.name.endswith(suffix) and p.stat().st_size), None)
+    return wait_until(finished, timeout, f"a finished download ending in {suffix}")
 
 
 def screenshot(driver: webdriver.Chrome, name: str) -> Path:

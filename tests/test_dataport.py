@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -352,6 +353,7 @@ def plain_server():
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_plain_http_data_port(plain_server):

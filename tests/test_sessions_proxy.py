@@ -305,6 +305,8 @@ def test_a_link_from_another_site_into_someone_elses_session_asks_first(server, 
                 assert "Open alice's session?" in asked.text and group in asked.text
                 assert asked.headers["cache-control"] == "no-store"
                 assert "ticket=" not in asked.text
+                peeked = bob.head(ticket_path, params=wanted, headers={"Sec-Fetch-Site": site})
+                assert peeked.status_code == 200 and "location" not in peeked.headers
             form = {"csrf": asked.text.split('name="csrf" value="', 1)[1].split('"', 1)[0],
                     "next": f"{prefix}/headers"}
             refused = bob.post(ticket_path, data={**form, "csrf": "forged"})

@@ -81,13 +81,14 @@ def asks_first(request: Request, caller_name: str, session: Session, by_cookie: 
     session its user does not own. Else a link could seat a member of the group, logged in
     as themselves, in a session of its sender's choosing, where the owner sees what they
     do. (Bearer-token callers are programs: no site can make them follow a link.)"""
-    return request.method == "GET" and by_cookie and caller_name != session.owner \
+    return request.method != "POST" and by_cookie and caller_name != session.owner \
         and request.headers.get("sec-fetch-site") in FOREIGN_NAVIGATIONS
 
 
 async def issue_ticket(request: Request) -> Response:
-    """GET: the ticket, or first the question whether to open someone else's session when
-    another site sent the browser here; POST: the answer (the page's form, CSRF-checked)."""
+    """GET (and HEAD): the ticket, or first the question whether to open someone else's
+    session when another site sent the browser here; POST: the answer (the page's form,
+    CSRF-checked)."""
     next_path = request.query_params.get("next", "")
     if request.method == "POST":
         try:
@@ -102,8 +103,9 @@ async def issue_ticket(request: Request) -> Response:
         return PlainTextResponse(fault.detail + "\n", fault.status)
     if caller.is_anonymous:
         return RedirectResponse(f"/storage/login?next={quote(path_and_query(request))}", 303)
-    by_cookie = bearer_token(request) is None
-    token = read_cookie(request, SESSION_COOKIE) if by_cookie else bearer_token(request)
+    bearer = bearer_token(request)
+    by_cookie = bearer is None
+    token = read_cookie(request, SESSION_COOKIE) if bearer is None else bearer
     if not token.startswith(TOKEN_PREFIX):
         return PlainTextResponse("log in on this site's login page to open a session\n", 403)
     session = await run(service.store.get, session_id)

@@ -27,6 +27,12 @@ REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 206: "
            507: "Insufficient Storage"}
 RECV = 256 * 1024
 SEND_BUFFER = 1024 * 1024  # TLS downloads: bytes read and encrypted per write
+# Plain downloads: bytes per sendfile call. Measured here on loopback, 1 GiB against nginx
+# in the same run: 256 KiB per call 1.07-1.12x nginx, 512 KiB 0.93-0.97x, 1 MiB 0.83x,
+# 2 MiB 0.86x, the whole rest of the file per call (as before) 0.81x; 128 KiB no better
+# than 256. Not traced to its cause; likely the receiver copying each part out while the
+# next is queued, rather than after a burst that fills the socket buffer.
+SENDFILE_CHUNK = 256 * 1024
 LINGER = 64 * 1024 * 1024
 
 
@@ -222,7 +228,8 @@ class Connection:
         if not self.tls:
             while offset < end:
                 try:
-                    sent = os.sendfile(self.sock.fileno(), fd, offset, end - offset)
+                    sent = os.sendfile(self.sock.fileno(), fd, offset,
+                                      min(end - offset, SENDFILE_CHUNK))
                 except BlockingIOError:  # a socket with a timeout is non-blocking inside
                     if not select.select([], [self.sock], [], self.body_timeout)[1]:
                         raise ClientGone("the client stopped reading") from None

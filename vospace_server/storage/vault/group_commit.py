@@ -9,9 +9,17 @@ first commits everything queued so far, including the work of writers that arriv
 it waited; the others find their batch already durable and return. Nothing is acknowledged
 before the fsync that makes it durable, so durability is exactly that of one COMMIT per
 write, and writers queue on a Python lock instead of SQLite's sleeping busy handler.
+
+Several server processes on one database file (``vospace serve --workers``) take turns
+with their batches on an exclusive ``flock`` of ``<database>.batch-lock`` held from BEGIN
+to COMMIT: a process waiting for it wakes the moment the other commits, where SQLite's
+busy handler sleeps 1, 2, 5, 10 ms... between tries and left the second process mostly
+asleep (two workers created vault nodes no faster than one).
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -23,8 +31,27 @@ class BatchLost(Exception):
     """The COMMIT of a batch failed; every write in it was rolled back."""
 
 
+class BatchTurns:
+    """The processes' turns at holding a write transaction open on one SQLite file."""
+
+    def __init__(self, database: str) -> None:
+        self._fd = os.open(f"{database}.batch-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                           0o600)
+
+    def take(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks without the GIL
+
+    def give(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class GroupCommitter:
     def __init__(self, engine: Engine) -> None:
+        database = engine.url.database
+        self._turns = BatchTurns(database) if database and database != ":memory:" else None
         self._conn: Connection = engine.connect()
         self._work = threading.Lock()      # statements on the shared connection
         self._commit = threading.Lock()    # one committer at a time
@@ -40,8 +67,7 @@ class GroupCommitter:
         locked = True
         try:
             if not self._open:
-                self._conn.exec_driver_sql("BEGIN IMMEDIATE")
-                self._open = True
+                self._begin()
                 self._batch += 1
             batch = self._batch
             self._savepoint("SAVEPOINT gc_write")
@@ -65,6 +91,22 @@ class GroupCommitter:
                 self._work.release()
         self._wait_durable(batch)
 
+    def _begin(self) -> None:
+        if self._turns is not None:
+            self._turns.take()
+        try:
+            self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._end()
+            raise
+        self._open = True
+
+    def _end(self) -> None:
+        """After the batch's COMMIT or ROLLBACK: the next process's turn."""
+        self._open = False
+        if self._turns is not None:
+            self._turns.give()
+
     def _savepoint(self, sql: str) -> None:
         """A write's SAVEPOINT, RELEASE or ROLLBACK TO, straight to the driver: through
         SQLAlchemy (which tracks no savepoints given as text anyway) a SAVEPOINT and its
@@ -83,7 +125,7 @@ class GroupCommitter:
                             self._conn.rollback()
                             self._failed[self._batch] = exc
                         finally:
-                            self._open = False
+                            self._end()
                     if self._batch not in self._failed:
                         self._committed = self._batch
             failure = self._failed.get(batch)
@@ -94,5 +136,7 @@ class GroupCommitter:
         with self._commit, self._work:
             if self._open:
                 self._conn.commit()
-                self._open = False
+                self._end()
             self._conn.close()
+            if self._turns is not None:
+                self._turns.close()

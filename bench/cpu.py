@@ -13,6 +13,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of process ``pid`` and of its running descendants (a server's
+    workers under ``vospace serve --workers``)."""
+    total = cpu_seconds(pid)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            total += sum(tree_cpu_seconds(int(child)) for child in fh.read().split())
+    return total
+
+
 def children_cpu() -> float:
     """User + system CPU time of this process's finished children (the timed commands)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -1,6 +1,7 @@
 """Node-service benchmark: create 10,000 nodes, then list the 10,000-child container.
 
     .venv/bin/python bench/nodes.py [--nodes 10000] [--concurrency 8] [--services vault,arc]
+        [--workers N]
 
 Starts a real ``vospace serve --tls`` (tests/harness.py) in a temporary directory, then from
 one client process, over keep-alive HTTPS connections, PUTs ``--nodes`` DataNodes into one
@@ -8,8 +9,10 @@ container of each service and lists that container whole (one GET) and paged
 (``limit=1000`` with the ``uri`` cursor, as the CADC client pages). Prints creates/s and
 list seconds against the targets (>= 1,000 creates/s with the default concurrency; a whole
 10,000-child listing in under 1 s), with what bounds the create rate beside it: the
-server's and the client's CPU per create, and how many cores the server kept busy (one
-process, so about one core's worth of Python); with ``--check`` it exits 1 when one is missed.
+server's and the client's CPU per create, and how many cores the server kept busy. The
+server runs ``--workers`` processes (default: one per core, as README "Workers" advises),
+each of which can keep about one core busy with its Python (the GIL); ``--workers 1``
+shows one process's limit. With ``--check`` it exits 1 when a target is missed.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import httpx
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.cpu import cpu_seconds  # noqa: E402
+from bench.cpu import tree_cpu_seconds  # noqa: E402
 from bench.summary import record  # noqa: E402
 from tests.harness import Server, make_server  # noqa: E402
 
@@ -175,24 +178,24 @@ def file_create_cpu_ms(folder: str, count: int = 1000) -> float:
     return (time.thread_time() - start) * 1000 / count
 
 
-def create_limits(rate: float, server_ms: float, client_ms: float) -> str:
-    """What bounds the create rate, from the CPU each create costs: the server is one
-    process whose Python runs one thread at a time (the GIL), so it cannot keep much more
-    than one core busy however many there are; and the client shares the cores with it."""
+def create_limits(rate: float, server_ms: float, client_ms: float, workers: int) -> str:
+    """What bounds the create rate, from the CPU each create costs: each server process's
+    Python runs one thread at a time (the GIL), so ``workers`` processes cannot keep much
+    more than ``workers`` cores busy; and the client shares the cores with them."""
     cores = os.cpu_count() or 1
     busy = rate * server_ms / 1000
     machine = cores * 1000 / (server_ms + client_ms)
-    return (f", keeping {busy:.2f} of {cores} cores busy (one process: its Python runs "
-            f"one thread at a time); client {client_ms:.2f} ms (both on all {cores} cores: "
-            f"{machine:.0f}/s at most)")
+    return (f", keeping {busy:.2f} of {cores} cores busy ({workers} server process"
+            f"{'es' if workers > 1 else ''}, each running one thread of Python at a time); "
+            f"client {client_ms:.2f} ms (both on all {cores} cores: {machine:.0f}/s at most)")
 
 
 async def run_service(server: Server, service: str, count: int, concurrency: int) -> dict:
     bench = Bench(server, service, concurrency)
     folder = f"{bench.home}/bench-{int(time.time() * 1000)}"
-    cpu_before, client_before = cpu_seconds(server.proc.pid), time.process_time()
+    cpu_before, client_before = tree_cpu_seconds(server.proc.pid), time.process_time()
     created_s = bench.create_many(folder, count)
-    cpu_ms = (cpu_seconds(server.proc.pid) - cpu_before) * 1000 / count
+    cpu_ms = (tree_cpu_seconds(server.proc.pid) - cpu_before) * 1000 / count
     client_ms = (time.process_time() - client_before) * 1000 / count
     # next to the server's data directory, so on the filesystem (and near the inodes) arc uses
     file_ms = file_create_cpu_ms(os.path.join(os.path.dirname(server.data_dir),
@@ -213,19 +216,22 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8,
                         help="keep-alive connections used by the one client (1 = sequential)")
     parser.add_argument("--services", default="vault,arc")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="server processes (vospace serve --workers; default: one per core)")
     parser.add_argument("--database-url", default=None, help="e.g. a PostgreSQL URL")
     parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args()
 
     root = tempfile.mkdtemp(prefix="vospace-bench-")
-    server = make_server(root, args.database_url, users=("alice",))
+    server = make_server(root, args.database_url, users=("alice",), workers=args.workers)
     failed = False
     try:
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work "
               "on the machine lowers every figure)")
         print(f"server {server.url} (pid {server.proc.pid})  data {server.data_dir}  nodes {args.nodes}  "
-              f"concurrency {args.concurrency} (one client, keep-alive HTTPS)")
+              f"concurrency {args.concurrency} (one client, keep-alive HTTPS)  "
+              f"workers {args.workers}")
         for service in args.services.split(","):
             res = asyncio.run(run_service(server, service, args.nodes, args.concurrency))
             cpu_note = f"server CPU {res['server_cpu_ms']:.2f} ms per create"
@@ -233,7 +239,7 @@ def main() -> int:
                 cpu_note += (f", of which creating the empty file alone "
                              f"{res['file_create_ms']:.2f} ms (kernel, same filesystem)")
             cpu_note += create_limits(res["creates_per_s"], res["server_cpu_ms"],
-                                      res["client_cpu_ms"])
+                                      res["client_cpu_ms"], args.workers)
             ok_create = record(f"{service} create {args.nodes} nodes", res["creates_per_s"],
                                CREATE_TARGET, "nodes/s", note=cpu_note)
             ok_list = record(f"{service} list {args.nodes} children whole", res["list_whole_s"],

@@ -63,6 +63,7 @@ class Server:
     log_path: str = ""
     tls: bool = True  # off behind a TLS-ending balancer (tests/cluster.py)
     data_port: int = 0  # the data port for pre-authorized transfers (0: none)
+    workers: int = 1    # vospace serve --workers
 
     @property
     def url(self) -> str:
@@ -101,7 +102,8 @@ class Server:
         self.proc = subprocess.Popen(
             [VOSPACE, "--data-dir", self.data_dir, "serve", *(["--tls"] if self.tls else []),
              "--port", str(self.port), "--log-level", "warning",
-             *(["--data-port", str(self.data_port)] if self.data_port else [])],
+             *(["--data-port", str(self.data_port)] if self.data_port else []),
+             *(["--workers", str(self.workers)] if self.workers > 1 else [])],
             env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(f"{self.url}/reg/resource-caps", proc=self.proc)
         return self
@@ -122,7 +124,7 @@ class Server:
 
 def make_server(root: str, database_url: str | None = None,
                 users: tuple[str, ...] = ("alice", "bob"),
-                extra_env: dict[str, str] | None = None) -> Server:
+                extra_env: dict[str, str] | None = None, workers: int = 1) -> Server:
     data_dir = tempfile.mkdtemp(prefix="vospace-", dir=root)
     env = dict(os.environ)
     env.pop("VOSPACE_CONFIG", None)
@@ -131,7 +133,8 @@ def make_server(root: str, database_url: str | None = None,
     env.update(extra_env or {})
     # With a data port, as `make run` serves: negotiated transfers move their bytes there.
     port, data_port = free_ports(2)
-    server = Server(data_dir=data_dir, port=port, env=env, data_port=data_port)
+    server = Server(data_dir=data_dir, port=port, env=env, data_port=data_port,
+                    workers=workers)
     server.add_user("admin", admin=True)
     for user in users:
         server.add_user(user)

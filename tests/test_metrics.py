@@ -119,11 +119,12 @@ def test_access_log_lines_and_request_ids(server):
     lines = {line["request_id"]: line for line in access_lines(server, "upload-1")}
     line = lines["trace-42.a:b"]
     assert set(line) == {"time", "request_id", "user", "method", "path", "status", "bytes",
-                         "bytes_in", "duration"}
+                         "bytes_in", "duration", "pid"}
     assert (line["user"], line["method"], line["path"], line["status"]) == \
         ("alice", "GET", "/vault/nodes/alice", 200)
     assert line["bytes"] == len(given.content) and line["duration"] > 0
     assert line["time"].endswith("+00:00")
+    assert line["pid"] == server.proc.pid  # one process: it answered everything
     upload = lines["upload-1"]
     assert (upload["method"], upload["status"], upload["bytes_in"]) == ("PUT", 201, 321)
     assert made.headers["x-request-id"] in lines

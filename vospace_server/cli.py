@@ -24,7 +24,7 @@ MIN_PASSWORD_LENGTH = 8
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: getattr(args, k, None)
-                 for k in ("data_dir", "host", "port", "tls", "data_port")}
+                 for k in ("data_dir", "host", "port", "tls", "data_port", "workers")}
     return load_settings(overrides)
 
 
@@ -42,8 +42,9 @@ def _welcome(settings: Settings, token_file: str) -> str:
     scheme = "https" if settings.tls else "http"
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     url = f"{scheme}://{host}:{settings.port}"
+    workers = f" ({settings.workers} worker processes)" if settings.workers > 1 else ""
     lines = [
-        f"VOSpace server on {url}",
+        f"VOSpace server on {url}{workers}",
         f"  vault:    {url}/vault/nodes/      arc: {url}/arc/nodes/",
         f"  registry: {url}/reg/resource-caps",
         f"  sessions: {url}/science-portal (each app on its own host, "
@@ -64,7 +65,58 @@ def _welcome(settings: Settings, token_file: str) -> str:
     return "\n".join(lines)
 
 
+def _first_start(settings: Settings, deployment: "Deployment") -> str:
+    """The admin token file, written (with the admin's homes) on the first start of the
+    deployment, not of this replica: replicas share the database, and each new pod of a
+    Deployment would otherwise add an admin token."""
+    token_file = _admin_token_file(settings)
+    if not os.path.exists(token_file) and not deployment.auth.list_tokens(settings.admin_user):
+        token = deployment.auth.create_token(settings.admin_user, label="first start")
+        _write_secret(token_file, token)
+        deployment.provision_user(settings.admin_user)
+    return token_file
+
+
+def _certificate(settings: Settings) -> tuple[str, str] | None:
+    from .tls import ensure_self_signed
+
+    if not settings.tls:
+        return None
+    return ensure_self_signed(settings.data_dir, [settings.host, f"*.{settings.session_domain}"])
+
+
+def _serve_args(args: argparse.Namespace) -> list[str]:
+    """This command's arguments as a worker needs them (the rest comes from the same
+    environment and configuration file)."""
+    argv = ["--data-dir", args.data_dir] if args.data_dir else []
+    argv += ["serve", "--log-level", args.log_level]
+    for option in ("host", "port", "data_port"):
+        if getattr(args, option) is not None:
+            argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    return argv + (["--tls"] if args.tls else [])
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .deployment import Deployment
+    from .workers import Supervisor
+
+    settings = _settings(args)
+    if settings.workers < 1:
+        raise ValueError(f"workers must be at least 1, not {settings.workers}")
+    if settings.workers == 1 or args.listen_fds:
+        return _serve_here(args, settings)
+    supervisor = Supervisor(settings, _serve_args(args))  # binds: a port in use stops here
+    # The first start's work (schema, admin token, certificate) once, before the workers.
+    deployment = Deployment(settings)
+    token_file = _first_start(settings, deployment)
+    deployment.close()
+    _certificate(settings)
+    print(_welcome(settings, token_file), flush=True)
+    return supervisor.run()
+
+
+def _serve_here(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve in this process: alone, or as one worker of ``--workers`` (``--listen-fds``)."""
     import uvicorn
 
     from .app import create_app
@@ -73,26 +125,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .deployment import Deployment
     from .http_guard import GuardedHttpToolsProtocol
     from .services.audit import configure_access_log
-    from .tls import ensure_self_signed
     from .uvicorn_tuning import raise_body_high_water
+    from .workers import end_with_supervisor, inherited
 
-    settings = _settings(args)
+    main_socket, data_socket = inherited(args.listen_fds) if args.listen_fds else (None, None)
+    if args.listen_fds:
+        end_with_supervisor()
     deployment = Deployment(settings)
-    token_file = _admin_token_file(settings)
-    # The first start of the deployment, not of this replica: replicas share the database,
-    # and each new pod of a Deployment would otherwise add an admin token.
-    if not os.path.exists(token_file) and not deployment.auth.list_tokens(settings.admin_user):
-        token = deployment.auth.create_token(settings.admin_user, label="first start")
-        _write_secret(token_file, token)
-        deployment.provision_user(settings.admin_user)
-    ssl: dict[str, str] = {}
-    cert = None
-    if settings.tls:
-        cert = ensure_self_signed(settings.data_dir,
-                                  [settings.host, f"*.{settings.session_domain}"])
-        ssl = {"ssl_certfile": cert[0], "ssl_keyfile": cert[1]}
-    data_server = start_data_server(settings, deployment, cert)
-    print(_welcome(settings, token_file), flush=True)
+    token_file = _first_start(settings, deployment)
+    cert = _certificate(settings)
+    ssl = {"ssl_certfile": cert[0], "ssl_keyfile": cert[1]} if cert else {}
+    data_server = start_data_server(settings, deployment, cert, data_socket)
+    if not args.listen_fds:
+        print(_welcome(settings, token_file), flush=True)
     http = GuardedHttpToolsProtocol.configured(settings.header_timeout, settings.max_header_bytes)
     raise_body_high_water()
     configure_access_log(settings.access_log)
@@ -102,7 +147,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             timeout_keep_alive=30, access_log=False,
                             timeout_graceful_shutdown=settings.shutdown_timeout, **ssl)
     try:
-        MainServer(config, data_server, settings.shutdown_timeout).run()
+        MainServer(config, data_server, settings.shutdown_timeout).run(
+            sockets=[main_socket] if main_socket else None)
     finally:
         if data_server is not None:  # at once when uvicorn ended without a signal
             data_server.stop(0)
@@ -292,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls", action="store_true", default=None,
                        help="serve https with a generated self-signed certificate")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the ports (default 1; README: Workers)")
+    serve.add_argument("--listen-fds", help=argparse.SUPPRESS)  # a worker's, from workers.py
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage users")

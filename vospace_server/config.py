@@ -42,6 +42,7 @@ class Settings:
     login_token_hours: int = 24  # lifetime of tokens (and session cookies) from /ac/login
     header_timeout: int = 15     # seconds a client may take to send a request's headers
     shutdown_timeout: int = 60   # on SIGTERM: seconds requests in flight get to finish
+    workers: int = 1             # server processes sharing the ports (README "Workers")
     max_header_bytes: int = 64 * 1024
     oidc_issuer: str = ""        # set to accept OpenID Connect JWT access tokens
     oidc_audience: str = ""

@@ -1,15 +1,19 @@
 """What the server is doing, in Prometheus terms (served at ``/metrics``, see services/metrics.py).
 
-Counters and histograms live in this process (each server process reports its own; see
-README "Metrics"); the gauges read from the shared database at scrape time (UWS jobs by
-phase, the copy queue) describe the whole deployment, so every process reports the same.
+Counters and histograms live in this process (each replica reports its own; see README
+"Metrics"), or, under ``vospace serve --workers`` (``PROMETHEUS_MULTIPROC_DIR`` set, see
+workers.py), in files that every worker of the replica writes and any of them sums when
+scraped. The gauges read from the shared database at scrape time (UWS jobs by phase, the
+copy queue) describe the whole deployment, so every process reports the same.
 One ``Metrics`` per Deployment, with its own registry: nothing global.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -20,8 +24,12 @@ class Metrics:
     """The instruments the middleware, the transfers and the copy queue update."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
+        self.registry = CollectorRegistry()  # what /metrics shows
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        # The instruments: in the registry itself, or (workers) in files it sums.
+        r = CollectorRegistry() if shared else self.registry
+        if shared:
+            MultiProcessCollector(self.registry, shared)
         self.requests = Counter("vospace_requests", "HTTP requests answered",
                                 ["service", "endpoint", "method", "status"], registry=r)
         self.latency = Histogram("vospace_request_duration_seconds",
@@ -32,8 +40,9 @@ class Metrics:
         self.bytes_out = Counter("vospace_sent_bytes", "Response body bytes sent",
                                  ["service"], registry=r)
         self.transfers = Gauge("vospace_transfers_in_flight",
-                               "Data transfers (files, preauth, pkg) in progress in this process",
-                               ["service", "direction"], registry=r)
+                               "Data transfers (files, preauth, pkg) in progress",
+                               ["service", "direction"], registry=r,
+                               multiprocess_mode="livesum")
         self.copy_failures = Counter("vospace_copy_failures",
                                      "Failed attempts to make a blob copy (retried later)",
                                      ["store"], registry=r)

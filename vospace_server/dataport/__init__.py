@@ -10,22 +10,27 @@ replica runs one, and a proxy balances it like the main port (docker/nginx).
 """
 from __future__ import annotations
 
+import socket
 import ssl
 
 from ..config import Settings
 from ..deployment import Deployment
 from .routes import DataRoutes
+from ..workers import DATA_BACKLOG, listen
 from .server import DataServer
 
 
 def start_data_server(settings: Settings, deployment: Deployment,
-                      cert: tuple[str, str] | None) -> DataServer | None:
-    """The data server on ``settings.data_port`` (TLS with ``cert``), or None when off."""
+                      cert: tuple[str, str] | None,
+                      listener: socket.socket | None = None) -> DataServer | None:
+    """The data server on ``settings.data_port`` (TLS with ``cert``), or None when off;
+    on ``listener`` when one is given (a worker's, bound by its supervisor)."""
     if not settings.data_port:
         return None
     context = None
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*cert)
-    return DataServer(DataRoutes(deployment), settings.host, settings.data_port, context,
+    listener = listener or listen(settings.host, settings.data_port, DATA_BACKLOG)
+    return DataServer(DataRoutes(deployment), listener, context,
                       settings.header_timeout, settings.max_header_bytes).start()

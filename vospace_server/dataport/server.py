@@ -1,7 +1,7 @@
 """The data port's listener: one thread per connection, blocking sockets, TLS in the thread.
 
 ``stop_accepting`` closes the listening socket at once (SIGTERM: new connections go to
-the other replicas); ``stop`` then lets requests in progress finish for up to the
+the other replicas, or with ``--workers`` to the other workers); ``stop`` then lets requests in progress finish for up to the
 shutdown timeout, closes idle keep-alive connections, and finally cuts what is left
 (an upload cut that way is aborted and leaves nothing, as any interrupted upload).
 """
@@ -19,19 +19,15 @@ from .http1 import BadRequest, ClientGone, Connection, Request
 log = logging.getLogger("vospace.dataport")
 Handler = Callable[[Request, Connection], bool]  # answers; whether the connection may go on
 MAX_CONNECTIONS = 512
+ACCEPT_WAKEUP = 0.5  # seconds: how soon the accepting thread sees a stop
 
 
 class DataServer:
-    def __init__(self, handler: Handler, host: str, port: int, tls: ssl.SSLContext | None,
+    def __init__(self, handler: Handler, listener: socket.socket, tls: ssl.SSLContext | None,
                  header_timeout: float, max_header_bytes: int, idle_timeout: float = 30,
                  body_timeout: float = 300) -> None:
-        self.handler, self.tls = handler, tls
+        self.handler, self.tls, self.listener = handler, tls, listener
         self.limits = (max_header_bytes, header_timeout, idle_timeout, body_timeout)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, port))
-        self.listener.listen(128)
         self._lock = threading.Lock()
         self._busy: set[Connection] = set()
         self._idle: set[Connection] = set()
@@ -49,10 +45,16 @@ class DataServer:
         return self
 
     def _accept(self) -> None:
+        # A timeout, not shutdown(), ends the wait at stop: with --workers the listening
+        # socket is shared, and shutting it down would stop every worker's data port.
+        self.listener.settimeout(ACCEPT_WAKEUP)
         while not self._stopping:
             self._slots.acquire()
             try:
                 sock, _ = self.listener.accept()
+            except socket.timeout:
+                self._slots.release()
+                continue
             except OSError:
                 self._slots.release()
                 return  # the listener was closed
@@ -99,10 +101,6 @@ class DataServer:
 
     def stop_accepting(self) -> None:
         self._stopping = True
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.listener.close()
 
     def stop(self, timeout: float) -> None:

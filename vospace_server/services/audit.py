@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -188,4 +189,5 @@ def observe(metrics: Metrics, scope: Scope, service: str, endpoint: str, status:
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "request_id": scope[REQUEST_ID_KEY], "user": caller_name(scope),
             "method": scope["method"], "path": logged_path(scope), "status": status,
-            "bytes": sent, "bytes_in": received, "duration": round(duration, 6)}))
+            "bytes": sent, "bytes_in": received, "duration": round(duration, 6),
+            "pid": os.getpid()}))  # which process answered (vospace serve --workers)

@@ -14,11 +14,14 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import func, select
 
 from vospace_server.auth.authenticate import Authenticator
 from vospace_server.auth.groups import GroupStore
 from vospace_server.auth.store import AuthStore
+from vospace_server.auth.throttle import FAILURE_WINDOW_S, login_failures
 from vospace_server.migrations import ensure_schema
+from vospace_server.protocol.faults import TooManyRequests
 from vospace_server.storage.vault.schema import make_engine
 
 from .clock import ManualClock
@@ -163,6 +166,31 @@ def test_remembered_token_still_expires(tmp_path) -> None:
         assert [authenticator.from_token(token).name for _ in range(3)] == ["carol"] * 3
         clock.advance(3.5)
         assert authenticator.from_token(token) is None
+    finally:
+        engine.dispose()
+
+
+def test_wrong_passwords_are_forgotten_after_the_window(tmp_path) -> None:
+    """The count lives in the database: a second Authenticator (another process's) sees the
+    first's failures; after the window the pair may try again and old rows are gone."""
+    clock = ManualClock(time.time())
+    engine = make_engine(f"sqlite:///{tmp_path}/meta.db")
+    ensure_schema(engine)
+    store = AuthStore(engine, clock=clock)
+    store.ensure_user("carol")
+    store.set_password("carol", PASSWORD)
+    here, there = (Authenticator(store, GroupStore(engine, "localhost")) for _ in range(2))
+    try:
+        for _ in range(10):
+            assert here.from_password("carol", "wrong guess", "10.0.0.1") is None
+        with pytest.raises(TooManyRequests):
+            there.from_password("carol", PASSWORD, "10.0.0.1")
+        assert there.from_password("carol", PASSWORD, "10.0.0.2").name == "carol"
+        clock.advance(FAILURE_WINDOW_S + 1)
+        assert there.from_password("carol", "wrong again", "10.0.0.3") is None
+        with engine.connect() as conn:  # only the newest failure is left
+            assert conn.execute(select(func.count()).select_from(login_failures)).scalar() == 1
+        assert here.from_password("carol", PASSWORD, "10.0.0.1").name == "carol"
     finally:
         engine.dispose()
 

@@ -1,6 +1,7 @@
 """``vospace serve --workers N``: N processes share the main and the data port, the
-database and /metrics; the supervisor replaces a worker that dies, gives up on one that
-dies at once, and leaves no worker behind when it stops or is killed."""
+database (node writes, the count of wrong passwords, sessions) and /metrics; the supervisor
+replaces a worker that dies, gives up on one that dies at once, and leaves no worker behind
+when it stops or is killed."""
 from __future__ import annotations
 
 import json
@@ -111,6 +112,18 @@ def test_two_workers_share_both_ports_the_database_and_the_metrics(two_workers):
         r = httpx.get(url, verify=False, headers={"Connection": "close"})
         assert r.status_code == 200 and r.content == data
     assert set(answered_by(server, "/shared.bin")) == set(workers)
+
+
+def test_wrong_passwords_are_counted_across_workers(two_workers):
+    server = two_workers
+
+    def login() -> int:
+        return httpx.post(f"{server.url}/ac/login", verify=False, headers={"Connection": "close"},
+                          data={"username": "guessed", "password": "wrong guess"}).status_code
+
+    assert [login() for _ in range(10)] == [401] * 10
+    assert set(answered_by(server, "/ac/login")) == set(workers_of(server))
+    assert [login() for _ in range(6)] == [429] * 6  # each worker saw only some of the ten
 
 
 def test_a_session_launched_through_one_worker_is_served_by_both(two_workers):

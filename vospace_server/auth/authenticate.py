@@ -15,10 +15,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
-from ..protocol.faults import TooManyRequests
 from .groups import GroupStore
 from .identity import Caller
 from .store import TOKEN_PREFIX, Account, AuthStore
+from .throttle import FailureThrottle
 
 if TYPE_CHECKING:  # imported only when configured: it pulls in httpx and joserfc
     from .oidc import OidcValidator
@@ -26,36 +26,6 @@ if TYPE_CHECKING:  # imported only when configured: it pulls in httpx and joserf
 BASIC_CACHE_S = 30.0
 BASIC_CACHE_MAX = 1024
 CALLER_CACHE_MAX = 4096
-MAX_FAILURES = 10       # wrong passwords per (user, client address) ...
-FAILURE_WINDOW_S = 300  # ... within this window; then refused unchecked until it passes
-
-
-class FailureThrottle:
-    """Slows password guessing: per (user, client) pair, so others cannot lock a user out."""
-
-    def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        return [t for t in self._failures.get(key, []) if now - t < FAILURE_WINDOW_S]
-
-    def check(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            if len(self._recent(key, time.monotonic())) >= MAX_FAILURES:
-                raise TooManyRequests("too many wrong passwords; try again later")
-
-    def failed(self, key: tuple[str, str]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) >= BASIC_CACHE_MAX:
-                self._failures = {k: v for k, v in self._failures.items()
-                                  if self._recent(k, now)}
-            self._failures[key] = self._recent(key, now) + [now]
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
 
 
 class CallerCache:
@@ -104,7 +74,7 @@ class Authenticator:
         self._basic_ok: dict[str, float] = {}
         self._basic_generation = -1
         self._lock = threading.Lock()
-        self.throttle = FailureThrottle()
+        self.throttle = FailureThrottle(store.engine, store.clock)
         self._callers = CallerCache(store.clock)
 
     def caller(self, account: Account) -> Caller:
@@ -146,12 +116,13 @@ class Authenticator:
         if verified:
             account = self.store.account(user)
         else:
-            self.throttle.check((user, client))
+            failures = self.throttle.check(user, client)
             account = self.store.check_password(user, password)
             if account is None:
-                self.throttle.failed((user, client))
+                self.throttle.failed(user, client)
             else:
-                self.throttle.succeeded((user, client))
+                if failures:
+                    self.throttle.succeeded(user, client)
                 with self._lock:
                     if len(self._basic_ok) >= BASIC_CACHE_MAX:
                         self._basic_ok.clear()

@@ -63,7 +63,7 @@ def current(conn: Connection) -> str | None:
 def table_metadata() -> list[MetaData]:
     """Every MetaData whose tables live in the metadata database (for autogenerate and the
     test that the newest revision matches them). Add a new module's MetaData here."""
-    from ..auth import groups, posix, store  # noqa: F401 - groups' tables join store's
+    from ..auth import groups, posix, store, throttle  # noqa: F401 - their tables join store's
     from ..sessions import store as sessions, tickets  # noqa: F401 - tickets join store's
     from ..storage import jobs
     from ..storage.vault import copy_ledger, schema, versions  # noqa: F401 - versions' table joins schema's

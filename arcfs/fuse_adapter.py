@@ -1,21 +1,31 @@
 """The thin mfusepy layer: forwards each FUSE callback to :class:`arcfs.logic.ArcFS`.
 
 Only FUSE specifics live here: the fuse_file_info flags (``keep_cache``), libfuse 3's
-``init`` settings (max_read must match the mount option, kernel cache timeouts) and the
-shape of the callbacks' arguments.
+``init`` settings (max_read must match the mount option, kernel cache timeouts), the
+mount's read-ahead, and the shape of the callbacks' arguments.
 """
 from __future__ import annotations
 
 import ctypes
 import errno
 import itertools
+import logging
 import os
+import threading
+import time
 
 import mfusepy
 
 from .logic import ArcFS
 
+log = logging.getLogger("arcfs")
 MAX_READ = 1 << 20
+# The kernel reads ahead at most min(this mount's backing device's read_ahead_kb, our
+# max_readahead); the device starts at the kernel's 128 KiB default, so sequential reads
+# came as 128 KiB requests, eight Python callbacks per MiB. Widened after the mount (as
+# root). Measured on a 1 GiB dd: 128 KiB 450-500 MiB/s, 512 KiB 610-660, 1 MiB 670-770,
+# 2 MiB 680-700, 4 MiB 320-350 (requests overtake the read-ahead worker).
+READ_AHEAD_KB = 2048
 FUSE_FILL_DIR_PLUS = 1 << 1      # libfuse 3: this entry's attributes are complete
 FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
 
@@ -48,8 +58,9 @@ class ReaddirPlusFUSE(mfusepy.FUSE):
 class ArcFSOperations(mfusepy.Operations):
     use_ns = True
 
-    def __init__(self, fs: ArcFS, attr_ttl: float, dir_ttl: float) -> None:
+    def __init__(self, fs: ArcFS, attr_ttl: float, dir_ttl: float, mountpoint: str) -> None:
         self.fs = fs
+        self.mountpoint = mountpoint
         self.attr_ttl = attr_ttl
         self.dir_ttl = dir_ttl
         # open directory handle -> the names read at offset 0, which the kernel's later
@@ -61,7 +72,7 @@ class ArcFSOperations(mfusepy.Operations):
         if conn is not None:
             if hasattr(conn, "max_read"):
                 conn.max_read = MAX_READ
-            conn.max_readahead = MAX_READ
+            conn.max_readahead = READ_AHEAD_KB << 10
             conn.max_write = MAX_READ
             conn.max_background = 64
             conn.congestion_threshold = 48
@@ -73,6 +84,8 @@ class ArcFSOperations(mfusepy.Operations):
             config.negative_timeout = self.dir_ttl
             config.attr_timeout = self.attr_ttl
             config.hard_remove = 1     # unlink of an open file: no .fuse_hidden renames
+        threading.Thread(target=widen_read_ahead, args=(self.mountpoint, READ_AHEAD_KB),
+                         name="arcfs-read-ahead-setting", daemon=True).start()
 
     def destroy(self, path) -> None:
         self.fs.close()
@@ -171,6 +184,25 @@ class ArcFSOperations(mfusepy.Operations):
         self.fs.getattr(path)     # existence; the server enforces permissions
 
 
+def widen_read_ahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
+    """Set the mount's ``read_ahead_kb`` once the kernel has its answer to ``init`` (which
+    sets the device's read-ahead to the smaller of the two): the ``stat`` of the mount's
+    root waits for that, and tells the device. Root only, and not where /sys is read-only
+    (many containers): reads then stay at 128 KiB requests, slower but the same."""
+    parent_device = os.stat(os.path.dirname(os.path.abspath(mountpoint))).st_dev
+    deadline = time.monotonic() + timeout
+    while (device := os.stat(mountpoint).st_dev) == parent_device:
+        if time.monotonic() > deadline:
+            return  # never mounted: the mount's own error says why
+        time.sleep(0.05)
+    setting = f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
+    try:
+        with open(setting, "w") as fh:
+            fh.write(str(kib))
+    except OSError as exc:
+        log.info("read-ahead left at the kernel's default (%s: %s)", setting, exc.strerror)
+
+
 def mount(fs: ArcFS, mountpoint: str, foreground: bool = True, attr_ttl: float = 1.0,
           dir_ttl: float = 1.0, allow_other: bool = False, fsname: str = "arcfs") -> None:
     """Serve ``fs`` at ``mountpoint`` until it is unmounted (blocks)."""
@@ -178,5 +210,6 @@ def mount(fs: ArcFS, mountpoint: str, foreground: bool = True, attr_ttl: float =
                "default_permissions": False}
     if allow_other:
         options["allow_other"] = True
-    ReaddirPlusFUSE(ArcFSOperations(fs, attr_ttl, dir_ttl), os.fspath(mountpoint), raw_fi=True,
+    ReaddirPlusFUSE(ArcFSOperations(fs, attr_ttl, dir_ttl, os.fspath(mountpoint)),
+                    os.fspath(mountpoint), raw_fi=True,
                     foreground=foreground, nothreads=False, **options)

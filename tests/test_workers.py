@@ -17,7 +17,7 @@ import pytest
 
 from vosclient.client import Client
 
-from .harness import VOSPACE, Server, make_server, requests_total
+from .harness import VOSPACE, Server, free_port, make_server, requests_total
 from .sessions_helpers import API, end_leftovers, launch, sandbox_pids, text, wait_status
 from .waiting import wait_until
 
@@ -177,6 +177,22 @@ def test_workers_end_when_their_supervisor_is_killed(two_workers):
     wait_until(lambda: not any(alive(pid) for pid in workers), timeout=20,
                what="the orphaned workers to stop")
     assert refused(server.port) and refused(server.data_port)
+
+
+def test_workers_still_starting_end_when_their_supervisor_is_killed(tmp_path):
+    """Killed before its workers are up (they are then children of another process by
+    the time they look for it), the supervisor still leaves none behind."""
+    server = Server(data_dir=str(tmp_path), port=free_port(), env=dict(os.environ),
+                    workers=2)
+    server.proc = subprocess.Popen([VOSPACE, "--data-dir", server.data_dir, "serve", "--port",
+                                    str(server.port), "--workers", "2"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = wait_until(lambda: len(w := workers_of(server)) == 2 and w, timeout=30,
+                         what="two worker processes")
+    server.proc.kill()
+    server.proc.wait()
+    wait_until(lambda: not any(alive(pid) for pid in workers), timeout=20,
+               what="the orphaned workers to stop")
 
 
 @pytest.mark.parametrize("count", ["0", "-2"])

@@ -130,7 +130,7 @@ def _serve_here(args: argparse.Namespace, settings: Settings) -> int:
 
     main_socket, data_socket = inherited(args.listen_fds) if args.listen_fds else (None, None)
     if args.listen_fds:
-        end_with_supervisor()
+        end_with_supervisor(args.supervisor)
     deployment = Deployment(settings)
     token_file = _first_start(settings, deployment)
     cert = _certificate(settings)
@@ -341,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int,
                        help="server processes sharing the ports (default 1; README: Workers)")
     serve.add_argument("--listen-fds", help=argparse.SUPPRESS)  # a worker's, from workers.py
+    serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # the same
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage users")

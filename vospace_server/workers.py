@@ -2,11 +2,11 @@
 
 One Python process runs one thread of Python at a time, so one ``vospace serve`` keeps
 about one core busy however many requests wait (README "Workers"). This supervisor binds
-both listening sockets once, then starts N ordinary ``vospace serve`` processes that
-accept from them (the kernel hands each new connection to one of them). They share the
-database and the data directory exactly as replicas behind a proxy do, so nothing else
-changes: UWS jobs, copies, snapshots and local sessions are already claimed through the
-database. The supervisor serves nothing itself: it forwards SIGTERM/SIGINT (each worker
+the listening sockets, one on each port per worker (``SO_REUSEPORT``), then starts N
+ordinary ``vospace serve`` processes that accept from them (the kernel spreads new
+connections over them). They share the database and the data directory exactly as
+replicas behind a proxy do, so nothing else changes: UWS jobs, copies, snapshots and
+local sessions are already claimed through the database. The supervisor serves nothing itself: it forwards SIGTERM/SIGINT (each worker
 then finishes its requests within ``shutdown_timeout``), starts a worker again when one
 dies, and gives up (exit 1) when a worker dies within ``CRASH_WINDOW`` seconds of its
 start, which is a broken configuration rather than bad luck.
@@ -31,25 +31,10 @@ import time
 from prometheus_client import multiprocess
 
 from .config import Settings
+from .listeners import DATA_BACKLOG, MAIN_BACKLOG, listen
 
 log = logging.getLogger("vospace.workers")
 CRASH_WINDOW = 10.0  # seconds: a worker that dies sooner is not started again
-MAIN_BACKLOG = 2048  # uvicorn's default
-DATA_BACKLOG = 128   # the data port's (dataport/server.py)
-
-
-def listen(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port``, as both ports bind it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(backlog)
-    return sock
 
 
 def inherited(fds: str) -> tuple[socket.socket, socket.socket | None]:
@@ -59,13 +44,14 @@ def inherited(fds: str) -> tuple[socket.socket, socket.socket | None]:
     return main, socket.socket(fileno=numbers[1]) if len(numbers) > 1 else None
 
 
-def end_with_supervisor() -> None:
-    """In a worker: stop (SIGTERM to itself) when the supervisor is gone, so a supervisor
-    killed outright leaves no workers holding the ports."""
-    parent = os.getppid()
+def end_with_supervisor(supervisor: int) -> None:
+    """In a worker: stop (SIGTERM to itself) when its supervisor (pid ``supervisor``) is
+    gone, so a supervisor killed outright leaves no workers holding the ports. The pid is
+    handed over rather than read here: a supervisor killed while this worker was still
+    starting has already made it a child of another process."""
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == supervisor:
             time.sleep(1)
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -76,9 +62,14 @@ class Supervisor:
     def __init__(self, settings: Settings, serve_args: list[str]) -> None:
         self.settings = settings
         self.serve_args = serve_args  # ``vospace ... serve`` arguments of every worker
-        self.sockets = [listen(settings.host, settings.port, MAIN_BACKLOG)]
-        if settings.data_port:
-            self.sockets.append(listen(settings.host, settings.data_port, DATA_BACKLOG))
+        # Per worker slot, its own socket on each port: one shared accept queue wakes the
+        # most recently idle worker first, which took nearly every connection in a test;
+        # SO_REUSEPORT sockets get the connections spread by the kernel. A slot keeps its
+        # sockets across restarts, so connections queued meanwhile wait for the new worker.
+        ports = [(settings.port, MAIN_BACKLOG)]
+        ports += [(settings.data_port, DATA_BACKLOG)] if settings.data_port else []
+        self.sockets = [[listen(settings.host, port, backlog, shared=True)
+                         for port, backlog in ports] for _ in range(settings.workers)]
         self.metrics_dir = ""
         self.workers: dict[int, tuple[subprocess.Popen, float]] = {}  # slot -> (process, start)
         self.stopping = threading.Event()
@@ -93,14 +84,16 @@ class Supervisor:
             return self._supervise()
         finally:
             self._stop_all()
-            for sock in self.sockets:
-                sock.close()
+            for sockets in self.sockets:
+                for sock in sockets:
+                    sock.close()
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def _start(self, slot: int) -> None:
-        fds = [sock.fileno() for sock in self.sockets]
+        fds = [sock.fileno() for sock in self.sockets[slot]]
         argv = [sys.executable, "-m", "vospace_server.cli", *self.serve_args,
-                "--workers", "1", "--listen-fds", ",".join(map(str, fds))]
+                "--workers", "1", "--listen-fds", ",".join(map(str, fds)),
+                "--supervisor", str(os.getpid())]
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
         # A process group of its own: a terminal's Ctrl-C reaches the supervisor only,
         # which stops the workers in order.

@@ -15,8 +15,8 @@ import ssl
 
 from ..config import Settings
 from ..deployment import Deployment
+from ..listeners import DATA_BACKLOG, listen
 from .routes import DataRoutes
-from ..workers import DATA_BACKLOG, listen
 from .server import DataServer
 
 

@@ -1,9 +1,10 @@
 """The data port's listener: one thread per connection, blocking sockets, TLS in the thread.
 
 ``stop_accepting`` closes the listening socket at once (SIGTERM: new connections go to
-the other replicas, or with ``--workers`` to the other workers); ``stop`` then lets requests in progress finish for up to the
-shutdown timeout, closes idle keep-alive connections, and finally cuts what is left
-(an upload cut that way is aborted and leaves nothing, as any interrupted upload).
+the other replicas, or with ``--workers`` to the other workers); ``stop`` then lets
+requests in progress finish for up to the shutdown timeout, closes idle keep-alive
+connections, and finally cuts what is left (an upload cut that way is aborted and leaves
+nothing, as any interrupted upload).
 """
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ login_failures = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("key", String(64), nullable=False),  # sha256 of user and client address
     Column("at", Float, nullable=False),
-    Index("ix_login_failures_key_at", "key", "at"),
+    Index("ix_login_failures_key_at", "key", "at"),  # a pair's count
+    Index("ix_login_failures_at", "at"),  # the pruning of every failure past the window
 )
 
 

@@ -17,7 +17,8 @@ def upgrade() -> None:
     create_table("login_failures",
                  serial(Id), *required(key=sa.String(64), at=sa.Float()),
                  sa.PrimaryKeyConstraint("id"),
-                 indexes=(("ix_login_failures_key_at", ["key", "at"], False),))
+                 indexes=(("ix_login_failures_key_at", ["key", "at"], False),
+                          ("ix_login_failures_at", ["at"], False)))
 
 
 def downgrade() -> None:

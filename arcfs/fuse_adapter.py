@@ -206,10 +206,10 @@ def widen_read_ahead(mountpoint: str, kib: int, timeout: float = 10.0) -> None:
 def mount(fs: ArcFS, mountpoint: str, foreground: bool = True, attr_ttl: float = 1.0,
           dir_ttl: float = 1.0, allow_other: bool = False, fsname: str = "arcfs") -> None:
     """Serve ``fs`` at ``mountpoint`` until it is unmounted (blocks)."""
+    mountpoint = os.fspath(mountpoint)
     options = {"fsname": fsname, "subtype": "arcfs", "max_read": MAX_READ,
                "default_permissions": False}
     if allow_other:
         options["allow_other"] = True
-    ReaddirPlusFUSE(ArcFSOperations(fs, attr_ttl, dir_ttl, os.fspath(mountpoint)),
-                    os.fspath(mountpoint), raw_fi=True,
+    ReaddirPlusFUSE(ArcFSOperations(fs, attr_ttl, dir_ttl, mountpoint), mountpoint, raw_fi=True,
                     foreground=foreground, nothreads=False, **options)

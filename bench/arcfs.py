@@ -107,10 +107,10 @@ def rclone_read(work: str, url: str, size: int) -> float:
     """Seconds of a ``dd`` read of ``big.bin`` through a fresh read-only ``rclone mount``
     of ``url`` (an HTTP directory index)."""
     mountpoint = tempfile.mkdtemp(prefix="rclone-", dir=work)
-    rclone = subprocess.Popen(
-        ["rclone", "mount", ":http:", mountpoint, "--http-url", url, "--read-only",
-         "--vfs-cache-mode", "off"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "rclone.log"), "ab"))
+    with open(os.path.join(work, "rclone.log"), "ab") as log:
+        rclone = subprocess.Popen(
+            ["rclone", "mount", ":http:", mountpoint, "--http-url", url, "--read-only",
+             "--vfs-cache-mode", "off"], stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_mount(mountpoint, rclone)
         assert os.path.getsize(os.path.join(mountpoint, "big.bin")) == size

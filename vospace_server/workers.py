@@ -6,10 +6,11 @@ the listening sockets, one on each port per worker (``SO_REUSEPORT``), then star
 ordinary ``vospace serve`` processes that accept from them (the kernel spreads new
 connections over them). They share the database and the data directory exactly as
 replicas behind a proxy do, so nothing else changes: UWS jobs, copies, snapshots and
-local sessions are already claimed through the database. The supervisor serves nothing itself: it forwards SIGTERM/SIGINT (each worker
-then finishes its requests within ``shutdown_timeout``), starts a worker again when one
-dies, and gives up (exit 1) when a worker dies within ``CRASH_WINDOW`` seconds of its
-start, which is a broken configuration rather than bad luck.
+local sessions are already claimed through the database. The supervisor serves nothing
+itself: it forwards SIGTERM/SIGINT (each worker then finishes its requests within
+``shutdown_timeout``), starts a worker again when one dies, and gives up (exit 1) when a
+worker dies within ``CRASH_WINDOW`` seconds of its start, which is a broken configuration
+rather than bad luck.
 
 Prometheus counters and histograms are kept per process in files under a private
 directory (prometheus_client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``), so

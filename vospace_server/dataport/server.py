@@ -46,8 +46,9 @@ class DataServer:
         return self
 
     def _accept(self) -> None:
-        # A timeout, not shutdown(), ends the wait at stop: with --workers the listening
-        # socket is shared, and shutting it down would stop every worker's data port.
+        # A timeout, not shutdown(), ends the wait at stop: with --workers the supervisor
+        # keeps the listening socket for the worker it starts in this one's place, and a
+        # socket shut down stops listening for every process holding it.
         self.listener.settimeout(ACCEPT_WAKEUP)
         while not self._stopping:
             self._slots.acquire()

@@ -386,14 +386,16 @@ def copy_made_at(server: Server, path: str, store: str) -> float | None:
     return None if row is None else row[0]
 
 
-@pytest.mark.parametrize("direction", ["in", "out"])
+@pytest.mark.parametrize("direction, workers", [("in", 1), ("out", 1), ("in", 2), ("out", 2)])
 def test_copies_wait_while_the_server_transfers_and_are_made_once_it_is_idle(tmp_path, servers,
-                                                                            direction):
-    """A copy queued while an upload (or a download) runs in this process is not made
-    until that transfer ends (the bound on waiting is far away here)."""
+                                                                            direction, workers):
+    """A copy queued while an upload (or a download) runs is not made until that transfer
+    ends (the bound on waiting is far away here); with ``--workers`` the copiers of every
+    worker wait for the transfers of all of them."""
     env = {"VOSPACE_BLOB_COPIES": f"file://{tmp_path / 'disk2'}#disk2",
            "VOSPACE_COPY_MAX_WAIT": "600"}
-    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env))
+    servers.append(server := make_server(str(tmp_path), users=("alice",), extra_env=env,
+                                         workers=workers))
     if direction == "out":  # far more than the sockets' buffers hold
         upload(server, {"alice/big.bin": os.urandom(32 * 1024 * 1024)})
         wait_copied(server)

@@ -1,7 +1,8 @@
 """``vospace serve --workers N``: N processes share the main and the data port, the
-database (node writes, the count of wrong passwords, sessions) and /metrics; the supervisor
-replaces a worker that dies, gives up on one that dies at once, and leaves no worker behind
-when it stops or is killed."""
+database (node writes, the count of wrong passwords, sessions), /metrics and the count of
+transfers in flight (which blob copies give way to); the supervisor replaces a worker that
+dies, gives up on one that dies at once, and leaves no worker behind when it stops or is
+killed."""
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from vosclient.client import Client
+from vospace_server.yielding import TransfersInFlight, WorkerBoard
 
 from .harness import VOSPACE, Server, free_port, make_server, requests_total
 from .sessions_helpers import API, end_leftovers, launch, sandbox_pids, text, wait_status
@@ -213,3 +215,22 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == \
         f"ERROR:: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_the_transfers_board_shows_each_worker_every_workers_transfers(tmp_path):
+    """Two workers' counts on one board file (as the supervisor shares it): a transfer in
+    one keeps the other busy, its end starts the grace period for both, and a dead
+    worker's record cleared by the supervisor no longer counts."""
+    path = str(tmp_path / "transfers")
+    WorkerBoard.create(path, 2)
+    one, two = (TransfersInFlight(WorkerBoard(path, slot)) for slot in (0, 1))
+    assert two.wait_idle(0, 1)
+    one.add(1)
+    assert not two.wait_idle(0.1, 0.5)
+    one.add(-1)
+    started = time.monotonic()
+    assert two.wait_idle(0.3, 5) and time.monotonic() - started >= 0.25
+    one.add(1)                        # then its worker dies with the transfer counted
+    assert not two.wait_idle(0.1, 0.3)
+    WorkerBoard.clear(path, 0)
+    assert two.wait_idle(0, 1)

@@ -126,12 +126,12 @@ def _serve_here(args: argparse.Namespace, settings: Settings) -> int:
     from .http_guard import GuardedHttpToolsProtocol
     from .services.audit import configure_access_log
     from .uvicorn_tuning import raise_body_high_water
-    from .workers import end_with_supervisor, inherited
+    from .workers import board_of, end_with_supervisor, inherited
 
     main_socket, data_socket = inherited(args.listen_fds) if args.listen_fds else (None, None)
     if args.listen_fds:
         end_with_supervisor(args.supervisor)
-    deployment = Deployment(settings)
+    deployment = Deployment(settings, board_of(args.worker_board) if args.worker_board else None)
     token_file = _first_start(settings, deployment)
     cert = _certificate(settings)
     ssl = {"ssl_certfile": cert[0], "ssl_keyfile": cert[1]} if cert else {}
@@ -342,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="server processes sharing the ports (default 1; README: Workers)")
     serve.add_argument("--listen-fds", help=argparse.SUPPRESS)  # a worker's, from workers.py
     serve.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # the same
+    serve.add_argument("--worker-board", help=argparse.SUPPRESS)  # the same
     serve.set_defaults(func=cmd_serve)
 
     user = sub.add_parser("user", help="manage users")

@@ -25,7 +25,7 @@ from .storage.vault.copy_ledger import CopyLedger
 from .storage.vault.copy_worker import CopyWorker
 from .storage.vault.tree import VaultTree
 from .storage.vault.versions import Retention
-from .yielding import TransfersInFlight
+from .yielding import TransfersInFlight, WorkerBoard
 
 if TYPE_CHECKING:
     from .auth.oidc import OidcValidator
@@ -57,7 +57,9 @@ def _oidc(settings: Settings) -> OidcValidator | None:
 class Deployment:
     """Everything the web app needs, built once per process from Settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, board: WorkerBoard | None = None) -> None:
+        """``board``: the transfers of every worker (with ``--workers``), which the blob
+        copier gives way to besides this process's."""
         self.settings = settings
         for d in (settings.data_dir, settings.blob_dir, settings.arc_root):
             os.makedirs(d, exist_ok=True)
@@ -67,7 +69,7 @@ class Deployment:
                           retention=Retention(settings.version_keep, settings.version_max_age_days),
                           migrate=settings.migrate_on_start)
         self.vault = vault  # the VaultTree itself, for its engine and blob store
-        self.transfers = TransfersInFlight()  # counted by the access middleware
+        self.transfers = TransfersInFlight(board)  # counted by the access middleware
         self.copier = self._replicate(vault)
         self.auth = AuthStore(vault.engine)
         self.jobs = JobStore(vault.engine)  # UWS jobs and sync transfer records

@@ -14,7 +14,9 @@ rather than bad luck.
 
 Prometheus counters and histograms are kept per process in files under a private
 directory (prometheus_client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``), so
-``/metrics`` from any worker reports the sum of all of them (metrics.py).
+``/metrics`` from any worker reports the sum of all of them (metrics.py). Beside it, a
+``WorkerBoard`` file (yielding.py) holds every worker's transfers in flight, so each
+worker's blob copier gives way to the transfers of all of them, as they share the disk.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from prometheus_client import multiprocess
 
 from .config import Settings
 from .listeners import DATA_BACKLOG, MAIN_BACKLOG, listen
+from .yielding import WorkerBoard
 
 log = logging.getLogger("vospace.workers")
 CRASH_WINDOW = 10.0  # seconds: a worker that dies sooner is not started again
@@ -43,6 +46,12 @@ def inherited(fds: str) -> tuple[socket.socket, socket.socket | None]:
     numbers = [int(fd) for fd in fds.split(",")]
     main = socket.socket(fileno=numbers[0])
     return main, socket.socket(fileno=numbers[1]) if len(numbers) > 1 else None
+
+
+def board_of(argument: str) -> WorkerBoard:
+    """A worker's view of the transfers board (``--worker-board PATH:SLOT``)."""
+    path, slot = argument.rsplit(":", 1)
+    return WorkerBoard(path, int(slot))
 
 
 def end_with_supervisor(supervisor: int) -> None:
@@ -71,14 +80,18 @@ class Supervisor:
         ports += [(settings.data_port, DATA_BACKLOG)] if settings.data_port else []
         self.sockets = [[listen(settings.host, port, backlog, shared=True)
                          for port, backlog in ports] for _ in range(settings.workers)]
-        self.metrics_dir = ""
+        self.shared_dir = self.metrics_dir = self.board = ""
         self.workers: dict[int, tuple[subprocess.Popen, float]] = {}  # slot -> (process, start)
         self.stopping = threading.Event()
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        self.metrics_dir = tempfile.mkdtemp(prefix="vospace-metrics-")
+        self.shared_dir = tempfile.mkdtemp(prefix="vospace-workers-")
+        self.metrics_dir = os.path.join(self.shared_dir, "metrics")
+        os.mkdir(self.metrics_dir)
+        self.board = os.path.join(self.shared_dir, "transfers")
+        WorkerBoard.create(self.board, self.settings.workers)
         try:
             for slot in range(self.settings.workers):
                 self._start(slot)
@@ -88,13 +101,13 @@ class Supervisor:
             for sockets in self.sockets:
                 for sock in sockets:
                     sock.close()
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            shutil.rmtree(self.shared_dir, ignore_errors=True)
 
     def _start(self, slot: int) -> None:
         fds = [sock.fileno() for sock in self.sockets[slot]]
         argv = [sys.executable, "-m", "vospace_server.cli", *self.serve_args,
                 "--workers", "1", "--listen-fds", ",".join(map(str, fds)),
-                "--supervisor", str(os.getpid())]
+                "--supervisor", str(os.getpid()), "--worker-board", f"{self.board}:{slot}"]
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
         # A process group of its own: a terminal's Ctrl-C reaches the supervisor only,
         # which stops the workers in order.
@@ -107,6 +120,7 @@ class Supervisor:
                 if proc.poll() is None:
                     continue
                 multiprocess.mark_process_dead(proc.pid, self.metrics_dir)
+                WorkerBoard.clear(self.board, slot)
                 if time.monotonic() - started < CRASH_WINDOW:
                     log.error("worker %d (pid %d) ended with status %s within %.0f s of its "
                               "start; stopping", slot, proc.pid, proc.returncode, CRASH_WINDOW)

@@ -8,11 +8,12 @@ durable there (``sync`` + ``publish``), and only then recorded and dropped from 
 A failed attempt goes back to the queue with exponential backoff.
 
 Copies give way to the process's clients (README "Copies in several places"): before each
-chunk the copier waits until this process has served no upload or download for
-``IDLE_GRACE`` seconds, but never longer than ``max_wait`` seconds (``copy_max_wait``), so
-a server that is never idle still copies a chunk per ``max_wait`` seconds. The thread runs
-at the lowest CPU and I/O priority (yielding.py). Other processes' transfers are not seen
-here: replicas on one machine give way to each other only through those priorities.
+chunk the copier waits until this process (with ``--workers``, every worker of its
+server) has served no upload or download for ``IDLE_GRACE`` seconds, but never longer than
+``max_wait`` seconds (``copy_max_wait``), so a server that is never idle still copies a
+chunk per ``max_wait`` seconds. The thread runs at the lowest CPU and I/O priority
+(yielding.py). Other servers' transfers are not seen here: separate replicas on one
+machine give way to each other only through those priorities.
 """
 from __future__ import annotations
 

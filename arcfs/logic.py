@@ -671,8 +671,9 @@ class ArcFS:
     @staticmethod
     def _stream_write(spool: Spool, stream: StreamingUpload, data: bytes, offset: int) -> int:
         """A write while the file streams: an aligned one is copied into one of the
-        upload's buffers, written to the spool from there past the page cache and sent
-        from memory; any other goes to the spool and is read back from it to be sent."""
+        upload's buffers, sent from memory and written to the spool from there past the
+        page cache, both behind the writer's back; any other goes to the spool and is read
+        back from it to be sent."""
         buffer = stream.buffer() if aligned(offset, len(data)) else None
         if buffer is None:
             written = spool.pwrite(data, offset)
@@ -681,12 +682,15 @@ class ArcFS:
         size = len(data)
         buffer[:size] = data
         try:
-            written = spool.pwrite_direct(memoryview(buffer)[:size], offset)
+            behind = stream.appended_behind(offset, buffer, size)
         except BaseException:
             stream.give_back(buffer)
             raise
-        stream.appended(offset, memoryview(buffer)[:written])
-        return written
+        if not behind:      # not at the end: the upload is aborted, the spool takes it
+            stream.give_back(buffer)
+            return spool.pwrite(data, offset)
+        spool.written_behind()
+        return size
 
     def _start_stream(self, spool: Spool) -> StreamingUpload:
         remote = self.remote(spool.path)
@@ -694,7 +698,7 @@ class ArcFS:
         return StreamingUpload(
             spool.fd, lambda chunks: self.client.put_chunks(remote, chunks, content_type,
                                                             tls_suffices=True, negotiate=True),
-            spool.path)
+            spool.path, spool.pwrite_direct)
 
     def _check_space(self, growth: int) -> None:
         """ENOSPC when the spools would outgrow --cache-size, once the pending uploads
@@ -748,6 +752,7 @@ class ArcFS:
             with remote_errors():
                 streamed, md5 = stream.finish(size) if stream is not None else (False, None)
             if not streamed:
+                spool.settle()   # a spool that lacks bytes written behind is not sent
                 # through its descriptor: the spool file's name may be gone (unmounted
                 # and its cache directory removed while this upload waited)
                 with remote_errors(), os.fdopen(os.dup(spool.fd), "rb") as fh:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -348,7 +349,7 @@ def test_streamed_writes_wait_for_buffers_then_go_through_the_page_cache(tmp_pat
         return "md5-of-the-server"
 
     spool = Spool(str(tmp_path), "/f.bin")
-    stream = upload.StreamingUpload(spool.fd, send, "f.bin", wait=0.05)
+    stream = upload.StreamingUpload(spool.fd, send, "f.bin", spool.pwrite_direct, wait=0.05)
     mib = 1 << 20
     writes = [os.urandom(mib) for _ in range(upload.BUFFERS + 2)] + [b"odd" * 1000,
                                                                       os.urandom(mib)]
@@ -415,3 +416,32 @@ def test_reopening_a_file_whose_upload_is_finishing_keeps_its_content(fs):
         assert fs.read(fh, 1000, 0) == content, path
         fs.release(fh)
         assert fs.client.get_node(fs.remote(path)).size == len(content), path
+
+
+def test_a_streamed_write_that_cannot_reach_the_spool_fails_the_file(sqlite_server, tmp_path):
+    """Aligned writes of a streamed file reach the local spool behind the writer's back:
+    when that fails (here the cache directory, a 4 MiB tmpfs, fills up), the next write,
+    the fsync and the close return the error, and nothing of the file is stored."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(cache)], check=True)
+    client = Client(url=sqlite_server.url, token=sqlite_server.tokens["alice"], verify=False,
+                    retries=1, timeout=5)
+    fs = ArcFS(client, Options(service="arc", root="home/alice", mountpoint="/m",
+                               cache_dir=str(cache), attr_ttl=30, dir_ttl=30))
+    try:
+        path = f"/full-{uuid.uuid4().hex[:8]}.bin"
+        fh = fs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
+        mib = 1 << 20
+        with pytest.raises(OSError) as failed:
+            for at in range(0, 32 * mib, mib):
+                fs.write(fh, os.urandom(mib), at)
+        assert failed.value.errno == errno.ENOSPC, failed.value
+        assert at < 8 * mib                   # one write after the spool filled, or two
+        raises(errno.ENOSPC, fs.fsync, fh)
+        fs.release(fh)
+        assert not client.exists(fs.remote(path))
+    finally:
+        fs.close()
+        client.close()
+        subprocess.run(["umount", str(cache)], check=True)

@@ -69,7 +69,9 @@ def servers():
     started: list[Server] = []
     yield started
     for server in started:
-        server.stop(signal.SIGKILL if server.proc and server.proc.poll() is None else signal.SIGTERM)
+        # Killed, a supervisor (--workers) would leave its shared directory behind.
+        running = server.proc is not None and server.proc.poll() is None
+        server.stop(signal.SIGKILL if running and server.workers == 1 else signal.SIGTERM)
 
 
 def s3_copy_url(moto: Moto, bucket: str, name: str, redirect: bool = True) -> str:

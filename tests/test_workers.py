@@ -5,11 +5,14 @@ dies, gives up on one that dies at once, and leaves no worker behind when it sto
 killed."""
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -69,12 +72,19 @@ def refused(port: int) -> bool:
     return False
 
 
+def remove_shared_dir(supervisor: int) -> None:
+    """What a supervisor killed outright leaves: its private directory (workers.py)."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"vospace-workers-{supervisor}-*")):
+        shutil.rmtree(path)
+
+
 @pytest.fixture
 def two_workers(tmp_path):
     server = make_server(str(tmp_path), users=("alice",), workers=2)
     yield server
     server.stop()
     assert end_leftovers(server) == []
+    remove_shared_dir(server.proc.pid)
 
 
 def test_two_workers_share_both_ports_the_database_and_the_metrics(two_workers):
@@ -195,6 +205,7 @@ def test_workers_still_starting_end_when_their_supervisor_is_killed(tmp_path):
     server.proc.wait()
     wait_until(lambda: not any(alive(pid) for pid in workers), timeout=20,
                what="the orphaned workers to stop")
+    remove_shared_dir(server.proc.pid)
 
 
 @pytest.mark.parametrize("count", ["0", "-2"])

@@ -87,7 +87,7 @@ class Supervisor:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
-        self.shared_dir = tempfile.mkdtemp(prefix="vospace-workers-")
+        self.shared_dir = tempfile.mkdtemp(prefix=f"vospace-workers-{os.getpid()}-")
         self.metrics_dir = os.path.join(self.shared_dir, "metrics")
         os.mkdir(self.metrics_dir)
         self.board = os.path.join(self.shared_dir, "transfers")

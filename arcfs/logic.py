@@ -149,6 +149,10 @@ class ArcFS:
                     raise fs_error(errno.ENOENT)
                 if children[name] is not None:
                     return children[name]
+        return self._fetch_node(path)
+
+    def _fetch_node(self, path: str) -> Node:
+        """The node at ``path`` as the server has it now, cached."""
         try:
             with remote_errors():
                 node = self.client.get_node(self.remote(path))
@@ -265,13 +269,19 @@ class ArcFS:
                 used = node.size if used is None else used
                 value = node.props.get(P.QUOTA)
                 if value and value.isdigit():
-                    quota, used = int(value), node.size
+                    quota = int(value)
                     break
             if probe == "/":
                 break
             probe = self._parent(probe)
+        pending = self._pending_bytes(probe)
+        if quota is not None:
+            # the usage asked afresh, after the pending bytes are summed: a cached size
+            # predates the uploads this mount finished since (their bytes were then in
+            # neither), and one finishing in between is counted twice, not missed
+            used = self._fetch_node(probe).size
         total = quota if quota is not None else NO_QUOTA
-        free = max(total - (used or 0) - self._pending_bytes(probe), 0)
+        free = max(total - (used or 0) - pending, 0)
         return {"f_bsize": BLOCK, "f_frsize": BLOCK, "f_blocks": total // BLOCK,
                 "f_bfree": free // BLOCK, "f_bavail": free // BLOCK, "f_files": 1 << 32,
                 "f_ffree": 1 << 31, "f_favail": 1 << 31, "f_namemax": 255}

@@ -35,6 +35,23 @@ def fs(sqlite_server, tmp_path):
     client.close()
 
 
+def test_statfs_counts_a_file_uploaded_since_the_folder_was_cached(fs, sqlite_server):
+    """A file stops counting as pending once stored; the folder's usage is asked afresh,
+    since its cached size predates the upload (df dipped by the file's size until the
+    cache expired; here it would stay 30 s)."""
+    fs, base = fs
+    result = sqlite_server.vospace("quota", "set", f"arc:home/alice{base}", "10M")
+    assert result.returncode == 0, result.stderr
+    used = lambda: (10 << 20) - fs.statfs(base)["f_bavail"] * 4096  # noqa: E731
+    assert used() < 4096                                        # the folder, cached empty
+    fh = fs.create(f"{base}/f", 0o644, os.O_WRONLY | os.O_CREAT)
+    fs.write(fh, b"x" * 1_000_000, 0)
+    assert used() >= 1_000_000 - 4096                           # pending here
+    fs.fsync(fh)
+    fs.release(fh)
+    assert used() >= 1_000_000 - 4096                           # stored
+
+
 def raises(code, fn, *args):
     with pytest.raises(OSError) as info:
         fn(*args)

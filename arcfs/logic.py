@@ -680,27 +680,16 @@ class ArcFS:
 
     @staticmethod
     def _stream_write(spool: Spool, stream: StreamingUpload, data: bytes, offset: int) -> int:
-        """A write while the file streams: an aligned one is copied into one of the
-        upload's buffers, sent from memory and written to the spool from there past the
-        page cache, both behind the writer's back; any other goes to the spool and is read
-        back from it to be sent."""
-        buffer = stream.buffer() if aligned(offset, len(data)) else None
-        if buffer is None:
-            written = spool.pwrite(data, offset)
-            stream.appended(offset, written)
-            return written
-        size = len(data)
-        buffer[:size] = data
-        try:
-            behind = stream.appended_behind(offset, buffer, size)
-        except BaseException:
-            stream.give_back(buffer)
-            raise
-        if not behind:      # not at the end: the upload is aborted, the spool takes it
-            stream.give_back(buffer)
-            return spool.pwrite(data, offset)
-        spool.written_behind()
-        return size
+        """A write while the file streams: an aligned one is copied into the upload's
+        buffers, sent from memory and written to the spool from there past the page cache,
+        both behind the writer's back; any other (or one no buffer is free for) goes to the
+        spool and is read back from it to be sent."""
+        if aligned(offset, len(data)) and stream.write(offset, data):
+            spool.written_behind()
+            return len(data)
+        written = spool.pwrite(data, offset)
+        stream.appended(offset, written)
+        return written
 
     def _start_stream(self, spool: Spool) -> StreamingUpload:
         remote = self.remote(spool.path)

@@ -415,6 +415,40 @@ def test_streamed_writes_wait_for_buffers_then_go_through_the_page_cache(tmp_pat
     spool.discard()
 
 
+def test_small_aligned_streamed_writes_fill_a_buffer_before_it_goes(tmp_path):
+    """Aligned writes smaller than a buffer (``shutil.copyfile`` writes 64 KiB at a time)
+    are copied into one buffer until it is full: one piece sent and one spool write per
+    MiB, not per write. The bytes still in it count in the spool's size, and a read of
+    the spool hands it over first, so it sees them."""
+    from arcfs import upload
+    from arcfs.spool import Spool
+
+    sent: list[int] = []
+    received = bytearray()
+
+    def send(chunks):
+        for chunk in chunks:
+            sent.append(len(chunk))
+            received.extend(chunk)
+        return "md5"
+
+    spool = Spool(str(tmp_path), "/f.bin")
+    stream = spool.stream = upload.StreamingUpload(spool.fd, send, "f.bin",
+                                                   spool.pwrite_direct)
+    piece = 64 << 10
+    writes = [os.urandom(piece) for _ in range(40)]          # 2.5 MiB
+    for i, data in enumerate(writes):
+        assert ArcFS._stream_write(spool, stream, data, i * piece) == piece
+        assert spool.size() == (i + 1) * piece
+    whole = b"".join(writes)
+    assert spool.pread(len(whole), 0) == whole                # the half-full buffer too
+    spool.stream = None                                       # as the upload takes it
+    assert stream.finish(len(whole)) == (True, "md5")
+    assert bytes(received) == whole
+    assert sent == [1 << 20, 1 << 20, 512 << 10]
+    spool.discard()
+
+
 def test_direct_spool_writes_fall_back_where_o_direct_is_refused(tmp_path):
     """A write O_DIRECT refuses (EINVAL: here a buffer not aligned in memory; some file
     systems refuse O_DIRECT itself) goes through the page cache, as do later ones."""

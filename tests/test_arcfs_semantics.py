@@ -404,6 +404,27 @@ def test_s19_enotdir(d):
     assert errno_of(os.stat, os.path.join(d, "file", "x")) == errno.ENOTDIR
 
 
+def test_s2_a_file_written_by_sendfile_streams_whole(sqlite_server, mnt, d, tmp_path):
+    """``sendfile`` (``shutil.copyfile``) writes 64 KiB at a time, which fill the streamed
+    upload's MiB buffers: a read meanwhile sees every byte written so far, the server gets
+    them all."""
+    data = os.urandom((5 << 20) + 12345)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    f = os.path.join(d, "sent.bin")
+    with open(src, "rb") as source, open(f, "wb") as target:
+        half = (2 << 20) + (512 << 10)
+        assert os.sendfile(target.fileno(), source.fileno(), 0, half) == half
+        with open(f, "rb") as reader:
+            assert reader.read() == data[:half]
+        sent = half
+        while sent < len(data):
+            sent += os.sendfile(target.fileno(), source.fileno(), sent, len(data) - sent)
+        os.fsync(target.fileno())
+        with sqlite_server.client("alice") as c:
+            assert c.get(f"/arc/files/{rel(f, mnt)}").content == data
+
+
 def test_s20_readlink_of_non_link(d):
     with open(os.path.join(d, "file"), "w") as fh:
         fh.write("x")

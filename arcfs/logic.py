@@ -33,7 +33,7 @@ from .properties import (MTIME_PROP, UTIME_NOW, UTIME_OMIT, mtime_ns, mtime_stam
                          xattr_names, xattr_uri)
 from .reader import RangeReader
 from .spool import Spool
-from .upload import StreamingUpload, aligned
+from .upload import StreamingUpload
 from .writeback import WriteBack
 
 log = logging.getLogger("arcfs")
@@ -680,16 +680,17 @@ class ArcFS:
 
     @staticmethod
     def _stream_write(spool: Spool, stream: StreamingUpload, data: bytes, offset: int) -> int:
-        """A write while the file streams: an aligned one is copied into the upload's
-        buffers, sent from memory and written to the spool from there past the page cache,
-        both behind the writer's back; any other (or one no buffer is free for) goes to the
-        spool and is read back from it to be sent."""
-        if aligned(offset, len(data)) and stream.write(offset, data):
+        """A write while the file streams: copied into the upload's buffers, sent from
+        memory and written to the spool from there, both behind the writer's back; what
+        no buffer is free for goes to the spool and is read back from it to be sent."""
+        taken = stream.write(offset, data)
+        if taken:
             spool.written_behind()
-            return len(data)
-        written = spool.pwrite(data, offset)
-        stream.appended(offset, written)
-        return written
+        if taken == len(data):
+            return taken
+        written = spool.pwrite(memoryview(data)[taken:], offset + taken)
+        stream.appended(offset + taken, written)
+        return taken + written
 
     def _start_stream(self, spool: Spool) -> StreamingUpload:
         remote = self.remote(spool.path)

@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 
-from .upload import StreamingUpload
+from .upload import ALIGN, StreamingUpload
 
 
 class Spool:
@@ -54,8 +54,9 @@ class Spool:
 
     def pwrite_direct(self, buffer, offset: int) -> int:
         """Write a page-aligned buffer at an aligned offset past the page cache (O_DIRECT),
-        where the file system allows it (tmpfs does not: then through the page cache).
-        The kernel keeps both descriptors' views of the file coherent. Called by the
+        where the file system allows it (tmpfs does not: then through the page cache, as
+        a buffer of another length or offset goes). The kernel keeps both descriptors'
+        views of the file coherent. Called by the
         spooling thread of the streaming upload (upload.py); a failure, or a write short of
         the whole buffer, breaks the spool."""
         try:
@@ -68,6 +69,8 @@ class Spool:
             raise
 
     def _pwrite_direct(self, buffer, offset: int) -> int:
+        if offset % ALIGN or len(buffer) % ALIGN:   # a buffer handed over part-filled
+            return self._pwrite_cached(buffer, offset)
         if self.direct is None:
             try:
                 self.direct = os.open(self.name, os.O_WRONLY | os.O_DIRECT)

@@ -7,14 +7,14 @@ the bytes already queued (a seek back, a hole, a truncate) aborts the streaming 
 (the server discards an upload that did not complete), and ``close`` uploads the spool
 whole, as for any other file.
 
-The bytes are handed over in memory, not read back from the spool: a write whose offset
-and length are page-aligned (``dd``, ``cp``) is copied into one of a few reused,
-page-aligned buffers, which the upload sends from and a second thread writes into the
-spool with ``O_DIRECT`` (see ``Spool.pwrite_direct``) behind the writer's back: the write
-returns once copied. Smaller aligned writes fill one buffer in turn, which goes once full
-or once anyone needs the spool (``settle``, ``finish``): ``shutil.copyfile`` (sendfile)
-writes 64 KiB at a time, and one send, one spool write and two thread wake-ups for each
-made it run at 0.4x ``dd``'s rate with 3.5x its CPU. Measured on 1 GiB here, writing the spool through the page cache
+The bytes are handed over in memory, not read back from the spool: writes are copied
+into one of a few reused, page-aligned buffers of 1 MiB, which the upload sends from and a
+second thread writes into the spool with ``O_DIRECT`` (see ``Spool.pwrite_direct``) behind
+the writer's back: a write returns once copied. A buffer goes once full, or once anyone
+needs the spool (``settle``, ``finish``), so writes of any size cost a copy each: one
+send, one spool write and two thread wake-ups per write made ``shutil.copyfile``'s 64 KiB
+writes run at 0.4x ``dd``'s rate, and ``tar``'s 10 KiB ones (which were read back from
+the spool) at 0.07x. Measured on 1 GiB here, writing the spool through the page cache
 (fresh pages for every MiB) and reading it back cost more CPU than TLS and MD5 together;
 and waiting for each ``O_DIRECT`` write (1.3 ms per MiB) made the writer, not the upload,
 set the pace (arcfs at 0.46x curl's upload, the upload idle two thirds of the time). A
@@ -46,10 +46,6 @@ class Aborted(Exception):
     """The spool stopped being written sequentially."""
 
 
-def aligned(offset: int, length: int) -> bool:
-    return offset % ALIGN == 0 and length % ALIGN == 0 and 0 < length <= BUFFER
-
-
 class StreamingUpload:
     """Sends a spool's bytes as they are appended; ``finish`` waits for the result.
 
@@ -70,7 +66,7 @@ class StreamingUpload:
         self.final: int | None = None
         self.aborted = False
         self.cond = threading.Condition()
-        self.filling: list | None = None   # [offset, buffer, length]: being written into
+        self.filling: list | None = None   # [offset, buffer, length, capacity]: being filled
         self.free: list[mmap.mmap] = []
         self.made = 0                # aligned buffers allocated so far (up to BUFFERS)
         self.starved = False         # a write waited in vain: no more waits until one is free
@@ -83,38 +79,45 @@ class StreamingUpload:
                          name=f"arcfs-spool {what}").start()
 
     # ---- the writer's side --------------------------------------------------------------
-    def write(self, offset: int, data) -> bool:
-        """Take an aligned write (see ``aligned``) at the end of the bytes queued: copied
-        into the buffer being filled, or a fresh one when that is full; a full buffer goes
-        to be sent and spooled. False when not taken: no buffer is free, or the write is
-        not at the end (the upload is then aborted); the caller writes it into the spool.
-        Raises the error of an earlier write behind that failed."""
+    def write(self, offset: int, data) -> int:
+        """Take a write at the end of the bytes queued: copied into the buffer being
+        filled, and further ones as each fills; a full buffer goes to be sent and spooled.
+        Returns how many bytes were taken: all, fewer when no buffer is free (the caller
+        writes the rest into the spool, from where the upload reads it back), or none when
+        the write is not at the end (the upload is then aborted). Raises the error of an
+        earlier write behind that failed."""
+        view = memoryview(data).cast("B")
+        taken = 0
         with self.cond:
             self._raise_spool_error()
             if self.aborted or offset != self.end:
                 self.abort_locked()
-                return False
-            if self.filling is not None and self.filling[2] + len(data) > BUFFER:
-                self._hand_over_locked()
-            if self.filling is None:
-                buffer = self.buffer()
-                if buffer is None:
-                    return False
-                self.filling = [offset, buffer, 0]
-            _, buffer, length = self.filling
-            buffer[length:length + len(data)] = data
-            self.filling[2] += len(data)
-            self.end += len(data)
-            if self.filling[2] == BUFFER:
-                self._hand_over_locked()
-            return True
+                return 0
+            while taken < len(view) and not self.aborted:
+                if self.filling is None:
+                    buffer = self.buffer()
+                    if buffer is None:
+                        break
+                    start = offset + taken
+                    # one that starts off a page boundary ends on one, so that the next
+                    # starts on one (O_DIRECT takes only whole aligned pages)
+                    self.filling = [start, buffer, 0, BUFFER - start % ALIGN]
+                _, buffer, length, capacity = self.filling
+                n = min(capacity - length, len(view) - taken)
+                buffer[length:length + n] = view[taken:taken + n]
+                self.filling[2] += n
+                self.end += n
+                taken += n
+                if self.filling[2] == capacity:
+                    self._hand_over_locked()
+        return taken
 
     def _hand_over_locked(self) -> None:
         """The buffer being filled goes to the spooling thread and, unless the upload was
         aborted, to be sent."""
         if self.filling is None:
             return
-        offset, buffer, length = self.filling
+        offset, buffer, length, _ = self.filling
         self.filling = None
         if self.aborted:
             self.holds[id(buffer)] = 1
@@ -125,7 +128,7 @@ class StreamingUpload:
         self.cond.notify_all()
 
     def buffer(self) -> mmap.mmap | None:
-        """A free aligned buffer to copy a write into (then ``appended``), waiting a
+        """A free aligned buffer to copy writes into, waiting a
         moment while all are in flight; None when there is none (or the upload stopped)."""
         with self.cond:
             if not self.free and self.made < BUFFERS:

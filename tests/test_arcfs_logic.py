@@ -380,11 +380,11 @@ def test_cache_size_waits_for_queued_uploads_then_enospc(sqlite_server, tmp_path
 
 
 def test_streamed_writes_wait_for_buffers_then_go_through_the_page_cache(tmp_path):
-    """A streaming upload sends aligned writes from its few reused buffers (the spool gets
-    them with O_DIRECT); while the upload is stuck and all buffers are in flight, a write
-    waits a moment and then goes to the spool through the page cache, from where the upload
-    reads it back. Unaligned writes are always read back. The server gets every byte in
-    order either way."""
+    """A streaming upload sends writes from its few reused buffers (the spool gets them
+    with O_DIRECT); while the upload is stuck and all buffers are in flight, a write waits
+    a moment and then goes to the spool through the page cache, from where the upload
+    reads it back, as it does later writes until a buffer is free. The server gets every
+    byte in order either way."""
     from arcfs import upload
     from arcfs.spool import Spool
 
@@ -415,37 +415,44 @@ def test_streamed_writes_wait_for_buffers_then_go_through_the_page_cache(tmp_pat
     spool.discard()
 
 
-def test_small_aligned_streamed_writes_fill_a_buffer_before_it_goes(tmp_path):
-    """Aligned writes smaller than a buffer (``shutil.copyfile`` writes 64 KiB at a time)
-    are copied into one buffer until it is full: one piece sent and one spool write per
-    MiB, not per write. The bytes still in it count in the spool's size, and a read of
-    the spool hands it over first, so it sees them."""
+def test_small_streamed_writes_fill_a_buffer_before_it_goes(tmp_path):
+    """Writes smaller than a buffer (``tar`` writes 10 KiB at a time, ``shutil.copyfile``
+    64 KiB) are copied into one buffer until it is full: one piece sent and one spool
+    write per MiB, not per write. The bytes still in it count in the spool's size, and a
+    read of the spool hands it over first, so it sees them; the next buffer then ends on
+    a page boundary, so that the ones after it start on one (O_DIRECT)."""
     from arcfs import upload
     from arcfs.spool import Spool
 
-    sent: list[int] = []
+    sent: list[tuple[int, int]] = []
     received = bytearray()
 
     def send(chunks):
         for chunk in chunks:
-            sent.append(len(chunk))
+            sent.append((len(received), len(chunk)))
             received.extend(chunk)
         return "md5"
 
     spool = Spool(str(tmp_path), "/f.bin")
     stream = spool.stream = upload.StreamingUpload(spool.fd, send, "f.bin",
                                                    spool.pwrite_direct)
-    piece = 64 << 10
-    writes = [os.urandom(piece) for _ in range(40)]          # 2.5 MiB
+    piece = 10240
+    writes = [os.urandom(piece) for _ in range(400)]          # 3.9 MiB
+    whole = b"".join(writes)
     for i, data in enumerate(writes):
         assert ArcFS._stream_write(spool, stream, data, i * piece) == piece
         assert spool.size() == (i + 1) * piece
-    whole = b"".join(writes)
-    assert spool.pread(len(whole), 0) == whole                # the half-full buffer too
+        if i == 150:                                          # a read meanwhile
+            assert spool.pread(len(whole), 0) == whole[:(i + 1) * piece]
+    assert spool.pread(len(whole), 0) == whole
     spool.stream = None                                       # as the upload takes it
     assert stream.finish(len(whole)) == (True, "md5")
     assert bytes(received) == whole
-    assert sent == [1 << 20, 1 << 20, 512 << 10]
+    mib, read_at = 1 << 20, 151 * piece
+    aligned_from = read_at + mib - read_at % 4096
+    assert sent == [(0, mib), (mib, read_at - mib),           # handed over by the read
+                    (read_at, aligned_from - read_at),        # to a page boundary
+                    (aligned_from, mib), (aligned_from + mib, len(whole) - aligned_from - mib)]
     spool.discard()
 
 

@@ -21,7 +21,9 @@
   the same file (>= 0.8x; both a new node, PUT to the pre-authorized URL transfer
   negotiation hands out, on the server's data port, where arcfs and vcp send big files),
   with the CPU each side spent per GiB in the note (dd, the arcfs process and the server;
-  curl and the server): on 2 shared cores the total is what bounds the rate.
+  curl and the server): on 2 shared cores the total is what bounds the rate; and the same
+  write in `tar -x`'s 10 KiB pieces vs in 1 MiB ones (no target: shows the cost of a FUSE
+  request per write).
 - `ls -l` of a 10,000-entry directory on a fresh mount vs the same on a fresh `rclone mount`
   of `rclone serve webdav` of the same directory on the server's disk (arcfs time <= 1.0x;
   three rounds taken in turn, best of each);
@@ -64,6 +66,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 REREADS = 3   # each re-read takes ~0.15 s: the best of 3 keeps one descheduling out of it
 LS_ROUNDS = 3  # a cold `ls -l` is about a second: one sample swung 0.5x-1.3x between days
 READ_ROUNDS = 3  # the 1 GiB reads through arcfs and rclone, in turn
+TAR_WRITE = 10240  # bytes per write() of tar -x (its 20-block records)
 
 
 def ensure_tools() -> None:
@@ -227,6 +230,12 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
         cpu_arcfs, cpu_arcfs_server = cpu_seconds(pid) - before_arcfs, server_cpu() - before
         cpu_dd = children_cpu() - before_dd
         assert os.path.getsize(f"{home}/written.bin") == size
+        # the same in tar's 10 KiB pieces: a FUSE request each, 100,000 per GiB
+        before_arcfs = cpu_seconds(pid)
+        t_write_small = timed(["dd", f"if={big}", f"of={home}/pieces.bin", f"bs={TAR_WRITE}",
+                               "conv=fsync", "status=none"])
+        cpu_small = cpu_seconds(pid) - before_arcfs
+        assert os.path.getsize(f"{home}/pieces.bin") == size
     # Reads compare FUSE layers, not disks: the server's copy is in its page cache
     # (as the passthrough's source file is), each mount is fresh (its cache empty).
     # curl's GET into /dev/null of the URL arcfs reads a big file from (negotiated: the
@@ -330,6 +339,9 @@ def big_file(args, work: str, server, token: str) -> list[tuple[str, str, bool]]
                 f"best of {REREADS}, {reread_note}"),
         checked("write vs curl PUT", t_curl_put / t_write, 0.8,
                 note=f"curl PUT {mbs(t_curl_put):.0f} MiB/s; {write_cpu}"),
+        checked("write in tar's 10 KiB pieces vs 1 MiB", t_write / t_write_small, None,
+                note=f"{mbs(t_write_small):.0f} MiB/s, arcfs CPU {per_gib(cpu_small):.2f} "
+                f"s/GiB (1 MiB: {per_gib(cpu_arcfs):.2f}): a FUSE request per write"),
     ]
     os.unlink(os.path.join(src, "big.bin"))
     return results

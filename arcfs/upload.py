@@ -33,6 +33,7 @@ import collections
 import mmap
 import os
 import threading
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 CHUNK = 1 << 20          # bytes read back from the spool at a time
@@ -44,6 +45,16 @@ WAIT_FOR_BUFFER = 1.0    # seconds a write waits for a free buffer before the pa
 
 class Aborted(Exception):
     """The spool stopped being written sequentially."""
+
+
+@dataclass
+class _Filling:
+    """The buffer writes are being copied into: where it starts in the file, how many bytes
+    it holds and how many it takes."""
+    offset: int
+    buffer: mmap.mmap
+    length: int
+    capacity: int
 
 
 class StreamingUpload:
@@ -66,7 +77,7 @@ class StreamingUpload:
         self.final: int | None = None
         self.aborted = False
         self.cond = threading.Condition()
-        self.filling: list | None = None   # [offset, buffer, length, capacity]: being filled
+        self.filling: _Filling | None = None
         self.free: list[mmap.mmap] = []
         self.made = 0                # aligned buffers allocated so far (up to BUFFERS)
         self.starved = False         # a write waited in vain: no more waits until one is free
@@ -101,14 +112,14 @@ class StreamingUpload:
                     start = offset + taken
                     # one that starts off a page boundary ends on one, so that the next
                     # starts on one (O_DIRECT takes only whole aligned pages)
-                    self.filling = [start, buffer, 0, BUFFER - start % ALIGN]
-                _, buffer, length, capacity = self.filling
-                n = min(capacity - length, len(view) - taken)
-                buffer[length:length + n] = view[taken:taken + n]
-                self.filling[2] += n
+                    self.filling = _Filling(start, buffer, 0, BUFFER - start % ALIGN)
+                filling = self.filling
+                n = min(filling.capacity - filling.length, len(view) - taken)
+                filling.buffer[filling.length:filling.length + n] = view[taken:taken + n]
+                filling.length += n
                 self.end += n
                 taken += n
-                if self.filling[2] == capacity:
+                if filling.length == filling.capacity:
                     self._hand_over_locked()
         return taken
 
@@ -117,7 +128,7 @@ class StreamingUpload:
         aborted, to be sent."""
         if self.filling is None:
             return
-        offset, buffer, length, _ = self.filling
+        offset, buffer, length = self.filling.offset, self.filling.buffer, self.filling.length
         self.filling = None
         if self.aborted:
             self.holds[id(buffer)] = 1
@@ -128,8 +139,8 @@ class StreamingUpload:
         self.cond.notify_all()
 
     def buffer(self) -> mmap.mmap | None:
-        """A free aligned buffer to copy writes into, waiting a
-        moment while all are in flight; None when there is none (or the upload stopped)."""
+        """A free aligned buffer to copy writes into, waiting a moment while all are in
+        flight; None when there is none (or the upload stopped)."""
         with self.cond:
             if not self.free and self.made < BUFFERS:
                 self.made += 1
@@ -172,7 +183,7 @@ class StreamingUpload:
         size counts them."""
         with self.cond:
             if self.filling is not None:
-                return self.filling[0] + self.filling[2]
+                return self.filling.offset + self.filling.length
             return self.behind[-1][0] + self.behind[-1][2] if self.behind else 0
 
     def _raise_spool_error(self) -> None:

@@ -56,9 +56,8 @@ class Spool:
         """Write a page-aligned buffer at an aligned offset past the page cache (O_DIRECT),
         where the file system allows it (tmpfs does not: then through the page cache, as
         a buffer of another length or offset goes). The kernel keeps both descriptors'
-        views of the file coherent. Called by the
-        spooling thread of the streaming upload (upload.py); a failure, or a write short of
-        the whole buffer, breaks the spool."""
+        views of the file coherent. Called by the spooling thread of the streaming upload
+        (upload.py); a failure, or a write short of the whole buffer, breaks the spool."""
         try:
             written = self._pwrite_direct(buffer, offset)
             if written != len(buffer):
@@ -69,7 +68,8 @@ class Spool:
             raise
 
     def _pwrite_direct(self, buffer, offset: int) -> int:
-        if offset % ALIGN or len(buffer) % ALIGN:   # a buffer handed over part-filled
+        # a buffer handed over part-filled, or one started off a page boundary
+        if offset % ALIGN or len(buffer) % ALIGN:
             return self._pwrite_cached(buffer, offset)
         if self.direct is None:
             try:

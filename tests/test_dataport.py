@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -340,6 +341,25 @@ def test_vault_version_through_the_data_port(sqlite_server):
         url = endpoint(svc, path, "get")
         assert c.get(url).content == b"second"
         assert c.get(url, params={"version": "1"}).content == b"first"
+
+
+
+def test_tls_prefers_aes128_gcm_on_both_ports(sqlite_server):
+    """Both ports put TLS_AES_128_GCM_SHA256 first (a sixth less CPU per byte than
+    OpenSSL's first choice, AES-256, for server and client); a client that offers only
+    AES-256 still gets it."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    for port in (sqlite_server.port, sqlite_server.data_port):
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10)) as sock:
+            assert sock.version() == "TLSv1.3"
+            assert sock.cipher()[0] == "TLS_AES_128_GCM_SHA256"
+        only_256 = subprocess.run(
+            ["curl", "-sSk", "-v", "-o", "/dev/null", "--tls13-ciphers",
+             "TLS_AES_256_GCM_SHA384", f"https://127.0.0.1:{port}/reg/resource-caps"],
+            capture_output=True, text=True, timeout=30)
+        assert only_256.returncode == 0, only_256.stderr
+        assert "TLSv1.3 / TLS_AES_256_GCM_SHA384" in only_256.stderr
 
 
 @pytest.fixture

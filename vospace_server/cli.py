@@ -125,6 +125,7 @@ def _serve_here(args: argparse.Namespace, settings: Settings) -> int:
     from .deployment import Deployment
     from .http_guard import GuardedHttpToolsProtocol
     from .services.audit import configure_access_log
+    from .tls_suites import prefer_aes128
     from .uvicorn_tuning import raise_body_high_water
     from .workers import board_of, end_with_supervisor, inherited
 
@@ -146,6 +147,9 @@ def _serve_here(args: argparse.Namespace, settings: Settings) -> int:
                             log_level=args.log_level, server_header=False,
                             timeout_keep_alive=30, access_log=False,
                             timeout_graceful_shutdown=settings.shutdown_timeout, **ssl)
+    config.load()  # uvicorn's TLS context made now, to order its suites as the data port's
+    if config.ssl is not None:
+        prefer_aes128(config.ssl)
     try:
         MainServer(config, data_server, settings.shutdown_timeout).run(
             sockets=[main_socket] if main_socket else None)

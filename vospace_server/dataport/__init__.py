@@ -16,6 +16,7 @@ import ssl
 from ..config import Settings
 from ..deployment import Deployment
 from ..listeners import DATA_BACKLOG, listen
+from ..tls_suites import prefer_aes128
 from .routes import DataRoutes
 from .server import DataServer
 
@@ -31,6 +32,7 @@ def start_data_server(settings: Settings, deployment: Deployment,
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*cert)
+        prefer_aes128(context)
     listener = listener or listen(settings.host, settings.data_port, DATA_BACKLOG)
     return DataServer(DataRoutes(deployment), listener, context,
                       settings.header_timeout, settings.max_header_bytes).start()

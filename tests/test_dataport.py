@@ -344,6 +344,79 @@ def test_vault_version_through_the_data_port(sqlite_server):
 
 
 
+def stalled_download(url: str) -> ssl.SSLSocket:
+    """A TLS GET of ``url`` whose client reads the first bytes and then stops reading: the
+    server stays blocked in a send, part way through the file."""
+    parts = urlsplit(url)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", parts.port), timeout=30))
+    sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    return sock
+
+
+def mapped_files(server: Server, under: str) -> list[str]:
+    """Files under ``under`` that the server process has mapped into its memory."""
+    with open(f"/proc/{server.proc.pid}/maps") as maps:
+        return [line.split(None, 5)[5].strip() for line in maps
+                if len(line.split(None, 5)) == 6 and line.split(None, 5)[5].startswith(under)]
+
+
+def open_files(server: Server, under: str) -> list[str]:
+    fds = f"/proc/{server.proc.pid}/fd"
+    found = []
+    for fd in os.listdir(fds):
+        try:
+            found.append(os.readlink(f"{fds}/{fd}"))
+        except FileNotFoundError:  # closed meanwhile
+            continue
+    return [f for f in found if f.startswith(under)]
+
+
+def test_tls_downloads_map_vault_blobs_never_arc_files(svc):
+    """vault's blobs are never rewritten, so the data port encrypts them straight from a
+    mapping of the file, a window at a time, unmapped when the download ends or breaks.
+    arc's files can be truncated in place (a session writes /arc directly), and a
+    truncated mapping would end the whole server with SIGBUS: they are read into a buffer,
+    and a truncation mid-download only cuts that download short."""
+    server = svc.server
+    path = svc.unique()
+    data = os.urandom(48 * 1024 * 1024)  # far past what the socket buffers hold
+    with data_client() as c:
+        assert c.put(endpoint(svc, path, "put"), content=data).status_code == 201
+    failures = open(server.log_path).read().count("data port connection failed")
+    stores = {"vault": os.path.join(server.data_dir, "blobs"),
+              "arc": os.path.join(server.data_dir, "arc", *path.split("/"))}
+    store = stores[svc.name]
+    sock = stalled_download(endpoint(svc, path, "get"))
+    try:
+        if svc.name == "vault":
+            wait_until(lambda: mapped_files(server, store), 20, "a window of the blob mapped")
+            assert len(set(mapped_files(server, store))) == 1
+        else:
+            wait_until(lambda: open_files(server, store), 20, "the file open for the download")
+            assert mapped_files(server, store) == []
+            os.truncate(store, 1024 * 1024)  # as a program in a session may
+            received = 0
+            try:  # cut short: never padded, never hung (a timeout fails the test)
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except (ssl.SSLEOFError, ConnectionResetError):
+                pass
+            assert 0 < received < len(data)
+    finally:
+        sock.close()
+    wait_until(lambda: not mapped_files(server, store), 20, "the window unmapped")
+    assert mapped_files(server, store) == []
+    with data_client() as c:  # the server goes on
+        other = svc.unique()
+        assert c.put(endpoint(svc, other, "put"), content=data[:10_000_000]).status_code == 201
+        got = c.get(endpoint(svc, other, "get"), headers={"Range": "bytes=4097-"})
+        assert got.status_code == 206 and got.content == data[4097:10_000_000]
+    assert open(server.log_path).read().count("data port connection failed") == failures
+
+
 def test_tls_prefers_aes128_gcm_on_both_ports(sqlite_server):
     """Both ports put TLS_AES_128_GCM_SHA256 first (a sixth less CPU per byte than
     OpenSSL's first choice, AES-256, for server and client); a client that offers only

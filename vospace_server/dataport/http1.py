@@ -9,6 +9,8 @@ nginx here; see README "The data port").
 """
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import select
 import socket
@@ -27,6 +29,10 @@ REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 206: "
            507: "Insufficient Storage"}
 RECV = 256 * 1024
 SEND_BUFFER = 1024 * 1024  # TLS downloads: bytes read and encrypted per write
+# TLS downloads of immutable files: bytes per mapping of the file. Measured here, 1 GiB
+# against nginx (the data port preferring AES-128-GCM): 2 MiB 1.10x, 8 MiB 1.16-1.18x,
+# 32 MiB 1.12x; read into SEND_BUFFER instead, 1.08x.
+MAP_WINDOW = 8 * 1024 * 1024
 # Plain downloads: bytes per sendfile call. Measured here on loopback, 1 GiB against nginx
 # in the same run: 256 KiB per call 1.07-1.12x nginx, 512 KiB 0.93-0.97x, 1 MiB 0.83x,
 # 2 MiB 0.86x, the whole rest of the file per call (as before) 0.81x; 128 KiB no better
@@ -220,10 +226,12 @@ class Connection:
         self.sock.sendall(data)
         self.sent += len(data)
 
-    def send_file(self, fd: int, offset: int, count: int) -> None:
+    def send_file(self, fd: int, offset: int, count: int, immutable: bool = False) -> None:
         """``count`` bytes of ``fd`` from ``offset``: ``sendfile`` on a plain socket (no
-        copy through Python), else positional reads into the connection's buffer and TLS
-        writes."""
+        copy through Python); with TLS, from a mapping of the file when it is
+        ``immutable`` (OpenSSL encrypts straight from the page cache: the copy into a
+        buffer is a fifth of the CPU per byte), else positional reads into the
+        connection's buffer."""
         end = offset + count
         if not self.tls:
             while offset < end:
@@ -239,6 +247,9 @@ class Connection:
                 offset += sent
                 self.sent += sent
             return
+        if immutable:
+            self._send_mapped(fd, offset, end)
+            return
         if self._send_buffer is None:
             self._send_buffer = memoryview(bytearray(SEND_BUFFER))
         buffer = self._send_buffer
@@ -248,6 +259,24 @@ class Connection:
                 raise ClientGone("the file ended early")
             self.send_body(buffer[:got])
             offset += got
+
+    def _send_mapped(self, fd: int, offset: int, end: int) -> None:
+        """Bytes ``offset`` to ``end`` of ``fd`` (a file no one truncates: see
+        ``FileReadHandle``), a window at a time; ``MAP_POPULATE`` maps a window's pages in
+        one call instead of a page fault per 64 KiB."""
+        while offset < end:
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            length = min(MAP_WINDOW, end - start)
+            window = mmap.mmap(fd, length, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE,
+                               prot=mmap.PROT_READ, offset=start)
+            try:
+                self.send_body(memoryview(window)[offset - start:])
+            finally:
+                # Unmapped now, or (the send failed) once the exception that still holds
+                # a view of it is dropped.
+                with contextlib.suppress(BufferError):
+                    window.close()
+            offset = start + length
 
     def linger(self, request: Request) -> None:
         """Before closing with a request body unread: read (and drop) up to ``LINGER`` bytes

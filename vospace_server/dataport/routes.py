@@ -142,7 +142,7 @@ def _send(conn: Connection, reply: ReadReply, handle: ReadHandle) -> None:
             return
         conn.send_head(reply.status, reply.headers)
         if isinstance(handle, FileReadHandle):
-            conn.send_file(handle.fd, reply.start, reply.length)
+            conn.send_file(handle.fd, reply.start, reply.length, handle.immutable)
             return
         offset, end = reply.start, reply.start + reply.length
         while offset < end:  # another store (S3): its own reads

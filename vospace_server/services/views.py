@@ -46,7 +46,8 @@ def _made(tree: NodeTree, node: Node, view: View,
         fd = os.dup(out.fileno())
     finally:
         out.close()
-    return FileReadHandle(fd, os.fstat(fd).st_size, md5_of_fd(fd), time.time()), media
+    return FileReadHandle(fd, os.fstat(fd).st_size, md5_of_fd(fd), time.time(),
+                          immutable=True), media
 
 
 def view_reply(tree: NodeTree, node: Node, view: View, version: int | None,

@@ -173,12 +173,19 @@ class ReadHandle(Protocol):
 
 
 class FileReadHandle:
-    """An open regular file; ``read`` is a positional read, so one handle serves any range."""
+    """An open regular file; ``read`` is a positional read, so one handle serves any range.
+
+    ``immutable``: no one changes or truncates the file while it is open (vault's blobs, a
+    view made for one request), so the data port may send it from a mapping of the file
+    (a truncated mapping would end the server with SIGBUS: never for arc's files, which
+    sessions write in place)."""
 
     direct_url = None
 
-    def __init__(self, fd: int, size: int, md5: str | None, mtime: float) -> None:
+    def __init__(self, fd: int, size: int, md5: str | None, mtime: float,
+                 immutable: bool = False) -> None:
         self.fd, self.size, self.md5, self.mtime = fd, size, md5, mtime
+        self.immutable = immutable
 
     def read(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)

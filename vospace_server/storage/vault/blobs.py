@@ -89,7 +89,7 @@ class LocalBlobStore:
 
     def open(self, key: str, md5: str | None, mtime: float, filename: str = "") -> FileReadHandle:
         fd = os.open(self.path(key), os.O_RDONLY | os.O_CLOEXEC)
-        return FileReadHandle(fd, os.fstat(fd).st_size, md5, mtime)
+        return FileReadHandle(fd, os.fstat(fd).st_size, md5, mtime, immutable=True)
 
     def delete(self, key: str) -> None:
         held = release.hold(self.path(key))  # its blocks freed after the answer

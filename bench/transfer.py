@@ -1,7 +1,7 @@
 """Data-path benchmark: every figure is a ratio to a reference measured in the same run.
 
     .venv/bin/python bench/transfer.py [--size-mib 1024] [--small 10000] [--services vault,arc]
-        [--fits-mib 1024] [--copy-pairs 4] [--only-copies]
+        [--fits-mib 1024] [--copy-pairs 4] [--only-copies] [--only-downloads]
 
 1. Download of a 1 GiB file with curl from the URL transfer negotiation hands out (the data
    port, as vcp and the CADC client use it) vs from nginx (as Debian ships it: no kernel
@@ -9,7 +9,10 @@
    and both over plain HTTP (both use sendfile then): best of seven rounds that take
    nginx, vault and arc in turn, so the reference and each server see the same minutes of
    a machine whose speed drifts (the median of the rounds' own ratios printed beside it).
-   Target: >= 1.0x.
+   Target: >= 1.0x. Over TLS, the cipher each negotiates is printed, and a second nginx
+   that puts AES-128-GCM first, as our server does, takes its turn in the same rounds:
+   the ratio to it (no target) shows how much of a lead is the cipher.
+   ``--only-downloads`` runs just this.
 2. Verified durable upload of 1 GiB (curl PUT to the negotiated URL with its Content-MD5;
    the server hashes, fsyncs and publishes before answering) vs the limit of such a write:
    the slower of (the faster of ``dd conv=fsync`` and ``dd oflag=direct conv=fsync``) into
@@ -59,6 +62,7 @@ from bench.cpu import children_cpu, cpu_seconds  # noqa: E402
 from bench.summary import record  # noqa: E402
 from tests.cluster import run_nginx  # noqa: E402
 from tests.harness import VOSPACE, Server, free_port, make_server, wait_for  # noqa: E402
+from vospace_server.tls_suites import SUITES  # noqa: E402
 from vosclient.client import Client  # noqa: E402
 
 HOMES = {"vault": "alice", "arc": "home/alice"}
@@ -70,6 +74,11 @@ NGINX_SERVERS = """
     server {{ listen 127.0.0.1:{port}; root {root}; }}
     server {{ listen 127.0.0.1:{tls_port} ssl; root {root};
              ssl_certificate {cert}; ssl_certificate_key {key}; }}
+    server {{ listen 127.0.0.1:{aes128_port} ssl; root {root};
+             ssl_certificate {cert}; ssl_certificate_key {key};
+             ssl_protocols TLSv1.2 TLSv1.3; ssl_prefer_server_ciphers on;
+             ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384;
+             ssl_conf_command Ciphersuites {suites}; }}
 """
 
 
@@ -126,11 +135,25 @@ def start_plain(server: Server) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def start_nginx(nginx: str, root: str, cert: str, key: str, work: str) -> tuple[subprocess.Popen, int, int]:
-    port, tls_port = free_port(), free_port()
-    servers = NGINX_SERVERS.format(port=port, tls_port=tls_port, root=root, cert=cert, key=key)
-    proc = run_nginx(work, servers, f"http://127.0.0.1:{port}/", workers=1, nginx=nginx)
-    return proc, port, tls_port
+def start_nginx(nginx: str, root: str, cert: str, key: str,
+                work: str) -> tuple[subprocess.Popen, dict[str, int]]:
+    """nginx serving ``root`` on three ports: plain HTTP, HTTPS as Debian ships it (the
+    reference), and HTTPS preferring AES-128-GCM as our server does (for comparison)."""
+    ports = {"http": free_port(), "https": free_port(), "aes128": free_port()}
+    servers = NGINX_SERVERS.format(port=ports["http"], tls_port=ports["https"],
+                                   aes128_port=ports["aes128"], root=root, cert=cert,
+                                   key=key, suites=SUITES)
+    proc = run_nginx(work, servers, f"http://127.0.0.1:{ports['http']}/", workers=1,
+                     nginx=nginx)
+    return proc, ports
+
+
+def cipher_of(url: str) -> str:
+    """The TLS version and cipher curl gets from ``url``."""
+    out = subprocess.run(["curl", "-sSk", "-v", "-o", "/dev/null", url], capture_output=True,
+                         text=True).stderr
+    return next((line.split("using ", 1)[1] for line in out.splitlines()
+                 if "SSL connection using" in line), "?")
 
 
 def bulk_file(path: str, mib: int) -> None:
@@ -473,6 +496,8 @@ def main() -> int:
     parser.add_argument("--copy-pairs", type=int, default=6,
                         help="pairs of blocks in the two-copies comparison (at least 2: "
                         "each of the two servers runs both configurations)")
+    parser.add_argument("--only-downloads", action="store_true",
+                        help="run only the download comparison")
     parser.add_argument("--only-copies", action="store_true",
                         help="run only the two-copies comparison")
     args = parser.parse_args()
@@ -481,6 +506,8 @@ def main() -> int:
                      "copy and two copies in turn, a pair each")
     if args.only_copies:
         return copies_only(args.size_mib, args.copy_pairs)
+    if args.only_downloads:
+        args.small = args.fits_mib = 0
     services = args.services.split(",")
     nginx = ensure_nginx()
     root = tempfile.mkdtemp(prefix="vospace-bench-transfer-")
@@ -503,6 +530,9 @@ def main() -> int:
         print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         for service in services:
             path = f"{HOMES[service]}/big.bin"
+            if args.only_downloads:  # the file to download, and no upload measured
+                curl("-T", src, negotiated(server.url, token, service, path, push=True))
+                continue
             for scheme, base in bases.items():
                 url = negotiated(base, token, service, path, push=True)
                 parts = upload_rounds(src, server.data_dir, url, md5,
@@ -537,32 +567,45 @@ def main() -> int:
                               f"CPU-bound {cores:.0f} MB/s; load {os.getloadavg()[0]:.1f}"):
                     misses.append(f"{service} {scheme} upload")
 
-        if "vault" in services and not two_copies_met(root, src, size, args.copy_pairs):
+        if "vault" in services and not args.only_downloads and not two_copies_met(root, src, size, args.copy_pairs):
             misses.append("vault upload with two copies")
 
         # Download: nginx serves the very file arc stores, from the same disk.
-        nginx_proc, port, tls_port = start_nginx(
+        nginx_proc, nginx_ports = start_nginx(
             nginx, os.path.join(server.data_dir, "arc", "home", "alice"),
             os.path.join(server.data_dir, "tls-cert.pem"),
             os.path.join(server.data_dir, "tls-key.pem"), root)
-        for scheme, nginx_port in (("https", tls_port), ("http", port)):
-            urls = {"nginx": f"{scheme}://127.0.0.1:{nginx_port}/big.bin"}
+        for scheme in ("https", "http"):
+            urls = {"nginx": f"{scheme}://127.0.0.1:{nginx_ports[scheme]}/big.bin"}
+            if scheme == "https":
+                urls["nginx-aes128"] = f"https://127.0.0.1:{nginx_ports['aes128']}/big.bin"
             urls.update((service, negotiated(bases[scheme], token, service,
                                              f"{HOMES[service]}/big.bin", push=False))
                          for service in services)
+            if scheme == "https":
+                print("TLS: " + "; ".join(f"{name} {cipher_of(url)}" for name, url in urls.items()))
             times = interleaved(urls)
             ref = min(times["nginx"])
             print(f"nginx {scheme:5} download: {size / ref / 1e6:8.1f} MB/s")
+            # For comparison only: how much of the lead is the cipher (nginx given the
+            # same order of suites as ours), how much the rest.
+            same_cipher = ""
+            if "nginx-aes128" in times:
+                ref128 = min(times["nginx-aes128"])
+                print(f"nginx set to AES-128-GCM first: {size / ref128 / 1e6:8.1f} MB/s")
             for service in services:
                 down = min(times[service])
                 ratio = ref / down
                 paired = statistics.median(n / s for n, s in zip(times["nginx"], times[service]))
+                if "nginx-aes128" in times:
+                    same_cipher = f"; {ref128 / down:.2f}x nginx set to AES-128-GCM first"
                 print(f"{service:5} download ({scheme:5}): {size / down / 1e6:8.1f} MB/s  "
                       f"= {ratio:.2f}x nginx (target >= {DOWNLOAD_TARGET}); median of the "
-                      f"{len(times[service])} rounds' own ratios {paired:.2f}x")
+                      f"{len(times[service])} rounds' own ratios {paired:.2f}x{same_cipher}")
                 if not record(f"{service} {args.size_mib} MiB download ({scheme}) vs nginx", ratio,
                               DOWNLOAD_TARGET, note=f"nginx {size / ref / 1e6:.0f} MB/s; median "
-                              f"of rounds {paired:.2f}x; load {os.getloadavg()[0]:.1f}"):
+                              f"of rounds {paired:.2f}x{same_cipher}; "
+                              f"load {os.getloadavg()[0]:.1f}"):
                     misses.append(f"{service} {scheme} download")
 
         for service in services if args.small else ():

@@ -568,7 +568,8 @@ def main() -> int:
                               f"CPU-bound {cores:.0f} MB/s; load {os.getloadavg()[0]:.1f}"):
                     misses.append(f"{service} {scheme} upload")
 
-        if "vault" in services and not args.only_downloads and not two_copies_met(root, src, size, args.copy_pairs):
+        if "vault" in services and not args.only_downloads \
+                and not two_copies_met(root, src, size, args.copy_pairs):
             misses.append("vault upload with two copies")
 
         # Download: nginx serves the very file arc stores, from the same disk.

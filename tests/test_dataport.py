@@ -257,8 +257,8 @@ def test_client_vanishing_mid_upload_leaves_nothing(svc):
     assert node_state(svc.server, svc.name, path) == (old, hashlib.md5(old).hexdigest())
 
 
-def open_deleted_files(server: Server) -> list[str]:
-    """Files of the server's data directory it holds open though they have no name left."""
+def open_files(server: Server, under: str) -> list[str]:
+    """Files under ``under`` that the server process holds open."""
     fds = f"/proc/{server.proc.pid}/fd"
     found = []
     for fd in os.listdir(fds):
@@ -266,9 +266,14 @@ def open_deleted_files(server: Server) -> list[str]:
             target = os.readlink(f"{fds}/{fd}")
         except FileNotFoundError:  # closed meanwhile
             continue
-        if target.startswith(server.data_dir) and target.endswith(" (deleted)"):
+        if target.startswith(under):
             found.append(target)
     return found
+
+
+def open_deleted_files(server: Server) -> list[str]:
+    """Files of the server's data directory it holds open though they have no name left."""
+    return [f for f in open_files(server, server.data_dir) if f.endswith(" (deleted)")]
 
 
 def test_replaced_and_deleted_bytes_are_let_go(svc):
@@ -343,7 +348,6 @@ def test_vault_version_through_the_data_port(sqlite_server):
         assert c.get(url, params={"version": "1"}).content == b"first"
 
 
-
 def stalled_download(url: str) -> ssl.SSLSocket:
     """A TLS GET of ``url`` whose client reads the first bytes and then stops reading: the
     server stays blocked in a send, part way through the file."""
@@ -359,19 +363,10 @@ def stalled_download(url: str) -> ssl.SSLSocket:
 def mapped_files(server: Server, under: str) -> list[str]:
     """Files under ``under`` that the server process has mapped into its memory."""
     with open(f"/proc/{server.proc.pid}/maps") as maps:
-        return [line.split(None, 5)[5].strip() for line in maps
-                if len(line.split(None, 5)) == 6 and line.split(None, 5)[5].startswith(under)]
-
-
-def open_files(server: Server, under: str) -> list[str]:
-    fds = f"/proc/{server.proc.pid}/fd"
-    found = []
-    for fd in os.listdir(fds):
-        try:
-            found.append(os.readlink(f"{fds}/{fd}"))
-        except FileNotFoundError:  # closed meanwhile
-            continue
-    return [f for f in found if f.startswith(under)]
+        # address, permissions, offset, device, inode, then the path when there is one
+        paths = [fields[5].strip() for fields in (line.split(None, 5) for line in maps)
+                 if len(fields) == 6]
+    return [path for path in paths if path.startswith(under)]
 
 
 def test_tls_downloads_map_vault_blobs_never_arc_files(svc):

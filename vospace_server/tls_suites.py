@@ -24,12 +24,15 @@ KNOWN_LAYOUTS = {(3, 11), (3, 12), (3, 13)}  # where PySSLContext starts with SS
 def prefer_aes128(context: ssl.SSLContext) -> bool:
     """Put AES-128-GCM first among ``context``'s TLS 1.3 suites (the server's order wins:
     Python sets ``OP_CIPHER_SERVER_PREFERENCE``); whether it took."""
-    if sys.version_info[:2] not in KNOWN_LAYOUTS or sys.implementation.name != "cpython":
-        return False
+    took = sys.version_info[:2] in KNOWN_LAYOUTS and sys.implementation.name == "cpython" \
+        and _set_suites(context) and context.get_ciphers()[0]["name"] == SUITES.split(":")[0]
+    if not took:
+        log.warning("TLS 1.3 suites left in OpenSSL's order (AES-256-GCM first)")
+    return took
+
+
+def _set_suites(context: ssl.SSLContext) -> bool:
     openssl = ctypes.CDLL(ssl._ssl.__file__)  # its libssl, found through its dependencies
     openssl.SSL_CTX_set_ciphersuites.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     ssl_ctx = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
-    if not ssl_ctx or openssl.SSL_CTX_set_ciphersuites(ssl_ctx, SUITES.encode()) != 1:
-        log.warning("TLS 1.3 suites left in OpenSSL's order")
-        return False
-    return context.get_ciphers()[0]["name"] == SUITES.split(":")[0]
+    return bool(ssl_ctx) and openssl.SSL_CTX_set_ciphersuites(ssl_ctx, SUITES.encode()) == 1
